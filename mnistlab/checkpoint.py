@@ -1,0 +1,140 @@
+"""Checkpoints: weights in safetensors with a JSON description in the file's header; never pickled.
+
+A model checkpoint (`model.safetensors`) holds everything needed to rebuild and use the model:
+architecture name and arguments, input standardisation, class names, data set, seed, training
+config, validation metrics and versions. A training state (`state.safetensors`) adds the optimiser
+and RNG state so that `--resume` continues exactly where training stopped.
+"""
+
+import json
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from .errors import MnistlabError
+from .files import write_bytes
+from .models import Classifier, build
+
+FORMAT = "mnistlab/1"
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.safetensors"
+
+
+def versions() -> dict:
+    def version(package):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"mnistlab": version("mnistlab"), "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _save(path, tensors: dict, meta: dict):
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {"format": FORMAT, **meta}
+    write_bytes(path, safetensors_bytes(tensors, metadata={"mnistlab": json.dumps(meta)}))
+
+
+def _load(path) -> tuple[dict, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise MnistlabError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise MnistlabError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        meta = json.loads(header["mnistlab"])
+        if meta.get("format") != FORMAT:
+            raise KeyError
+    except (KeyError, json.JSONDecodeError):
+        raise MnistlabError(f"{path}: not an mnistlab checkpoint (no {FORMAT} metadata)") from None
+    return tensors, meta
+
+
+def model_meta(model: Classifier, name: str, args: dict, classes, dataset: str, **extra) -> dict:
+    return {
+        "model": {"name": name, "args": args, "params": sum(p.numel() for p in model.parameters())},
+        # Consumers feed (N, 1, 28, 28) float pixels x/255, white ink on black; the model standardises.
+        "input": {"shape": [1, 28, 28], "scale": 1 / 255, "mean": model.mean, "std": model.std},
+        "classes": list(classes),
+        "dataset": dataset,
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }
+
+
+def save_model(path, model: Classifier, meta: dict):
+    _save(path, model.net.state_dict(), meta)
+
+
+def resolve(path) -> Path:
+    """A run folder or a checkpoint file -> the checkpoint file."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / MODEL_FILE).is_file():
+            raise MnistlabError(f"{path}: no {MODEL_FILE} in this folder (is it a run folder?)")
+        return path / MODEL_FILE
+    if not path.exists():
+        raise MnistlabError(f"{path}: no such run folder or checkpoint")
+    return path
+
+
+def load_model(path, device="cpu") -> tuple[Classifier, dict]:
+    """Rebuild a model from a run folder or checkpoint file. Returns (model in eval mode, metadata)."""
+    tensors, meta = _load(resolve(path))
+    try:
+        spec = meta["model"]
+        model = build(spec["name"], spec.get("args"), meta["input"]["mean"], meta["input"]["std"])
+        model.net.load_state_dict(tensors, strict=True)
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise MnistlabError(f"{path}: checkpoint does not match its architecture ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), meta
+
+
+# --- Training state for --resume ------------------------------------------------------------------
+
+
+def save_state(path, model: Classifier, optimizer: torch.optim.Optimizer, info: dict):
+    """Model, optimiser and RNG state after an epoch; `info` (JSON) holds epoch, history and the rest."""
+    tensors = {f"model.{k}": v for k, v in model.net.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars = {}
+    for i, state in opt["state"].items():
+        for k, v in state.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{i}.{k}"] = v
+            else:
+                scalars[f"{i}.{k}"] = v
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"optimizer": {"param_groups": opt["param_groups"], "scalars": scalars}, **info}
+    _save(path, tensors, meta)
+
+
+def load_state(path, model: Classifier, optimizer: torch.optim.Optimizer) -> dict:
+    tensors, meta = _load(path)
+    state: dict = {}
+    for key, v in tensors.items():
+        kind, _, rest = key.partition(".")
+        if kind == "optim":
+            i, k = rest.split(".", 1)
+            state.setdefault(int(i), {})[k] = v
+    for key, v in meta["optimizer"]["scalars"].items():
+        i, k = key.split(".", 1)
+        state.setdefault(int(i), {})[k] = v
+    try:
+        model.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    except (ValueError, RuntimeError) as e:
+        raise MnistlabError(f"{path}: training state does not match this model ({str(e).splitlines()[0]})") from None
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta

@@ -1,0 +1,275 @@
+"""The `mnistlab` command: parses arguments and calls the package's functions, nothing more."""
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from .errors import MnistlabError
+
+TRAIN_HELP = {
+    "model": "model name (see `mnistlab models`)",
+    "model_args": "architecture argument KEY=VALUE, repeatable (e.g. width=64)",
+    "dataset": "data set: mnist, fashion-mnist or kmnist",
+    "epochs": "number of epochs",
+    "batch_size": "images per training step",
+    "optimizer": "adam, adamw or sgd (Nesterov momentum 0.9)",
+    "lr": "learning rate",
+    "weight_decay": "weight decay",
+    "val_fraction": "fraction of the training set held out for validation",
+    "stratify": "stratify the validation split by class",
+    "standardize": "standardise inputs with the training split's mean and std (--no-standardize: x/255 only)",
+    "patience": "early stopping: stop after this many epochs without a better validation loss",
+    "train_limit": "train on a seeded random subset of this many images (quick runs)",
+    "seed": "random seed (same seed, same numbers on CPU)",
+    "device": "auto (cuda, then mps, then cpu), cpu, cuda, mps",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _model_arg(text: str):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _add_train_options(p: argparse.ArgumentParser):
+    """One option per TrainConfig field: the dataclass is the single source of defaults."""
+    from .train import TrainConfig
+
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.name != "model_args" else None
+        helptext = TRAIN_HELP[f.name] + ("" if default is None or default is False else f" (default: {default})")
+        if f.name == "model_args":
+            p.add_argument("--model-arg", dest="model_args", type=_model_arg, action="append", default=[],
+                           metavar="KEY=VALUE", help=helptext)
+        elif isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=helptext)
+        elif f.name in ("patience", "train_limit"):
+            p.add_argument(flag, type=_positive_int, default=None, help=helptext)
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=helptext)
+
+
+def _add_data_dir(p):
+    p.add_argument("--data-dir", help="folder holding the data set's IDX files (default: $MNISTLAB_DATA, "
+                                      "else ~/.cache/mnistlab/NAME, downloaded on first use)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="mnistlab", description="Train, judge and use handwritten-digit classifiers.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    p = sub.add_parser("explore", help="look at a data set: shapes, class balance, samples, pixel statistics")
+    p.add_argument("--dataset", default="mnist", help="data set name (default: mnist)")
+    _add_data_dir(p)
+    p.add_argument("--out", help="folder for the figures (default: runs/explore-DATASET)")
+    p.set_defaults(func=cmd_explore)
+
+    p = sub.add_parser("train", help="train a model, then evaluate it and write its report")
+    _add_train_options(p)
+    _add_data_dir(p)
+    p.add_argument("--out", help="run folder (default: runs/TIMESTAMP-MODEL)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (default: the newest run under runs/) from its last epoch")
+    p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                   help="skip the test-set evaluation and report after training")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test-set metrics, figures, metrics.json and probs.npy for a model")
+    p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
+    _add_data_dir(p)
+    p.add_argument("--out", help="folder for the results (default: the checkpoint's folder)")
+    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N test images")
+    p.add_argument("--device", default="cpu", help="device (default: cpu)")
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not rewrite report.html")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="write a run's self-contained HTML report")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--out", help="HTML file to write (default: RUN/report.html)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("predict", help="read digits in your own PNG/JPEG images")
+    p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--top", type=_positive_int, default=3, help="how many classes to show (default: 3)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--save-preprocessed", metavar="DIR", help="also save the 28x28 images the model sees")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("models", help="list the models mnistlab can train")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def cmd_explore(args):
+    from rich.table import Table
+
+    from .data import load
+    from .explore import write_overview
+
+    out = Path(args.out or f"runs/explore-{args.dataset}")
+    summary = write_overview(load(args.dataset, args.data_dir), out)
+    console = _console()
+    s, px = summary["shapes"], summary["pixels"]
+    console.print(f"[bold]{summary['dataset']}[/]: train images {s['train_images']} {summary['dtypes']['images']}, "
+                  f"labels {s['train_labels']}; test images {s['test_images']}, labels {s['test_labels']}")
+    console.print(f"pixels: min {px['min']}, max {px['max']}, mean {px['mean']:.4f} and std {px['std']:.4f} "
+                  f"(scaled to [0, 1]), {px['fraction_zero']:.1%} zero")
+    table = Table("class", "train", "test", title="Images per class")
+    for i, c in enumerate(summary["classes"]):
+        table.add_row(c, f"{summary['counts']['train'][i]:,}", f"{summary['counts']['test'][i]:,}")
+    console.print(table)
+    console.print(f"figures in {out}/")
+
+
+def _newest_run() -> Path:
+    runs = sorted(Path("runs").glob("*/state.safetensors"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise MnistlabError("no run to resume under runs/; name one with --out")
+    return runs[-1].parent
+
+
+def cmd_train(args):
+    from .data import load
+    from .evaluate import evaluate
+    from .explore import write_overview
+    from .report import write_report
+    from .train import TrainConfig, default_run_dir, train
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    cfg.model_args = dict(args.model_args)
+    cfg.check()
+    out = Path(args.out) if args.out else (_newest_run() if args.resume else default_run_dir(cfg))
+    console = _console()
+    console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
+    console.print(f"run folder: {out}")
+    data = load(cfg.dataset, args.data_dir)
+    if not args.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        write_overview(data, out)
+    history = train(cfg, out, data=data, resume=args.resume, console=console)
+    best = min(history, key=lambda r: r["val_loss"])
+    console.print(f"trained {len(history)} epochs in {sum(r['seconds'] for r in history):.1f} s; "
+                  f"kept epoch {best['epoch']} (val_loss {best['val_loss']:.4f}, "
+                  f"val_accuracy {best['val_accuracy']:.2%}) in {out}/model.safetensors")
+    if args.evaluate:
+        m = evaluate(out, data_dir=args.data_dir, data=data)
+        console.print(f"test accuracy {m['test_accuracy']:.2%}, test loss {m['test_loss']:.4f} "
+                      f"({m['misclassified']} of {m['n']:,} misclassified)")
+    console.print(f"report: {write_report(out)}")
+
+
+def cmd_evaluate(args):
+    from rich.table import Table
+
+    from .evaluate import evaluate
+    from .report import write_report
+    from .train import pick_device
+
+    m = evaluate(args.model, args.out, args.data_dir, args.limit, pick_device(args.device))
+    console = _console()
+    console.print(f"test accuracy {m['test_accuracy']:.2%}  top-2 {m['top2_accuracy']:.2%}  "
+                  f"loss {m['test_loss']:.4f}  AUROC macro {m['auroc_macro']:.5f} micro {m['auroc_micro']:.5f}  "
+                  f"({m['misclassified']} of {m['n']:,} misclassified)")
+    table = Table("class", "precision", "recall", "F1", "support", title="Classification report")
+    report = m["classification_report"]
+    for name in list(m["auroc"]) + ["macro avg", "weighted avg"]:
+        r = report[name]
+        table.add_row(name, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1-score']:.4f}", f"{r['support']:,}")
+    console.print(table)
+    pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in m["most_confused"][:5])
+    console.print(f"most confused: {pairs or 'none'}")
+    out = Path(args.out) if args.out else Path(m["checkpoint"]).parent
+    console.print(f"results in {out}/")
+    if args.report:
+        console.print(f"report: {write_report(out)}")
+
+
+def cmd_report(args):
+    from .report import write_report
+
+    print(f"report: {write_report(args.run, args.out)}")
+
+
+def cmd_predict(args):
+    from PIL import Image
+
+    from .checkpoint import load_model
+    from .predict import open_image, predict_files, to_mnist
+
+    model, meta = load_model(args.model)
+    results = predict_files(model, meta, args.images, args.top)
+    if args.save_preprocessed:
+        out = Path(args.save_preprocessed)
+        out.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            if "top" in r:
+                Image.fromarray(to_mnist(open_image(r["file"]))).save(out / (Path(r["file"]).stem + ".png"))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error'].split(': ', 1)[-1]}")
+            elif r["blank"]:
+                print(f"{r['file']}: no digit (no ink found)")
+            else:
+                print(f"{r['file']}: " + "  ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"]))
+    return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_models(args):
+    from .models import MODELS, build, count_params, describe
+
+    for name in MODELS:
+        print(f"{name:10} {count_params(build(name)):>10,} params  {describe(name)}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except MnistlabError as e:
+        print(f"mnistlab: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("mnistlab: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # disk full, permission denied, ...: the user's environment, not a bug
+        print(f"mnistlab: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""MNIST-format data sets: the IDX reader, checksums, mirrors, the local cache and the validation split."""
+
+import gzip
+import hashlib
+import os
+import struct
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import MnistlabError
+from .files import atomic_path
+
+# The four files every MNIST-format data set ships, by role.
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+# IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT"): data is big-endian.
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 1 << 31  # 2 GiB: far above any MNIST-format file, far below a decompression bomb
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """What a file is checked against: SHA-256 of its decompressed content where we know it,
+    otherwise the MD5 of the .gz file as its publishers list it."""
+
+    sha256: str | None = None
+    gz_md5: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    classes: tuple[str, ...]
+    mirrors: tuple[str, ...]
+    checksums: dict  # file name (without .gz) -> Checksum
+    system_dirs: tuple[str, ...] = ()  # where an OS package may have installed the files
+
+
+DATASETS = {
+    spec.name: spec
+    for spec in [
+        DatasetSpec(
+            name="mnist",
+            classes=tuple(str(d) for d in range(10)),
+            mirrors=(
+                "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                "http://yann.lecun.com/exdb/mnist/",
+            ),
+            checksums={
+                "train-images-idx3-ubyte": Checksum("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+                "train-labels-idx1-ubyte": Checksum("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+                "t10k-images-idx3-ubyte": Checksum("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+                "t10k-labels-idx1-ubyte": Checksum("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+            },
+        ),
+        # Content hashes computed from Debian's dataset-fashion-mnist (upstream git 55506a9).
+        DatasetSpec(
+            name="fashion-mnist",
+            classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+            mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+            checksums={
+                "train-images-idx3-ubyte": Checksum("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+                "train-labels-idx1-ubyte": Checksum("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+                "t10k-images-idx3-ubyte": Checksum("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+                "t10k-labels-idx1-ubyte": Checksum("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+            },
+            system_dirs=("/usr/share/datasets/fashion-mnist",),
+        ),
+        # Kuzushiji-MNIST (Clanuwat et al. 2018): its publishers list MD5s of the .gz files.
+        DatasetSpec(
+            name="kmnist",
+            classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+            mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+            checksums={
+                "train-images-idx3-ubyte": Checksum(gz_md5="bdb82020997e1d708af4cf47b453dcf7"),
+                "train-labels-idx1-ubyte": Checksum(gz_md5="e144d726b3acfaa3e44228e80efcd344"),
+                "t10k-images-idx3-ubyte": Checksum(gz_md5="5c965bf0a639b31b8f53240b1b52f4d7"),
+                "t10k-labels-idx1-ubyte": Checksum(gz_md5="7320c461ea6c1c855c0b718fb2a4b134"),
+            },
+        ),
+    ]
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise MnistlabError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+# --- The IDX format -------------------------------------------------------------------------------
+
+
+def _read_exact(f, n: int, what: str) -> bytes:
+    buf = f.read(n)
+    if len(buf) != n:
+        raise MnistlabError(f"{what}: truncated IDX file (wanted {n} bytes, got {len(buf)})")
+    return buf
+
+
+def read_idx(path) -> tuple[np.ndarray, str]:
+    """Read an IDX file, gzipped or raw. Returns the array and the SHA-256 of the decompressed bytes.
+
+    The header says how many bytes follow, so we read exactly that much: a truncated file, trailing
+    bytes or an absurd size are errors, and a gzip bomb is never decompressed past the header's size.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as raw:
+            is_gzip = raw.read(2) == b"\x1f\x8b"
+        f = gzip.open(path, "rb") if is_gzip else open(path, "rb")
+        with f:
+            header = _read_exact(f, 4, path.name)
+            zero, type_code, ndim = struct.unpack(">HBB", header)
+            if zero != 0 or type_code not in IDX_TYPES or ndim == 0:
+                raise MnistlabError(f"{path.name}: not an IDX file (bad magic number {header.hex()})")
+            dims_bytes = _read_exact(f, 4 * ndim, path.name)
+            dims = struct.unpack(f">{ndim}I", dims_bytes)
+            dtype = np.dtype(IDX_TYPES[type_code])
+            size = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+            if size > MAX_IDX_BYTES:
+                raise MnistlabError(f"{path.name}: IDX header claims {size} bytes of data, refusing")
+            body = _read_exact(f, size, path.name)
+            if f.read(1):
+                raise MnistlabError(f"{path.name}: wrong size, data continues past the {dims} the header declares")
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        if isinstance(e, FileNotFoundError):
+            raise MnistlabError(f"{path}: no such file") from None
+        raise MnistlabError(f"{path.name}: cannot read ({e})") from None
+    for part in (header, dims_bytes, body):
+        digest.update(part)
+    array = np.frombuffer(body, dtype=dtype).reshape(dims)
+    return array.astype(dtype.newbyteorder("=")), digest.hexdigest()
+
+
+def md5_file(path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path, checksum: Checksum) -> np.ndarray:
+    """Read an IDX file and check it; a mismatch names the file and both hashes."""
+    array, sha256 = read_idx(path)
+    if checksum.sha256 and sha256 != checksum.sha256:
+        raise MnistlabError(f"{path}: checksum mismatch, SHA-256 of content is {sha256}, expected {checksum.sha256}")
+    if checksum.gz_md5 and (got := md5_file(path)) != checksum.gz_md5:
+        raise MnistlabError(f"{path}: checksum mismatch, MD5 of file is {got}, expected {checksum.gz_md5}")
+    return array
+
+
+# --- Finding and downloading the files ------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnistlab"
+
+
+def resolve_data_dir(spec: DatasetSpec, data_dir=None) -> Path:
+    """Where a data set's files live: --data-dir, else $MNISTLAB_DATA, else an OS package's folder,
+    else the user cache (~/.cache/mnistlab/NAME)."""
+    if data_dir or os.environ.get("MNISTLAB_DATA"):
+        return Path(data_dir or os.environ["MNISTLAB_DATA"]).expanduser()
+    for d in spec.system_dirs:
+        if (Path(d) / (FILES["train_images"] + ".gz")).exists():
+            return Path(d)
+    return default_cache_dir() / spec.name
+
+
+def _find(directory: Path, name: str) -> Path | None:
+    for candidate in (directory / f"{name}.gz", directory / name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def download(name: str, checksum: Checksum, mirrors, directory: Path, timeout: float = 30.0,
+             progress: bool = True) -> Path:
+    """Fetch `name`.gz from each mirror in turn into `directory`, verified before it appears there.
+
+    Each attempt streams into a temporary file beside the target; only a file whose checksum
+    matches is renamed into place, so an interrupted or corrupt download leaves nothing behind.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    target = directory / f"{name}.gz"
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + f"/{name}.gz"
+        try:
+            with atomic_path(target) as tmp:
+                with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                                  TransferSpeedColumn(), transient=True, disable=not progress) as bar:
+                        task = bar.add_task(f"{name}.gz", total=total)
+                        for chunk in iter(lambda: response.read(1 << 16), b""):
+                            out.write(chunk)
+                            bar.advance(task, len(chunk))
+                verify(tmp, checksum)
+            return target
+        except MnistlabError as e:
+            failures.append(f"{url}: {str(e).split(': ', 1)[-1]}")
+        except (OSError, ValueError) as e:  # URLError, timeouts, IncompleteRead, refused connections
+            failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
+    raise MnistlabError(f"could not download {name}.gz from any mirror: " + "; ".join(failures))
+
+
+def fetch(spec: DatasetSpec, data_dir=None, progress: bool = True) -> dict[str, Path]:
+    """A local path for each of the data set's four files, downloading the missing ones."""
+    directory = resolve_data_dir(spec, data_dir)
+    paths = {}
+    for role, name in FILES.items():
+        path = _find(directory, name)
+        if path is None:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise MnistlabError(f"{name} not found in {directory} and cannot create it ({e.strerror})") from None
+            path = download(name, spec.checksums[name], spec.mirrors, directory, progress=progress)
+        paths[role] = path
+    return paths
+
+
+# --- The data set as tensors ----------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    """A whole MNIST-format data set in memory: images uint8 (N, 28, 28), labels int64 (N,)."""
+
+    name: str
+    classes: tuple[str, ...]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+def load(name: str = "mnist", data_dir=None, progress: bool = True) -> Data:
+    spec = get_spec(name)
+    arrays = {}
+    for role, path in fetch(spec, data_dir, progress).items():
+        arrays[role] = verify(path, spec.checksums[path.name.removesuffix(".gz")])
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise MnistlabError(f"{name}: {split} images {images.shape} do not match labels {labels.shape}")
+        if labels.min() < 0 or labels.max() >= len(spec.classes):
+            raise MnistlabError(f"{name}: {split} labels outside 0..{len(spec.classes) - 1}")
+    return Data(
+        name=name,
+        classes=spec.classes,
+        train_images=torch.from_numpy(arrays["train_images"].astype(np.uint8)),
+        train_labels=torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+        test_images=torch.from_numpy(arrays["test_images"].astype(np.uint8)),
+        test_labels=torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+    )
+
+
+def split_indices(labels: torch.Tensor, val_fraction: float, seed: int, stratify: bool = False):
+    """Hold a seeded validation split out of the training set. Returns (train_idx, val_idx).
+
+    With `stratify`, each class gives the same fraction, so class balance is kept exactly.
+    """
+    if not 0 <= val_fraction < 1:
+        raise MnistlabError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    g = torch.Generator().manual_seed(seed)
+    if not stratify:
+        perm = torch.randperm(len(labels), generator=g)
+        n_val = round(val_fraction * len(labels))
+        return perm[n_val:].sort().values, perm[:n_val].sort().values
+    train, val = [], []
+    for c in labels.unique():
+        idx = (labels == c).nonzero().squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n_val = round(val_fraction * len(idx))
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+

@@ -1,0 +1,160 @@
+"""The model registry: the seed notebooks' three networks and a modern batch-normalised CNN.
+
+Every network takes images of shape (B, 1, 28, 28) and returns logits (B, num_classes).
+`Classifier` wraps one with the input standardisation it was trained with, so that every consumer
+(evaluate, predict, serve, export) feeds plain pixels scaled to [0, 1].
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import MnistlabError
+
+
+def keras_init(module: nn.Module, kernel: str = "glorot_uniform"):
+    """Initialise like the seeds' Keras layers: Glorot-uniform kernels (or N(0, 0.05) for
+    kernel_initializer='normal'), zero biases. PyTorch's defaults train noticeably differently."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            if kernel == "normal":
+                nn.init.normal_(m.weight, std=0.05)
+            else:
+                nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class FNN(nn.Module):
+    """Seed 001's feed-forward net: 784-784-128-10 with ReLU (717,210 parameters)."""
+
+    def __init__(self, num_classes: int = 10, hidden: int = 128):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 784)
+        self.fc2 = nn.Linear(784, hidden)
+        self.head = nn.Linear(hidden, num_classes)
+        keras_init(self, "normal")
+
+    def forward(self, x):
+        x = x.flatten(1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.head(x)
+
+
+class CNNSmall(nn.Module):
+    """Seed 000's CNN: Conv32-Pool-Conv64-Pool-Dropout-Dense10 (34,826 parameters)."""
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.5):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)  # 28 -> 26, pooled to 13
+        self.conv2 = nn.Conv2d(32, 64, 3)  # 13 -> 11, pooled to 5
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(64 * 5 * 5, num_classes)
+        keras_init(self)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.head(self.drop(x.flatten(1)))
+
+
+class CNN(nn.Module):
+    """Seed 001's CNN: Conv64-Pool-Dropout-Dense128-Dense10 (1,386,506 parameters)."""
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.5, hidden: int = 128):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 64, 3)  # 28 -> 26, pooled to 13
+        self.drop = nn.Dropout(dropout)
+        self.fc1 = nn.Linear(64 * 13 * 13, hidden)
+        self.head = nn.Linear(hidden, num_classes)
+        keras_init(self)
+
+    def forward(self, x):
+        x = self.drop(F.max_pool2d(F.relu(self.conv1(x)), 2))
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.head(x)
+
+
+class ConvBlock(nn.Sequential):
+    """3x3 convolution, batch norm, ReLU: the unit of most fast CIFAR/MNIST trainers (e.g. airbench)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class BNCNN(nn.Module):
+    """A modern VGG-style CNN with batch norm (288,170 parameters at width 32).
+
+    Three stages of two conv blocks, each stage max-pooled (28 -> 14 -> 7 -> 3), then global max
+    pooling and a linear head."""
+
+    def __init__(self, num_classes: int = 10, width: int = 32, dropout: float = 0.0):
+        super().__init__()
+        w = [width, 2 * width, 4 * width]
+        self.stage1 = nn.Sequential(ConvBlock(1, w[0]), ConvBlock(w[0], w[0]))
+        self.stage2 = nn.Sequential(ConvBlock(w[0], w[1]), ConvBlock(w[1], w[1]))
+        self.stage3 = nn.Sequential(ConvBlock(w[1], w[2]), ConvBlock(w[2], w[2]))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(w[2], num_classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.stage1(x), 2)
+        x = F.max_pool2d(self.stage2(x), 2)
+        x = F.max_pool2d(self.stage3(x), 2)
+        x = torch.amax(x, dim=(2, 3))
+        return self.head(self.drop(x))
+
+
+MODELS = {"fnn": FNN, "cnn-small": CNNSmall, "cnn": CNN, "bn-cnn": BNCNN}
+
+
+class Classifier(nn.Module):
+    """A network plus its input standardisation: (B, 1, 28, 28) pixels in [0, 1] -> logits.
+
+    `mean` and `std` are architecture facts stored in the checkpoint's metadata, not weights.
+    """
+
+    def __init__(self, net: nn.Module, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        self.net = net
+        self.mean, self.std = mean, std
+
+    def forward(self, x):
+        if self.mean != 0.0 or self.std != 1.0:
+            x = (x - self.mean) / self.std
+        return self.net(x)
+
+
+def build(name: str, args: dict | None = None, mean: float = 0.0, std: float = 1.0) -> Classifier:
+    if name not in MODELS:
+        raise MnistlabError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    try:
+        net = MODELS[name](**(args or {}))
+    except TypeError as e:
+        raise MnistlabError(f"bad arguments for model {name!r}: {e}") from None
+    return Classifier(net, mean, std)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe(name: str) -> str:
+    """First line of a model's docstring, for --help and `mnistlab models`."""
+    return (MODELS[name].__doc__ or "").strip().splitlines()[0]
+
+
+
+def pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, 28, 28) -> float model input (N, 1, 28, 28) in [0, 1]."""
+    return images.unsqueeze(1).float().div_(255)
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Run `model` in eval mode over `x` in batches; returns logits (N, num_classes)."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else None
+    model.train(was_training)
+    return out
