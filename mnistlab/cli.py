@@ -162,12 +162,13 @@ def cmd_train(args):
     from .evaluate import evaluate
     from .explore import write_overview
     from .report import write_report
-    from .train import TrainConfig, default_run_dir, train
+    from .train import TrainConfig, check_run_dir, default_run_dir, train
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     cfg.model_args = dict(args.model_args)
     cfg.check()
     out = Path(args.out) if args.out else (_newest_run() if args.resume else default_run_dir(cfg))
+    check_run_dir(out, args.resume)
     console = _console()
     console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
     console.print(f"run folder: {out}")
@@ -177,7 +178,7 @@ def cmd_train(args):
         write_overview(data, out)
     history = train(cfg, out, data=data, resume=args.resume, console=console)
     best = min(history, key=lambda r: r["val_loss"])
-    console.print(f"trained {len(history)} epochs in {sum(r['seconds'] for r in history):.1f} s; "
+    console.print(f"trained {len(history)} epoch{'s' * (len(history) > 1)} in {sum(r['seconds'] for r in history):.1f} s; "
                   f"kept epoch {best['epoch']} (val_loss {best['val_loss']:.4f}, "
                   f"val_accuracy {best['val_accuracy']:.2%}) in {out}/model.safetensors")
     if args.evaluate:
@@ -233,13 +234,16 @@ def cmd_predict(args):
         for r in results:
             if "top" in r:
                 Image.fromarray(to_mnist(open_image(r["file"]))).save(out / (Path(r["file"]).stem + ".png"))
+    for r in results:
+        if "error" in r:
+            print(f"mnistlab: error: {r['error']}", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
             if "error" in r:
-                print(f"{r['file']}: error: {r['error'].split(': ', 1)[-1]}")
-            elif r["blank"]:
+                continue
+            if r["blank"]:
                 print(f"{r['file']}: no digit (no ink found)")
             else:
                 print(f"{r['file']}: " + "  ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"]))

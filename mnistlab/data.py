@@ -210,9 +210,13 @@ def download(name: str, checksum: Checksum, mirrors, directory: Path, timeout: f
                     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                                   TransferSpeedColumn(), transient=True, disable=not progress) as bar:
                         task = bar.add_task(f"{name}.gz", total=total)
+                        received = 0
                         for chunk in iter(lambda: response.read(1 << 16), b""):
                             out.write(chunk)
+                            received += len(chunk)
                             bar.advance(task, len(chunk))
+                    if total and received < total:
+                        raise OSError(f"connection closed after {received} of {total} bytes")
                 verify(tmp, checksum)
             return target
         except MnistlabError as e:

@@ -131,12 +131,13 @@ def build(run_dir) -> str:
                       ["AUROC, micro", f"{metrics['auroc_micro']:.6f}"]]),
                   "<h3>Classification report</h3>",
                   _table(["class", "precision", "recall", "F1", "support", "AUROC"], rows),
+                  "<h3>Confusion matrix and ROC curves</h3>",
                   '<div class="row">' + _img(run / "confusion_matrix.png", "confusion matrix")
                   + _img(run / "roc.png", "ROC curves") + "</div>",
                   "<h3>Most confused pairs</h3>",
                   _table(["true", "predicted as", "count"],
                          [[p["true"], p["predicted"], p["count"]] for p in metrics["most_confused"]]),
-                  _img(run / "misclassified.png", "misclassified test images")]
+                  "<h3>Mistakes</h3>", _img(run / "misclassified.png", "misclassified test images")]
     parts.append('<p class="note">Made by mnistlab. Figures are embedded; this file needs no network.</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>mnistlab: {escape(run.resolve().name)}</title><style>{CSS}</style></head><body>"

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint
-from .data import Data, load, split_indices
+from .data import Data, get_spec, load, split_indices
 from .errors import MnistlabError
 from .files import write_text
-from .models import build, logits_of, pixels
+from .models import MODELS, build, logits_of, pixels
 
 
 @dataclass
@@ -43,6 +43,9 @@ class TrainConfig:
     def check(self):
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise MnistlabError("epochs, batch size and learning rate must be positive")
+        if self.model not in MODELS:
+            raise MnistlabError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
+        get_spec(self.dataset)
         if self.optimizer not in OPTIMIZERS:
             raise MnistlabError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         if self.patience is not None and self.patience < 1:
@@ -83,6 +86,15 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model}"
+
+
+def check_run_dir(out_dir, resume: bool):
+    """A new run must not overwrite a trained model; a resumed one needs its saved state."""
+    out_dir = Path(out_dir)
+    if resume and not (out_dir / checkpoint.STATE_FILE).exists():
+        raise MnistlabError(f"{out_dir}: nothing to resume (no {checkpoint.STATE_FILE})")
+    if not resume and (out_dir / checkpoint.MODEL_FILE).exists():
+        raise MnistlabError(f"{out_dir} already holds a trained model; use --resume or another --out")
 
 
 def evaluate_split(model, x, y) -> tuple[float, float]:
@@ -126,12 +138,9 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     The test split is never touched here: model selection and early stopping use validation only.
     """
     cfg.check()
+    check_run_dir(out_dir, resume)
     out_dir = Path(out_dir)
     state_path = out_dir / checkpoint.STATE_FILE
-    if resume and not state_path.exists():
-        raise MnistlabError(f"{out_dir}: nothing to resume (no {checkpoint.STATE_FILE})")
-    if not resume and (out_dir / checkpoint.MODEL_FILE).exists():
-        raise MnistlabError(f"{out_dir} already holds a trained model; use --resume or another --out")
     if resume:  # the run's own config wins, except for the number of epochs, which may be extended
         saved = TrainConfig.from_dict(json.loads((out_dir / "config.json").read_text()))
         cfg = TrainConfig(**{**asdict(saved), "epochs": cfg.epochs, "device": cfg.device})
@@ -184,6 +193,8 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
                 seen = min((step + 1) * bs, n)
                 progress.step(loss_sum.item() / seen, correct.item() / seen)
         seconds = time.perf_counter() - t0
+        if not torch.isfinite(loss_sum):
+            raise MnistlabError(f"training diverged in epoch {epoch} (loss is not finite); lower the learning rate")
         val_loss, val_acc = evaluate_split(model, x_val, y_val)
         row = dict(epoch=epoch, loss=loss_sum.item() / n, accuracy=correct.item() / n, val_loss=val_loss,
                    val_accuracy=val_acc, seconds=seconds, lr=optimizer.param_groups[0]["lr"])

@@ -1,0 +1,107 @@
+"""The `mnistlab` command end to end, and every user mistake as one clear line with a non-zero exit."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from mnistlab.cli import main
+from mnistlab.evaluate import FIGURES as EVAL_FIGURES
+from mnistlab.explore import FIGURES as DATA_FIGURES
+
+
+def test_train_evaluate_report_end_to_end(trained_run):
+    """`mnistlab train` (the session fixture) on real MNIST: cnn-small, one epoch on 20,000 images."""
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["n"] == 10_000
+    assert metrics["test_accuracy"] > 0.95, metrics["test_accuracy"]
+    for name in DATA_FIGURES + EVAL_FIGURES + ("curves.png",):
+        assert (trained_run / name).stat().st_size > 5_000, name
+    for name in ("config.json", "history.json", "data.json", "model.safetensors", "probs.npy"):
+        assert (trained_run / name).stat().st_size > 0
+    html = (trained_run / "report.html").read_text()
+    # Self-contained: every figure embedded, nothing fetched from the network.
+    assert html.count('src="data:image/png;base64,') == len(DATA_FIGURES + EVAL_FIGURES) + 1
+    assert not re.search(r'(src|href)="(http|//)', html)
+    for text in ("Confusion", "Classification report", "Most confused", "Configuration", f"{metrics['test_accuracy']:.2%}"):
+        assert text in html
+
+
+def test_evaluate_limit_and_report_commands(trained_run, mnist_dir, tmp_path, capsys):
+    assert main(["evaluate", str(trained_run / "model.safetensors"), "--limit", "500", "--data-dir", str(mnist_dir),
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "Classification report" in out
+    assert json.loads((tmp_path / "metrics.json").read_text())["n"] == 500
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_explore_command(mnist_dir, tmp_path, capsys):
+    assert main(["explore", "--data-dir", str(mnist_dir), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "[60000, 28, 28]" in out and "6,742" in out  # shape and the count of ones
+    for name in DATA_FIGURES:
+        assert (tmp_path / name).stat().st_size > 5_000
+
+
+def test_predict_text_output(trained_run, mnist, tmp_path, capsys):
+    Image.fromarray(255 - mnist.test_images[1].numpy()).resize((300, 300)).save(tmp_path / "two.png")
+    assert main(["predict", str(trained_run), str(tmp_path / "two.png"), "--top", "2",
+                 "--save-preprocessed", str(tmp_path / "seen")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(r".*two\.png: 2 \d+\.\d%  \d \d+\.\d%", line), line
+    assert Image.open(tmp_path / "seen" / "two.png").size == (28, 28)
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+def errors(tmp_path, trained_run, mnist_dir):
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 100)
+    (tmp_path / "notes.txt").write_text("not an image")
+    return {
+        "missing checkpoint": (["evaluate", str(tmp_path / "nope")], "no such run folder or checkpoint"),
+        "corrupt checkpoint": (["evaluate", str(tmp_path / "garbage.safetensors")], "not a readable safetensors"),
+        "not a run folder": (["predict", str(tmp_path), "x.png"], "no model.safetensors in this folder"),
+        "unknown model": (["train", "--model", "resnet9000", "--data-dir", str(mnist_dir)], "unknown model"),
+        "unknown data set": (["explore", "--dataset", "cifar10"], "unknown data set 'cifar10'"),
+        "undecodable image": (["predict", str(trained_run), str(tmp_path / "notes.txt")], "cannot decode image"),
+        "missing image": (["predict", str(trained_run), str(tmp_path / "none.png")], "no such file or folder"),
+        "bad option": (["train", "--epochs", "many"], "invalid int value"),
+        "bad limit": (["evaluate", str(trained_run), "--limit", "0"], "at least 1"),
+        "unknown command": (["fly"], "invalid choice"),
+        "resume nothing": (["train", "--resume", "--out", str(tmp_path / "norun")], "nothing to resume"),
+        "bad model arg": (["train", "--model-arg", "width", "--data-dir", str(mnist_dir)], "expected KEY=VALUE"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing checkpoint", "corrupt checkpoint", "not a run folder", "unknown model",
+                                  "unknown data set", "undecodable image", "missing image", "bad option",
+                                  "bad limit", "unknown command", "resume nothing", "bad model arg"])
+def test_user_errors_are_one_line(case, tmp_path, trained_run, mnist_dir):
+    args, message = errors(tmp_path, trained_run, mnist_dir)[case]
+    result = run_cli(*args, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in lines[0] and lines[0].startswith("mnistlab")
+
+
+def test_offline_without_data_is_a_clear_error(tmp_path):
+    """No data directory and no network: every mirror fails, said in one line."""
+    env_cache = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "MNISTLAB_DATA": ""}
+    # Every request goes to a proxy port where nothing listens, so each mirror fails at once.
+    result = subprocess.run([sys.executable, "-m", "mnistlab", "explore", "--dataset", "kmnist"],
+                            capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                            env={**os.environ, **env_cache,
+                                 "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "could not download train-images-idx3-ubyte.gz" in result.stderr
+    assert list((tmp_path / "cache" / "mnistlab" / "kmnist").iterdir()) == []

@@ -1,0 +1,46 @@
+"""The model registry: the seeds' parameter counts are facts, and every model maps images to logits."""
+
+import pytest
+import torch
+
+from mnistlab import models
+from mnistlab.errors import MnistlabError
+
+
+@pytest.mark.parametrize("name, params", [
+    ("fnn", 717_210),  # seed 001's model.summary()
+    ("cnn-small", 34_826),  # seed 000's model.summary()
+    ("cnn", 1_386_506),  # seed 001's cnn_model.summary()
+    ("bn-cnn", 288_170),
+])
+def test_parameter_counts(name, params):
+    assert models.count_params(models.build(name)) == params
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_images_to_logits(name):
+    model = models.build(name, {"num_classes": 7}).eval()
+    assert model(torch.rand(5, 1, 28, 28)).shape == (5, 7)
+
+
+def test_standardisation_is_part_of_the_model():
+    torch.manual_seed(0)
+    model = models.build("cnn-small", mean=0.13, std=0.31).eval()
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(model(x), model.net((x - 0.13) / 0.31))
+
+
+def test_unknown_model_and_bad_arguments():
+    with pytest.raises(MnistlabError, match="unknown model 'resnet9000'"):
+        models.build("resnet9000")
+    with pytest.raises(MnistlabError, match="bad arguments"):
+        models.build("bn-cnn", {"depth": 3})
+
+
+def test_logits_of_batches_and_restores_mode():
+    model = models.build("bn-cnn").train()
+    x = torch.rand(2500, 1, 28, 28)
+    out = models.logits_of(model, x, batch_size=1000)
+    assert out.shape == (2500, 10) and model.training
+    model.eval()
+    assert torch.allclose(out[:10], model(x[:10]), atol=1e-5)

@@ -1,0 +1,93 @@
+"""Own images: real MNIST test digits drawn large, inverted and off-centre are read correctly."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistlab import predict
+from mnistlab.checkpoint import load_model
+from mnistlab.cli import main
+from mnistlab.errors import MnistlabError
+
+N = 100
+
+
+def as_photo(digit: np.ndarray, i: int) -> Image.Image:
+    """A 28x28 MNIST digit as a person's image: black ink on white, scaled up, placed off-centre on a
+    larger canvas of varying size and aspect."""
+    big = Image.fromarray(255 - digit).resize((28 * 8, 28 * 8), Image.BICUBIC)
+    canvas = Image.new("L", (300 + 7 * (i % 5), 260 + 11 * (i % 3)), 255)
+    canvas.paste(big, (10 + 5 * (i % 7), 15 + 3 * (i % 4)))
+    return canvas.convert("RGB") if i % 2 else canvas
+
+
+@pytest.fixture(scope="module")
+def photos(mnist, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(N):
+        suffix = ".jpg" if i % 3 == 0 else ".png"
+        as_photo(mnist.test_images[i].numpy(), i).save(folder / f"{i:03d}{suffix}", quality=90)
+    return folder
+
+
+def test_preprocessing_recovers_mnist_convention(mnist):
+    for i in range(20):
+        digit = mnist.test_images[i].numpy()
+        again = predict.to_mnist(as_photo(digit, i))
+        assert again.shape == (28, 28) and again.dtype == np.uint8 and again.max() == 255
+        # The digit comes back centred by mass, in a 20-pixel box, close to the original.
+        ys, xs = np.indices(again.shape)
+        assert abs((ys * again).sum() / again.sum() - 13.5) < 0.75
+        assert abs((xs * again).sum() / again.sum() - 13.5) < 0.75
+        rows, cols = np.nonzero(again > 40)
+        assert max(np.ptp(rows), np.ptp(cols)) + 1 in (19, 20, 21)
+        assert np.abs(again.astype(int) - digit.astype(int)).mean() < 30
+
+
+def test_big_inverted_digits_are_classified_correctly(trained_run, mnist, photos):
+    model, meta = load_model(trained_run)
+    results = predict.predict_files(model, meta, [photos])
+    assert len(results) == N and not any("error" in r or r["blank"] for r in results)
+    predicted = np.array([int(r["top"][0]["class"]) for r in results])
+    accuracy = (predicted == mnist.test_labels[:N].numpy()).mean()
+    assert accuracy >= 0.95, accuracy
+    assert all(abs(sum(t["probability"] for t in r["top"]) - 1) < 0.5 for r in results)
+
+
+def test_blank_images_are_reported_as_blank(tmp_path, trained_run, capsys):
+    Image.new("L", (400, 300), 255).save(tmp_path / "white.png")
+    Image.new("RGB", (64, 64), (30, 30, 30)).save(tmp_path / "dark.jpg")
+    noise = np.random.default_rng(0).integers(230, 256, (200, 200), dtype=np.uint8)  # faint paper texture
+    Image.fromarray(noise).save(tmp_path / "paper.png")
+    assert main(["predict", str(trained_run), str(tmp_path), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["blank"] for r in results] == [True, True, True] and not any("top" in r for r in results)
+
+
+def test_transparent_drawing_and_thin_strokes(mnist):
+    """A thin black stroke on a transparent canvas (what a drawing app saves) is thickened and read."""
+    digit = mnist.test_images[0].numpy()  # a 7
+    big = np.asarray(Image.fromarray(digit).resize((560, 560), Image.BICUBIC))
+    thin = (big > 250).astype(np.uint8)  # only the core of the stroke: a hairline
+    rgba = np.zeros((560, 560, 4), np.uint8)
+    rgba[..., 3] = thin * 255
+    out = predict.to_mnist(Image.fromarray(rgba, "RGBA"))
+    assert out is not None
+    assert (out > 128).sum() > 60  # thickened to a real stroke, not a faint hairline
+
+
+def test_undecodable_and_oversized_images(tmp_path, monkeypatch):
+    (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(MnistlabError, match="cannot decode"):
+        predict.open_image(tmp_path / "fake.png")
+    buf = io.BytesIO()
+    Image.new("L", (300, 200)).save(buf, "GIF")
+    with pytest.raises(MnistlabError, match="not a PNG or JPEG"):
+        predict.open_image(buf.getvalue())
+    monkeypatch.setattr(predict, "MAX_PIXELS", 100 * 100)
+    Image.new("L", (101, 100)).save(tmp_path / "big.png")
+    with pytest.raises(MnistlabError, match="larger than"):
+        predict.open_image(tmp_path / "big.png")
