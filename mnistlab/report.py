@@ -22,7 +22,7 @@ th, td { padding: .25em .7em; border-bottom: 1px solid #eee; text-align: right; 
 th:first-child, td:first-child { text-align: left; } th { background: #fafafa; }
 tr.best td { background: #eef8ee; font-weight: 600; }
 img { max-width: 100%; height: auto; display: block; margin: .6em 0; }
-.row { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.row { display: flex; gap: 1em; align-items: flex-start; } .row img { max-width: 49%; }
 .note { color: #666; font-size: .85em; }
 code { background: #f3f3f3; padding: 0 .3em; border-radius: 3px; }
 """
@@ -78,7 +78,7 @@ def build(run_dir) -> str:
     if history:
         best = min(history, key=lambda r: r["val_loss"])
         cards += [_card(f"{best['val_accuracy']:.2%}", f"validation accuracy (epoch {best['epoch']})"),
-                  _card(f"{sum(r['seconds'] for r in history):.1f} s", f"training, {len(history)} epochs")]
+                  _card(f"{sum(r['seconds'] for r in history):.1f} s", f"training, {len(history)} epoch{'s' * (len(history) > 1)}")]
     if "params" in model:
         cards.append(_card(f"{model['params']:,}", "parameters"))
     parts.append('<div class="cards">' + "".join(cards) + "</div>")
@@ -118,14 +118,14 @@ def build(run_dir) -> str:
         report = metrics["classification_report"]
         names = list(metrics["auroc"])
         rows = [[n, f"{report[n]['precision']:.4f}", f"{report[n]['recall']:.4f}", f"{report[n]['f1-score']:.4f}",
-                 report[n]["support"], "n/a" if metrics["auroc"][n] is None else f"{metrics['auroc'][n]:.5f}"]
+                 f"{report[n]['support']:,.0f}", "n/a" if metrics["auroc"][n] is None else f"{metrics['auroc'][n]:.5f}"]
                 for n in names]
         rows += [[avg, f"{report[avg]['precision']:.4f}", f"{report[avg]['recall']:.4f}",
-                  f"{report[avg]['f1-score']:.4f}", report[avg]["support"], ""]
+                  f"{report[avg]['f1-score']:.4f}", f"{report[avg]['support']:,.0f}", ""]
                  for avg in ("macro avg", "weighted avg")]
         parts += ["<h2>Evaluation on the test set</h2>",
                   _table(["metric", "value"], [
-                      ["accuracy", f"{metrics['test_accuracy']:.4%}"], ["top-2 accuracy", f"{metrics['top2_accuracy']:.4%}"],
+                      ["accuracy", f"{metrics['test_accuracy']:.2%}"], ["top-2 accuracy", f"{metrics['top2_accuracy']:.2%}"],
                       ["loss (cross-entropy)", f"{metrics['test_loss']:.5f}"],
                       ["AUROC, macro", "n/a" if metrics["auroc_macro"] is None else f"{metrics['auroc_macro']:.6f}"],
                       ["AUROC, micro", f"{metrics['auroc_micro']:.6f}"]]),

@@ -118,10 +118,11 @@ class Progress:
         self.bar.start()
         self.task = self.bar.add_task(f"Epoch {epoch}/{self.epochs}", total=self.steps, stats="")
 
-    def step(self, loss: float, acc: float):
-        self.bar.update(self.task, advance=1, stats=f"loss {loss:.4f}  accuracy {acc:.4f}")
+    def step(self, done: int, loss: float, acc: float):
+        self.bar.update(self.task, completed=done, stats=f"loss {loss:.4f}  accuracy {acc:.4f}")
 
     def end(self, row: dict, best: bool):
+        self.bar.remove_task(self.task)
         self.bar.stop()
         if self.console is not None:
             self.console.print(
@@ -191,7 +192,7 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
             correct += (logits.argmax(1) == y_train[idx]).sum()
             if step % 20 == 0 and not progress.bar.disable:
                 seen = min((step + 1) * bs, n)
-                progress.step(loss_sum.item() / seen, correct.item() / seen)
+                progress.step(step + 1, loss_sum.item() / seen, correct.item() / seen)
         seconds = time.perf_counter() - t0
         if not torch.isfinite(loss_sum):
             raise MnistlabError(f"training diverged in epoch {epoch} (loss is not finite); lower the learning rate")
