@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import MnistlabError
 from .models import logits_of, pixels
@@ -33,6 +33,7 @@ def open_image(source) -> Image.Image:
         if image.width * image.height > MAX_PIXELS:
             raise MnistlabError(f"{name}: image is {image.width}x{image.height}, larger than {MAX_PIXELS:,} pixels")
         image.load()
+        image = ImageOps.exif_transpose(image)  # phone photos: honour the camera's orientation tag
     except FileNotFoundError:
         raise MnistlabError(f"{name}: no such file") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -49,6 +50,10 @@ def greyscale_ink(image: Image.Image) -> np.ndarray:
         # Put transparent pixels on a background that contrasts with the visible ink.
         ink_lum = (lum * alpha).sum() / max(alpha.sum(), 1e-6)
         g = lum * alpha + (0.0 if ink_lum > 127 else 255.0) * (1 - alpha)
+    elif image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16- and 32-bit greyscale: rescale, don't clip
+        g = np.asarray(image, np.float32)
+        if g.max() > 255:
+            g = g * (255 / (65535 if g.max() <= 65535 else g.max()))
     else:
         g = np.asarray(image.convert("L"), np.float32)
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])

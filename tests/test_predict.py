@@ -91,3 +91,29 @@ def test_undecodable_and_oversized_images(tmp_path, monkeypatch):
     Image.new("L", (101, 100)).save(tmp_path / "big.png")
     with pytest.raises(MnistlabError, match="larger than"):
         predict.open_image(tmp_path / "big.png")
+
+
+def encoded(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_any_mode_and_orientation_gives_the_same_digit(mnist):
+    digit = mnist.test_images[0].numpy()
+    big = Image.fromarray(255 - digit).resize((280, 280), Image.BICUBIC)
+    reference = predict.to_mnist(big)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    variants = {
+        "16-bit": encoded(Image.fromarray(np.asarray(big).astype(np.uint16) * 257)),
+        "palette": encoded(big.convert("P")),
+        "grey+alpha": encoded(big.convert("LA")),
+        "RGB JPEG": encoded(big.convert("RGB"), "JPEG", quality=95),
+        "CMYK JPEG": encoded(big.convert("CMYK"), "JPEG", quality=95),
+        "rotated, EXIF-tagged": encoded(big.rotate(90, expand=True).convert("RGB"), "JPEG", quality=95,
+                                        exif=exif.tobytes()),
+    }
+    for name, blob in variants.items():
+        out = predict.to_mnist(predict.open_image(blob))
+        assert np.abs(out.astype(int) - reference.astype(int)).mean() < 3, name
