@@ -162,13 +162,15 @@ def cmd_train(args):
     from .evaluate import evaluate
     from .explore import write_overview
     from .report import write_report
-    from .train import TrainConfig, check_run_dir, default_run_dir, train
+    from .train import TrainConfig, check_run_dir, default_run_dir, resumed_config, train
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     cfg.model_args = dict(args.model_args)
     cfg.check()
     out = Path(args.out) if args.out else (_newest_run() if args.resume else default_run_dir(cfg))
     check_run_dir(out, args.resume)
+    if args.resume:
+        cfg = resumed_config(out, cfg)
     console = _console()
     console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
     console.print(f"run folder: {out}")
@@ -224,7 +226,7 @@ def cmd_predict(args):
     from PIL import Image
 
     from .checkpoint import load_model
-    from .predict import open_image, predict_files, to_mnist
+    from .predict import predict_files
 
     model, meta = load_model(args.model)
     results = predict_files(model, meta, args.images, args.top)
@@ -232,13 +234,13 @@ def cmd_predict(args):
         out = Path(args.save_preprocessed)
         out.mkdir(parents=True, exist_ok=True)
         for r in results:
-            if "top" in r:
-                Image.fromarray(to_mnist(open_image(r["file"]))).save(out / (Path(r["file"]).stem + ".png"))
+            if "digit" in r:
+                Image.fromarray(r["digit"]).save(out / (Path(r["file"]).stem + ".png"))
     for r in results:
         if "error" in r:
             print(f"mnistlab: error: {r['error']}", file=sys.stderr)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps([{k: v for k, v in r.items() if k != "digit"} for r in results], indent=2))
     else:
         for r in results:
             if "error" in r:

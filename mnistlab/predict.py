@@ -141,19 +141,17 @@ def image_paths(inputs) -> list[Path]:
 
 
 def predict_files(model, meta: dict, inputs, top: int = 3, device="cpu") -> list[dict]:
-    """One result per image: {"file", "top": [...]}, or {"file", "blank": True}, or {"file", "error"}."""
-    results, digits = [], []
+    """One result per image: {"file", "blank": False, "top": [...], "digit"}, {"file", "blank": True},
+    or {"file", "error"}. "digit" is the (28, 28) uint8 image the model saw."""
+    results = []
     for path in image_paths(inputs):
         try:
             digit = to_mnist(open_image(path))
         except MnistlabError as e:
             results.append({"file": str(path), "error": str(e)})
             continue
-        results.append({"file": str(path), "blank": digit is None})
-        if digit is not None:
-            digits.append(digit)
-    ranked = iter(classify(model, digits, meta["classes"], top, device))
-    for r in results:
-        if r.get("blank") is False:
-            r["top"] = next(ranked)
+        results.append({"file": str(path), "blank": digit is None} | ({} if digit is None else {"digit": digit}))
+    readable = [r for r in results if "digit" in r]
+    for r, ranked in zip(readable, classify(model, [r["digit"] for r in readable], meta["classes"], top, device)):
+        r["top"] = ranked
     return results

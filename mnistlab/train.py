@@ -97,6 +97,16 @@ def check_run_dir(out_dir, resume: bool):
         raise MnistlabError(f"{out_dir} already holds a trained model; use --resume or another --out")
 
 
+def resumed_config(out_dir, cfg: TrainConfig) -> TrainConfig:
+    """A resumed run keeps its own config, except for the number of epochs (which may be extended)
+    and the device."""
+    try:
+        saved = TrainConfig.from_dict(json.loads((Path(out_dir) / "config.json").read_text()))
+    except (OSError, ValueError, TypeError) as e:
+        raise MnistlabError(f"{out_dir}: cannot read the run's config.json ({e})") from None
+    return TrainConfig(**{**asdict(saved), "epochs": cfg.epochs, "device": cfg.device})
+
+
 def evaluate_split(model, x, y) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` on one split, in eval mode."""
     logits = logits_of(model, x)
@@ -142,12 +152,12 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     check_run_dir(out_dir, resume)
     out_dir = Path(out_dir)
     state_path = out_dir / checkpoint.STATE_FILE
-    if resume:  # the run's own config wins, except for the number of epochs, which may be extended
-        saved = TrainConfig.from_dict(json.loads((out_dir / "config.json").read_text()))
-        cfg = TrainConfig(**{**asdict(saved), "epochs": cfg.epochs, "device": cfg.device})
+    if resume:
+        cfg = resumed_config(out_dir, cfg)
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    data = data or load(cfg.dataset, data_dir, progress=console is not None)
+    if data is None or data.name != cfg.dataset:
+        data = load(cfg.dataset, data_dir, progress=console is not None)
 
     train_idx, val_idx = split_indices(data.train_labels, cfg.val_fraction, cfg.seed, cfg.stratify)
     if cfg.train_limit:
@@ -157,7 +167,8 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     x_val, y_val = pixels(data.train_images[val_idx]).to(device), data.train_labels[val_idx].to(device)
 
     mean, std = (x_train.mean().item(), x_train.std().item()) if cfg.standardize else (0.0, 1.0)
-    model = build(cfg.model, {"num_classes": len(data.classes), **cfg.model_args}, mean, std).to(device)
+    arch_args = {"num_classes": len(data.classes), **cfg.model_args}
+    model = build(cfg.model, arch_args, mean, std).to(device)
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg)
     meta = dict(seed=cfg.seed, config=asdict(cfg))
 
@@ -205,8 +216,7 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
             best_loss, bad_epochs = val_loss, 0
             best = dict(epoch=epoch, val_loss=val_loss, val_accuracy=val_acc)
             checkpoint.save_model(out_dir / checkpoint.MODEL_FILE, model, checkpoint.model_meta(
-                model, cfg.model, {"num_classes": len(data.classes), **cfg.model_args}, data.classes,
-                cfg.dataset, metrics=best, **meta))
+                model, cfg.model, arch_args, data.classes, cfg.dataset, metrics=best, **meta))
         else:
             bad_epochs += 1
         # History first, then the state that points past it: a crash between the two loses nothing.

@@ -105,3 +105,16 @@ def test_offline_without_data_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "could not download train-images-idx3-ubyte.gz" in result.stderr
     assert list((tmp_path / "cache" / "mnistlab" / "kmnist").iterdir()) == []
+
+
+def test_resume_from_the_command_line(mnist_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["--data-dir", str(mnist_dir), "--out", str(run), "--no-evaluate"]
+    assert main(["train", "--epochs", "1", "--train-limit", "1000", "--seed", "5", *common]) == 0
+    capsys.readouterr()
+    # Resuming keeps the run's own settings (seed 5, 1,000 images) and only extends the epochs.
+    assert main(["train", "--resume", "--epochs", "2", *common]) == 0
+    out = capsys.readouterr().out
+    assert "seed=5" in out and "train_limit=1000" in out
+    assert "Epoch 2/2" in out and "Epoch 1/2" not in out
+    assert [r["epoch"] for r in json.loads((run / "history.json").read_text())] == [1, 2]
