@@ -180,7 +180,8 @@ def cmd_train(args):
         write_overview(data, out)
     history = train(cfg, out, data=data, resume=args.resume, console=console)
     best = min(history, key=lambda r: r["val_loss"])
-    console.print(f"trained {len(history)} epoch{'s' * (len(history) > 1)} in {sum(r['seconds'] for r in history):.1f} s; "
+    seconds = sum(r["seconds"] for r in history)
+    console.print(f"trained {len(history)} epoch{'s' * (len(history) > 1)} in {seconds:.1f} s; "
                   f"kept epoch {best['epoch']} (val_loss {best['val_loss']:.4f}, "
                   f"val_accuracy {best['val_accuracy']:.2%}) in {out}/model.safetensors")
     if args.evaluate:

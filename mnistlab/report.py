@@ -78,7 +78,8 @@ def build(run_dir) -> str:
     if history:
         best = min(history, key=lambda r: r["val_loss"])
         cards += [_card(f"{best['val_accuracy']:.2%}", f"validation accuracy (epoch {best['epoch']})"),
-                  _card(f"{sum(r['seconds'] for r in history):.1f} s", f"training, {len(history)} epoch{'s' * (len(history) > 1)}")]
+                  _card(f"{sum(r['seconds'] for r in history):.1f} s",
+                        f"training, {len(history)} epoch{'s' * (len(history) > 1)}")]
     if "params" in model:
         cards.append(_card(f"{model['params']:,}", "parameters"))
     parts.append('<div class="cards">' + "".join(cards) + "</div>")
@@ -125,7 +126,8 @@ def build(run_dir) -> str:
                  for avg in ("macro avg", "weighted avg")]
         parts += ["<h2>Evaluation on the test set</h2>",
                   _table(["metric", "value"], [
-                      ["accuracy", f"{metrics['test_accuracy']:.2%}"], ["top-2 accuracy", f"{metrics['top2_accuracy']:.2%}"],
+                      ["accuracy", f"{metrics['test_accuracy']:.2%}"],
+                      ["top-2 accuracy", f"{metrics['top2_accuracy']:.2%}"],
                       ["loss (cross-entropy)", f"{metrics['test_loss']:.5f}"],
                       ["AUROC, macro", "n/a" if metrics["auroc_macro"] is None else f"{metrics['auroc_macro']:.6f}"],
                       ["AUROC, micro", f"{metrics['auroc_micro']:.6f}"]]),

@@ -117,7 +117,8 @@ class Progress:
     """One bar per epoch while it runs (on a terminal), then one fixed-format line, like Keras's."""
 
     def __init__(self, console, epochs: int, steps: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
 
         self.console, self.epochs, self.steps = console, epochs, steps
         self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -27,7 +27,8 @@ def test_train_evaluate_report_end_to_end(trained_run):
     # Self-contained: every figure embedded, nothing fetched from the network.
     assert html.count('src="data:image/png;base64,') == len(DATA_FIGURES + EVAL_FIGURES) + 1
     assert not re.search(r'(src|href)="(http|//)', html)
-    for text in ("Confusion", "Classification report", "Most confused", "Configuration", f"{metrics['test_accuracy']:.2%}"):
+    for text in ("Confusion", "Classification report", "Most confused", "Configuration",
+                 f"{metrics['test_accuracy']:.2%}"):
         assert text in html
 
 
