@@ -94,6 +94,7 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
     target = WORK_SIZE / 8
     if width < 0.5 * target:  # 7 of MNIST's first 2,000 test digits are this thin
         size = int(target - width) | 1  # MaxFilter wants an odd size
+        g = np.pad(g, size // 2)  # room to grow: a thin "1" is only a few pixels wide
         g = np.asarray(Image.fromarray(g, "F").filter(ImageFilter.MaxFilter(size)))
 
     # Longer side to 20 pixels, anti-aliased, full contrast.

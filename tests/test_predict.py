@@ -117,3 +117,21 @@ def test_any_mode_and_orientation_gives_the_same_digit(mnist):
     for name, blob in variants.items():
         out = predict.to_mnist(predict.open_image(blob))
         assert np.abs(out.astype(int) - reference.astype(int)).mean() < 3, name
+
+
+def test_thin_pen_strokes_get_mnist_stroke_width(mnist):
+    """Digits drawn with a thin pen on a big canvas come out with MNIST's stroke width (about 2.6
+    pixels at 28x28), including a "1" whose ink is only a few pixels wide."""
+    from PIL import ImageDraw
+
+    def drawn(strokes):
+        image = Image.new("RGB", (400, 400), "white")
+        ImageDraw.Draw(image).line(strokes, fill="black", width=4)
+        return predict.to_mnist(image) > 128
+
+    seven = drawn([(120, 100), (290, 100), (180, 330)])
+    reference = np.median([predict.stroke_width(mnist.test_images[i].numpy() > 128) for i in range(500)])
+    assert abs(predict.stroke_width(seven) - reference) < 0.8
+    one = drawn([(200, 60), (204, 340)])
+    rows = one.any(1).sum()
+    assert rows >= 19 and one.sum() / rows >= 1.8  # at least two pixels wide on average, not a hairline
