@@ -46,6 +46,7 @@ class TrainConfig:
         if self.model not in MODELS:
             raise MnistlabError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
         get_spec(self.dataset)
+        pick_device(self.device)
         if self.optimizer not in OPTIMIZERS:
             raise MnistlabError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         if self.patience is not None and self.patience < 1:
@@ -70,17 +71,19 @@ OPTIMIZERS = {
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    kind = name.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise MnistlabError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
     try:
+        if kind == "cuda" and not torch.cuda.is_available() or kind == "mps" and not mps:
+            raise RuntimeError
         device = torch.device(name)
         torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as e:
-        raise MnistlabError(f"device {name!r} is not usable here ({str(e).splitlines()[0]})") from None
+    except (RuntimeError, AssertionError):
+        raise MnistlabError(f"device {name!r} is not available on this machine; use auto or cpu") from None
     return device
 
 

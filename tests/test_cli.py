@@ -80,12 +80,14 @@ def errors(tmp_path, trained_run, mnist_dir):
         "unknown command": (["fly"], "invalid choice"),
         "resume nothing": (["train", "--resume", "--out", str(tmp_path / "norun")], "nothing to resume"),
         "bad model arg": (["train", "--model-arg", "width", "--data-dir", str(mnist_dir)], "expected KEY=VALUE"),
+        "unknown device": (["evaluate", str(trained_run), "--device", "banana"], "unknown device 'banana'"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing checkpoint", "corrupt checkpoint", "not a run folder", "unknown model",
                                   "unknown data set", "undecodable image", "missing image", "bad option",
-                                  "bad limit", "unknown command", "resume nothing", "bad model arg"])
+                                  "bad limit", "unknown command", "resume nothing", "bad model arg",
+                                  "unknown device"])
 def test_user_errors_are_one_line(case, tmp_path, trained_run, mnist_dir):
     args, message = errors(tmp_path, trained_run, mnist_dir)[case]
     result = run_cli(*args, cwd=tmp_path)
