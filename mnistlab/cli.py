@@ -200,8 +200,9 @@ def cmd_evaluate(args):
 
     m = evaluate(args.model, args.out, args.data_dir, args.limit, pick_device(args.device))
     console = _console()
+    macro = "n/a" if m["auroc_macro"] is None else f"{m['auroc_macro']:.5f}"  # n/a: no class both seen and unseen
     console.print(f"test accuracy {m['test_accuracy']:.2%}  top-2 {m['top2_accuracy']:.2%}  "
-                  f"loss {m['test_loss']:.4f}  AUROC macro {m['auroc_macro']:.5f} micro {m['auroc_micro']:.5f}  "
+                  f"loss {m['test_loss']:.4f}  AUROC macro {macro} micro {m['auroc_micro']:.5f}  "
                   f"({m['misclassified']} of {m['n']:,} misclassified)")
     table = Table("class", "precision", "recall", "F1", "support", title="Classification report")
     report = m["classification_report"]

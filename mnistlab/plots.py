@@ -122,7 +122,8 @@ def plot_roc(curves: dict, classes):
     ax.indicate_inset_zoom(zoom, edgecolor="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curves, one class vs rest",
            xlim=(-0.01, 1), ylim=(0, 1.01))
-    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.99), fontsize=7, ncol=2, framealpha=0.9)
+    if curves:  # none when no class has both positives and negatives (e.g. evaluate --limit 1)
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.99), fontsize=7, ncol=2, framealpha=0.9)
     fig.tight_layout()
     return fig
 

@@ -29,7 +29,12 @@ code { background: #f3f3f3; padding: 0 .3em; border-radius: 3px; }
 
 
 def _read_json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as e:
+        raise MnistlabError(f"{path}: unreadable ({e}); re-run the command that wrote it") from None
 
 
 def _img(path: Path, alt: str) -> str:

@@ -121,3 +121,13 @@ def test_resume_from_the_command_line(mnist_dir, tmp_path, capsys):
     assert "seed=5" in out and "train_limit=1000" in out
     assert "Epoch 2/2" in out and "Epoch 1/2" not in out
     assert [r["epoch"] for r in json.loads((run / "history.json").read_text())] == [1, 2]
+
+
+def test_evaluate_one_image_and_a_corrupt_results_file(trained_run, mnist_dir, tmp_path, capsys):
+    # With one image no class has both positives and negatives, so macro AUROC is undefined: said, not a crash.
+    assert main(["evaluate", str(trained_run), "--limit", "1", "--data-dir", str(mnist_dir),
+                 "--out", str(tmp_path)]) == 0
+    assert "AUROC macro n/a" in capsys.readouterr().out
+    (tmp_path / "metrics.json").write_text("{half a file")
+    assert main(["report", str(tmp_path)]) == 1
+    assert "metrics.json: unreadable" in capsys.readouterr().err
