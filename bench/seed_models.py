@@ -18,7 +18,7 @@ import torch
 
 from mnistlab.data import load
 from mnistlab.evaluate import evaluate
-from mnistlab.train import TrainConfig, train
+from mnistlab.train import TrainConfig, best_epoch, train
 
 # Settings from the notebooks: seed 000 (cnn-small) and seed 001 (fnn, cnn).
 SEEDS = {
@@ -64,7 +64,7 @@ def main():
         history = train(cfg, out, data=data)
         metrics = evaluate(out, data=data)
         seconds = [r["seconds"] for r in history]
-        best = min(history, key=lambda r: r["val_loss"])
+        best = best_epoch(history)
         rows.append((name, cfg.epochs, cfg.batch_size, sum(seconds) / len(seconds), sum(seconds),
                      best["epoch"], metrics["test_accuracy"]))
         print(f"{name}: {rows[-1][3]:.2f} s/epoch, {rows[-1][4]:.0f} s in all, best epoch {best['epoch']}, "

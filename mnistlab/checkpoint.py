@@ -41,14 +41,14 @@ def _save(path, tensors: dict, meta: dict):
     write_bytes(path, safetensors_bytes(tensors, metadata={"mnistlab": json.dumps(meta)}))
 
 
-def _load(path) -> tuple[dict, dict]:
+def _load(path, with_tensors: bool = True) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise MnistlabError(f"{path}: no such checkpoint file")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError) as e:
         raise MnistlabError(f"{path}: not a readable safetensors file ({e})") from None
     try:
@@ -87,6 +87,11 @@ def resolve(path) -> Path:
     if not path.exists():
         raise MnistlabError(f"{path}: no such run folder or checkpoint")
     return path
+
+
+def read_meta(path) -> dict:
+    """A checkpoint's description alone, without reading its weights."""
+    return _load(resolve(path), with_tensors=False)[1]
 
 
 def load_model(path, device="cpu") -> tuple[Classifier, dict]:

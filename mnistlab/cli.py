@@ -162,7 +162,7 @@ def cmd_train(args):
     from .evaluate import evaluate
     from .explore import write_overview
     from .report import write_report
-    from .train import TrainConfig, check_run_dir, default_run_dir, resumed_config, train
+    from .train import TrainConfig, best_epoch, check_run_dir, default_run_dir, resumed_config, train
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     cfg.model_args = dict(args.model_args)
@@ -179,7 +179,7 @@ def cmd_train(args):
         out.mkdir(parents=True, exist_ok=True)
         write_overview(data, out)
     history = train(cfg, out, data=data, resume=args.resume, console=console)
-    best = min(history, key=lambda r: r["val_loss"])
+    best = best_epoch(history)
     seconds = sum(r["seconds"] for r in history)
     console.print(f"trained {len(history)} epoch{'s' * (len(history) > 1)} in {seconds:.1f} s; "
                   f"kept epoch {best['epoch']} (val_loss {best['val_loss']:.4f}, "

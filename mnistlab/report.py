@@ -8,6 +8,7 @@ from pathlib import Path
 from . import checkpoint
 from .errors import MnistlabError
 from .files import write_text
+from .train import best_epoch
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; max-width: 1040px;
@@ -65,7 +66,7 @@ def build(run_dir) -> str:
     history = _read_json(run / "history.json")
     metrics = _read_json(run / "metrics.json")
     data = _read_json(run / "data.json")
-    meta = checkpoint.load_model(run)[1] if (run / checkpoint.MODEL_FILE).exists() else None
+    meta = checkpoint.read_meta(run) if (run / checkpoint.MODEL_FILE).exists() else None
     if not any((config, history, metrics, meta)):
         raise MnistlabError(f"{run}: nothing to report (no config, history, metrics or model)")
 
@@ -80,8 +81,8 @@ def build(run_dir) -> str:
         cards += [_card(f"{metrics['test_accuracy']:.2%}", f"test accuracy ({metrics['n']:,} images)"),
                   _card(f"{metrics['test_loss']:.4f}", "test loss"),
                   _card(f"{metrics['misclassified']:,}", "misclassified")]
+    best = best_epoch(history) if history else None
     if history:
-        best = min(history, key=lambda r: r["val_loss"])
         cards += [_card(f"{best['val_accuracy']:.2%}", f"validation accuracy (epoch {best['epoch']})"),
                   _card(f"{sum(r['seconds'] for r in history):.1f} s",
                         f"training, {len(history)} epoch{'s' * (len(history) > 1)}")]
@@ -111,12 +112,11 @@ def build(run_dir) -> str:
                      f'std {meta["input"]["std"]:.4f}. Versions: {escape(versions)}.</p>')
 
     if history:
-        best_epoch = min(history, key=lambda r: r["val_loss"])["epoch"]
         parts += ["<h2>Training</h2>", _img(run / "curves.png", "accuracy and loss curves"),
                   _table(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
                          [[r["epoch"], f"{r['loss']:.4f}", f"{r['accuracy']:.4f}", f"{r['val_loss']:.4f}",
                            f"{r['val_accuracy']:.4f}", f"{r['seconds']:.1f}"] for r in history],
-                         ["best" if r["epoch"] == best_epoch else "" for r in history]),
+                         ["best" if r["epoch"] == best["epoch"] else "" for r in history]),
                   '<p class="note">Highlighted: the epoch with the lowest validation loss, whose weights are '
                   "kept. The test set plays no part in training or model selection.</p>"]
 

@@ -110,6 +110,11 @@ def resumed_config(out_dir, cfg: TrainConfig) -> TrainConfig:
     return TrainConfig(**{**asdict(saved), "epochs": cfg.epochs, "device": cfg.device})
 
 
+def best_epoch(history: list[dict]) -> dict:
+    """The history row whose weights a run keeps: lowest validation loss, the earliest on a tie."""
+    return min(history, key=lambda r: r["val_loss"])
+
+
 def evaluate_split(model, x, y) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` on one split, in eval mode."""
     logits = logits_of(model, x)

@@ -27,6 +27,7 @@ def test_round_trip_gives_identical_outputs(tmp_path):
     assert torch.equal(model(x), loaded(x))
     assert meta["model"]["name"] == "bn-cnn" and meta["input"]["mean"] == 0.1 and meta["classes"][3] == "3"
     assert meta["model"]["params"] == 288_170 and meta["versions"]["torch"] == torch.__version__
+    assert checkpoint.read_meta(path) == meta  # the description alone, without the weights
 
 
 def test_pickle_is_never_loaded(tmp_path):
