@@ -103,15 +103,16 @@ def load_model(path, device="cpu") -> tuple[Classifier, dict]:
         model.net.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, RuntimeError) as e:
         raise MnistlabError(f"{path}: checkpoint does not match its architecture ({str(e).splitlines()[0]})") from None
-    return model.to(device).eval(), meta
+    return model.to(device, memory_format=torch.channels_last).eval(), meta
 
 
 # --- Training state for --resume ------------------------------------------------------------------
 
 
-def save_state(path, model: Classifier, optimizer: torch.optim.Optimizer, info: dict):
-    """Model, optimiser and RNG state after an epoch; `info` (JSON) holds epoch, history and the rest."""
-    tensors = {f"model.{k}": v for k, v in model.net.state_dict().items()}
+def save_state(path, model: Classifier, optimizer: torch.optim.Optimizer, extra: dict, info: dict):
+    """Model, optimiser and RNG state after an epoch. `extra` holds more named tensors (the augmentation
+    RNG, the weight average); `info` (JSON) holds the history and the rest."""
+    tensors = {f"model.{k}": v for k, v in model.net.state_dict().items()} | extra
     opt = optimizer.state_dict()
     scalars = {}
     for i, state in opt["state"].items():
@@ -125,7 +126,8 @@ def save_state(path, model: Classifier, optimizer: torch.optim.Optimizer, info: 
     _save(path, tensors, meta)
 
 
-def load_state(path, model: Classifier, optimizer: torch.optim.Optimizer) -> dict:
+def load_state(path, model: Classifier, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Restore what save_state saved into `model`, `optimizer` and the torch RNG; returns (info, extra)."""
     tensors, meta = _load(path)
     state: dict = {}
     for key, v in tensors.items():
@@ -139,7 +141,13 @@ def load_state(path, model: Classifier, optimizer: torch.optim.Optimizer) -> dic
     try:
         model.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+        # Saved tensors are contiguous; give moments the memory format (channels_last) of their
+        # parameters again, as fused optimisers step over the raw memory of both.
+        for param, param_state in optimizer.state.items():
+            for k, v in param_state.items():
+                if torch.is_tensor(v) and v.shape == param.shape:
+                    param_state[k] = torch.empty_like(param).copy_(v)
     except (ValueError, RuntimeError) as e:
         raise MnistlabError(f"{path}: training state does not match this model ({str(e).splitlines()[0]})") from None
     torch.set_rng_state(tensors["rng.torch"])
-    return meta
+    return meta, {k: v for k, v in tensors.items() if not k.startswith(("model.", "optim.", "rng.torch"))}

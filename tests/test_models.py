@@ -12,6 +12,7 @@ from mnistlab.errors import MnistlabError
     ("cnn-small", 34_826),  # seed 000's model.summary()
     ("cnn", 1_386_506),  # seed 001's cnn_model.summary()
     ("bn-cnn", 288_170),
+    ("fast-cnn", 29_178),
 ])
 def test_parameter_counts(name, params):
     assert models.count_params(models.build(name)) == params
@@ -44,3 +45,24 @@ def test_logits_of_batches_and_restores_mode():
     assert out.shape == (2500, 10) and model.training
     model.eval()
     assert torch.allclose(out[:10], model(x[:10]), atol=1e-5)
+
+
+def test_fast_dropout_matches_nn_dropout_in_distribution():
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    drop = models.Dropout(0.3).train()
+    y = drop(x)
+    assert torch.allclose(y.unique(), torch.tensor([0.0, 1 / 0.7]))
+    assert (y == 0).float().mean().item() == pytest.approx(0.3, abs=0.005)
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_cnn_small_pools_before_relu_without_changing_the_function():
+    torch.manual_seed(0)
+    model = models.build("cnn-small").net.eval()
+    x = torch.rand(8, 1, 28, 28)
+    f = torch.nn.functional
+    h = f.max_pool2d(f.relu(model.conv1(x)), 2)  # Keras's order: ReLU, then pool
+    h = f.max_pool2d(f.relu(model.conv2(h)), 2)
+    assert torch.allclose(model(x), model.head(h.flatten(1)), atol=1e-6)
