@@ -77,13 +77,15 @@ def test_training_state_round_trip(tmp_path):
     model(torch.rand(4, 1, 28, 28)).sum().backward()
     opt.step()
     rng = torch.get_rng_state()
-    checkpoint.save_state(tmp_path / "state.safetensors", model, opt, {"history": [{"epoch": 1}]})
+    extra = {"ema.w": torch.arange(3.0)}
+    checkpoint.save_state(tmp_path / "state.safetensors", model, opt, extra, {"history": [{"epoch": 1}]})
     torch.rand(10)  # move the RNG on
 
     fresh = models.build("cnn-small")
     fresh_opt = torch.optim.Adam(fresh.parameters())
-    info = checkpoint.load_state(tmp_path / "state.safetensors", fresh, fresh_opt)
+    info, loaded_extra = checkpoint.load_state(tmp_path / "state.safetensors", fresh, fresh_opt)
     assert info["history"] == [{"epoch": 1}]
+    assert loaded_extra.keys() == extra.keys() and torch.equal(loaded_extra["ema.w"], extra["ema.w"])
     assert torch.equal(torch.get_rng_state(), rng)
     for a, b in zip(model.parameters(), fresh.parameters()):
         assert torch.equal(a, b)

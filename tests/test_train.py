@@ -7,7 +7,8 @@ import torch
 
 from mnistlab import checkpoint
 from mnistlab.errors import MnistlabError
-from mnistlab.train import TrainConfig, train
+from mnistlab.recipes import RECIPES
+from mnistlab.train import TrainConfig, evaluate_split, lr_factor, train
 
 QUICK = dict(model="cnn-small", epochs=2, train_limit=2000, batch_size=64)
 
@@ -80,7 +81,68 @@ def test_divergence_is_a_clear_error(mnist, tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(optimizer="rmsprop"), dict(val_fraction=0.0),
-                                 dict(patience=0), dict(lr=-1.0)])
+                                 dict(patience=0), dict(lr=-1.0), dict(schedule="step"), dict(ema=1.0),
+                                 dict(rotate=-1.0), dict(scale=1.0), dict(precision="fp8"),
+                                 dict(target_accuracy=1.5)])
 def test_bad_config(bad, mnist, tmp_path):
     with pytest.raises(MnistlabError):
         train(TrainConfig(**{**QUICK, **bad}), tmp_path, data=mnist)
+
+
+def test_resume_restores_augmentation_and_weight_average(mnist, tmp_path):
+    cfg = dict(QUICK, epochs=3, ema=0.99, rotate=10, translate=2, elastic=1.0, label_smoothing=0.1)
+    full = train(TrainConfig(**cfg), tmp_path / "full", data=mnist)
+    train(TrainConfig(**{**cfg, "epochs": 1}), tmp_path / "split", data=mnist)
+    resumed = train(TrainConfig(**cfg), tmp_path / "split", data=mnist, resume=True)
+    assert without_time(full) == without_time(resumed)
+    full_w, resumed_w = weights(tmp_path / "full"), weights(tmp_path / "split")
+    assert all(torch.equal(v, resumed_w[k]) for k, v in full_w.items())
+
+
+def test_validation_images_are_never_augmented(mnist, tmp_path):
+    cfg = TrainConfig(**{**QUICK, "epochs": 1, "rotate": 30, "elastic": 2.0})
+    history = train(cfg, tmp_path, data=mnist)
+    model, _ = checkpoint.load_model(tmp_path)
+    from mnistlab.data import split_indices
+    from mnistlab.models import pixels
+
+    _, val_idx = split_indices(mnist.train_labels, cfg.val_fraction, cfg.seed, cfg.stratify)
+    loss, acc = evaluate_split(model, pixels(mnist.train_images[val_idx]), mnist.train_labels[val_idx])
+    assert acc == history[0]["val_accuracy"] and loss == pytest.approx(history[0]["val_loss"], rel=1e-5)
+    assert (tmp_path / "augmented.png").stat().st_size > 0
+
+
+def test_target_accuracy_stops_at_the_first_epoch_that_reaches_it(mnist, tmp_path):
+    history = train(TrainConfig(model="fnn", epochs=10, train_limit=2000, target_accuracy=0.85), tmp_path,
+                    data=mnist)
+    assert len(history) < 10
+    assert history[-1]["val_accuracy"] >= 0.85 and all(r["val_accuracy"] < 0.85 for r in history[:-1])
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_recipe_trains_end_to_end(name, mnist, tmp_path):
+    cfg = TrainConfig.from_recipe(name, epochs=2, train_limit=1000, batch_size=100)
+    for key, value in RECIPES[name].settings.items():
+        if key not in ("epochs", "batch_size"):
+            assert getattr(cfg, key) == value
+    history = train(cfg, tmp_path, data=mnist)
+    assert len(history) == 2 and history[-1]["val_accuracy"] > 0.6
+    assert history[0]["lr"] > 0 and (history[-1]["lr"] < 0.01 * cfg.lr or cfg.schedule == "constant")
+
+
+def test_recipe_settings_give_way_to_explicit_ones():
+    cfg = TrainConfig.from_recipe("balanced", lr=0.05, model_args={"dropout": 0.1})
+    assert cfg.recipe == "balanced" and cfg.lr == 0.05 and cfg.schedule == "onecycle"
+    assert cfg.model_args == {**RECIPES["balanced"].settings["model_args"], "dropout": 0.1}
+    with pytest.raises(MnistlabError, match="unknown recipe"):
+        TrainConfig.from_recipe("fastest")
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_schedules_warm_up_then_decay_to_zero(schedule):
+    factors = [lr_factor(schedule, s, 100, 0.2) for s in range(100)]
+    assert factors[0] == pytest.approx(0.05) and max(factors) == factors[19] == 1.0
+    assert all(a <= b for a, b in zip(factors[:20], factors[1:20]))  # rising
+    assert all(a >= b for a, b in zip(factors[19:], factors[20:]))  # then falling
+    assert factors[-1] < 0.02
+    assert lr_factor("constant", 57, 100, 0.2) == 1.0
