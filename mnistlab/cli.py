@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import MnistlabError
 
 TRAIN_HELP = {
+    "recipe": "start from a named preset (see `mnistlab recipes`); other flags override it",
     "model": "model name (see `mnistlab models`)",
     "model_args": "architecture argument KEY=VALUE, repeatable (e.g. width=64)",
     "dataset": "data set: mnist, fashion-mnist or kmnist",
@@ -17,6 +18,17 @@ TRAIN_HELP = {
     "optimizer": "adam, adamw or sgd (Nesterov momentum 0.9)",
     "lr": "learning rate",
     "weight_decay": "weight decay",
+    "schedule": "learning rate per step: constant, onecycle (linear warm-up and decay) or cosine",
+    "warmup": "fraction of the steps spent warming up the learning rate",
+    "label_smoothing": "label smoothing of the cross-entropy targets",
+    "ema": "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off)",
+    "rotate": "augmentation: random rotation up to this many degrees either way",
+    "scale": "augmentation: random zoom up to this fraction either way (0.1: 90%%-110%%)",
+    "shear": "augmentation: random shear up to this many degrees either way",
+    "translate": "augmentation: random shift up to this many pixels along each axis",
+    "elastic": "augmentation: elastic distortion, typical displacement in pixels",
+    "precision": "fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16 or AMX)",
+    "target_accuracy": "stop once the validation accuracy reaches this (e.g. 0.99) and report the time taken",
     "val_fraction": "fraction of the training set held out for validation",
     "stratify": "stratify the validation split by class",
     "standardize": "standardise inputs with the training split's mean and std (--no-standardize: x/255 only)",
@@ -53,22 +65,28 @@ def _positive_int(text: str) -> int:
 
 
 def _add_train_options(p: argparse.ArgumentParser):
-    """One option per TrainConfig field: the dataclass is the single source of defaults."""
+    """One option per TrainConfig field: the dataclass is the single source of defaults. Options not
+    given are left out of the namespace, so that a recipe's settings apply unless a flag overrides them."""
     from .train import TrainConfig
 
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.name != "model_args" else None
         helptext = TRAIN_HELP[f.name] + ("" if default is None or default is False else f" (default: {default})")
+        kw = dict(default=argparse.SUPPRESS, help=helptext)
         if f.name == "model_args":
-            p.add_argument("--model-arg", dest="model_args", type=_model_arg, action="append", default=[],
-                           metavar="KEY=VALUE", help=helptext)
+            p.add_argument("--model-arg", dest="model_args", type=_model_arg, action="append", metavar="KEY=VALUE",
+                           **kw)
         elif isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=helptext)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif f.name in ("patience", "train_limit"):
-            p.add_argument(flag, type=_positive_int, default=None, help=helptext)
+            p.add_argument(flag, type=_positive_int, **kw)
+        elif f.name == "target_accuracy":
+            p.add_argument(flag, type=float, **kw)
+        elif f.name == "recipe":
+            p.add_argument(flag, **kw)
         else:
-            p.add_argument(flag, type=type(default), default=default, help=helptext)
+            p.add_argument(flag, type=type(default), **kw)
 
 
 def _add_data_dir(p):
@@ -102,7 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the results (default: the checkpoint's folder)")
     p.add_argument("--limit", type=_positive_int, help="evaluate only the first N test images")
     p.add_argument("--device", default="cpu", help="device (default: cpu)")
+    p.add_argument("--tta", action="store_true", help="average over one-pixel shifts (test-time augmentation)")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not rewrite report.html")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("ensemble", help="evaluate the mean of several models' probabilities on the test set")
+    p.add_argument("models", nargs="+", metavar="RUN_OR_CHECKPOINT")
+    _add_data_dir(p)
+    p.add_argument("--out", help="folder for the results (default: runs/TIMESTAMP-ensemble)")
+    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N test images")
+    p.add_argument("--device", default="cpu", help="device (default: cpu)")
+    p.add_argument("--tta", action="store_true", help="average over one-pixel shifts (test-time augmentation)")
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not write report.html")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="write a run's self-contained HTML report")
@@ -120,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the models mnistlab can train")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("recipes", help="list the training presets for --recipe")
+    p.set_defaults(func=cmd_recipes)
     return parser
 
 
@@ -162,15 +194,17 @@ def cmd_train(args):
     from .evaluate import evaluate
     from .explore import write_overview
     from .report import write_report
-    from .train import TrainConfig, best_epoch, check_run_dir, default_run_dir, resumed_config, train
+    from .train import TrainConfig, best_epoch, check_run_dir, default_run_dir, reached, resumed_config, train
 
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    cfg.model_args = dict(args.model_args)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if "model_args" in given:
+        given["model_args"] = dict(given["model_args"])
+    cfg = TrainConfig.from_recipe(given.pop("recipe", None), **given)
     cfg.check()
     out = Path(args.out) if args.out else (_newest_run() if args.resume else default_run_dir(cfg))
     check_run_dir(out, args.resume)
     if args.resume:
-        cfg = resumed_config(out, cfg)
+        cfg = resumed_config(out, given.get("epochs"), given.get("device"))
     console = _console()
     console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
     console.print(f"run folder: {out}")
@@ -184,6 +218,14 @@ def cmd_train(args):
     console.print(f"trained {len(history)} epoch{'s' * (len(history) > 1)} in {seconds:.1f} s; "
                   f"kept epoch {best['epoch']} (val_loss {best['val_loss']:.4f}, "
                   f"val_accuracy {best['val_accuracy']:.2%}) in {out}/model.safetensors")
+    if cfg.target_accuracy is not None:
+        hit = reached(history, cfg.target_accuracy)
+        if hit:
+            took = sum(r["seconds"] for r in history[: hit["epoch"]])
+            console.print(f"target validation accuracy {cfg.target_accuracy:.2%} reached in epoch {hit['epoch']} "
+                          f"after {took:.1f} s of training")
+        else:
+            console.print(f"target validation accuracy {cfg.target_accuracy:.2%} not reached in {len(history)} epochs")
     if args.evaluate:
         m = evaluate(out, data_dir=args.data_dir, data=data)
         console.print(f"test accuracy {m['test_accuracy']:.2%}, test loss {m['test_loss']:.4f} "
@@ -194,12 +236,17 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from rich.table import Table
 
-    from .evaluate import evaluate
+    from .evaluate import ensemble, evaluate
     from .report import write_report
     from .train import pick_device
 
-    m = evaluate(args.model, args.out, args.data_dir, args.limit, pick_device(args.device))
     console = _console()
+    if args.command == "ensemble":
+        m = ensemble(args.models, args.out, args.data_dir, args.limit, pick_device(args.device), tta=args.tta)
+        for member in m["members"]:
+            console.print(f"member {member['checkpoint']}: test accuracy {member['test_accuracy']:.2%}")
+    else:
+        m = evaluate(args.model, args.out, args.data_dir, args.limit, pick_device(args.device), tta=args.tta)
     macro = "n/a" if m["auroc_macro"] is None else f"{m['auroc_macro']:.5f}"  # n/a: no class both seen and unseen
     console.print(f"test accuracy {m['test_accuracy']:.2%}  top-2 {m['top2_accuracy']:.2%}  "
                   f"loss {m['test_loss']:.4f}  AUROC macro {macro} micro {m['auroc_micro']:.5f}  "
@@ -212,7 +259,7 @@ def cmd_evaluate(args):
     console.print(table)
     pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in m["most_confused"][:5])
     console.print(f"most confused: {pairs or 'none'}")
-    out = Path(args.out) if args.out else Path(m["checkpoint"]).parent
+    out = Path(args.out) if args.out else Path(m["out_dir"])
     console.print(f"results in {out}/")
     if args.report:
         console.print(f"report: {write_report(out)}")
@@ -259,6 +306,14 @@ def cmd_models(args):
 
     for name in MODELS:
         print(f"{name:10} {count_params(build(name)):>10,} params  {describe(name)}")
+
+
+def cmd_recipes(args):
+    from .recipes import RECIPES
+
+    for name, recipe in RECIPES.items():
+        print(f"{name:9} {recipe.summary}")
+        print(" " * 10 + "  ".join(f"{k}={json.dumps(v)}" for k, v in recipe.settings.items()))
 
 
 def main(argv=None) -> int:

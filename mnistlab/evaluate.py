@@ -1,7 +1,9 @@
-"""Judging a model on the test set: scikit-learn's metrics, ROC curves, confusion and mistakes."""
+"""Judging a model, or an ensemble of models, on the test set: scikit-learn's metrics, ROC curves,
+confusion and mistakes."""
 
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,29 +62,80 @@ def roc_curves(probs: np.ndarray, labels: np.ndarray) -> dict:
     return curves
 
 
-def predict_probs(model, images: torch.Tensor, device="cpu") -> np.ndarray:
-    """Class probabilities (N, K) float32 for uint8 images (N, 28, 28)."""
-    return torch.softmax(logits_of(model, pixels(images).to(device)), 1).cpu().numpy().astype(np.float32)
+# Test-time augmentation: the image itself and its one-pixel shifts (dx, dy), probabilities averaged.
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
-def evaluate(model_path, out_dir=None, data_dir=None, limit: int | None = None, device="cpu",
-             data: Data | None = None) -> dict:
-    """Evaluate a run folder or checkpoint on the test set; write metrics.json, probs.npy and figures."""
-    model, meta = checkpoint.load_model(model_path, device)
-    ckpt = checkpoint.resolve(model_path)
-    out_dir = Path(out_dir) if out_dir else ckpt.parent
+def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Move images (N, C, H, W) by whole pixels, filling with zeros (background)."""
+    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    return padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
+
+
+def predict_probs(model, images: torch.Tensor, device="cpu", tta: bool = False) -> np.ndarray:
+    """Class probabilities (N, K) float32 for uint8 images (N, 28, 28); with `tta`, the mean over
+    TTA_SHIFTS."""
+    x = pixels(images).to(device)
+    views = [shift(x, dx, dy) for dx, dy in TTA_SHIFTS] if tta else [x]
+    probs = torch.stack([torch.softmax(logits_of(model, v), 1) for v in views]).mean(0)
+    return probs.cpu().numpy().astype(np.float32)
+
+
+def _test_split(meta: dict, data: Data | None, data_dir, limit: int | None):
     if limit is not None and limit < 1:
         raise MnistlabError("--limit must be at least 1")
     if data is None or data.name != meta["dataset"]:
         data = load(meta["dataset"], data_dir)
+    return data.test_images[:limit], data.test_labels[:limit].numpy()
+
+
+def evaluate(model_path, out_dir=None, data_dir=None, limit: int | None = None, device="cpu",
+             data: Data | None = None, tta: bool = False) -> dict:
+    """Evaluate a run folder or checkpoint on the test set; write metrics.json, probs.npy and figures."""
+    model, meta = checkpoint.load_model(model_path, device)
+    ckpt = checkpoint.resolve(model_path)
+    images, labels = _test_split(meta, data, data_dir, limit)
     classes = tuple(meta["classes"])
-    images, labels = data.test_images[:limit], data.test_labels[:limit].numpy()
-
-    probs = predict_probs(model, images, device)
-    result = {"checkpoint": str(ckpt), "model": meta["model"], "dataset": meta["dataset"],
+    probs = predict_probs(model, images, device, tta)
+    result = {"checkpoint": str(ckpt), "model": meta["model"], "dataset": meta["dataset"], "tta": tta,
               **compute_metrics(probs, labels, classes)}
+    write_results(result, probs, images, labels, classes, Path(out_dir) if out_dir else ckpt.parent)
+    return result
 
+
+def ensemble(model_paths: list, out_dir=None, data_dir=None, limit: int | None = None, device="cpu",
+             data: Data | None = None, tta: bool = False) -> dict:
+    """Evaluate the mean of several models' class probabilities on the test set; the members must
+    share their data set and classes. Writes the same files as `evaluate` into `out_dir`."""
+    if len(model_paths) < 2:
+        raise MnistlabError("an ensemble needs at least two models")
+    members, member_probs = [], []
+    for path in model_paths:
+        model, meta = checkpoint.load_model(path, device)
+        if members and (meta["dataset"], meta["classes"]) != (members[0]["dataset"], members[0]["classes"]):
+            raise MnistlabError(f"{path}: trained on {meta['dataset']}, unlike {members[0]['checkpoint']}")
+        images, labels = _test_split(meta, data, data_dir, limit)
+        probs = predict_probs(model, images, device, tta)
+        members.append({"checkpoint": str(checkpoint.resolve(path)), "model": meta["model"]["name"],
+                        "dataset": meta["dataset"], "classes": meta["classes"],
+                        "test_accuracy": float((probs.argmax(1) == labels).mean())})
+        member_probs.append(probs)
+    classes = tuple(members[0]["classes"])
+    probs = np.mean(member_probs, axis=0).astype(np.float32)
+    result = {"checkpoint": None, "model": {"name": "ensemble", "members": len(members)},
+              "dataset": members[0]["dataset"], "tta": tta,
+              "members": [{k: m[k] for k in ("checkpoint", "model", "test_accuracy")} for m in members],
+              **compute_metrics(probs, labels, classes)}
+    out_dir = Path(out_dir) if out_dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-ensemble"
+    write_results(result, probs, images, labels, classes, out_dir)
+    return result
+
+
+def write_results(result: dict, probs: np.ndarray, images: torch.Tensor, labels: np.ndarray, classes, out_dir: Path):
+    """metrics.json, probs.npy (float32, in test order) and the three figures; notes out_dir in `result`."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    result["out_dir"] = str(out_dir)
     write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
     with atomic_path(out_dir / "probs.npy") as tmp:
         buf = io.BytesIO()
@@ -96,4 +149,3 @@ def evaluate(model_path, out_dir=None, data_dir=None, limit: int | None = None, 
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:40]  # most confident mistakes first
     save_figure(plot_misclassified(images[wrong].numpy(), labels[wrong], pred[wrong], probs[wrong, pred[wrong]],
                                    classes), out_dir / "misclassified.png")
-    return result

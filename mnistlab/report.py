@@ -113,6 +113,7 @@ def build(run_dir) -> str:
 
     if history:
         parts += ["<h2>Training</h2>", _img(run / "curves.png", "accuracy and loss curves"),
+                  _img(run / "augmented.png", "augmented training images"),
                   _table(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
                          [[r["epoch"], f"{r['loss']:.4f}", f"{r['accuracy']:.4f}", f"{r['val_loss']:.4f}",
                            f"{r['val_accuracy']:.4f}", f"{r['seconds']:.1f}"] for r in history],
@@ -129,8 +130,14 @@ def build(run_dir) -> str:
         rows += [[avg, f"{report[avg]['precision']:.4f}", f"{report[avg]['recall']:.4f}",
                   f"{report[avg]['f1-score']:.4f}", f"{report[avg]['support']:,.0f}", ""]
                  for avg in ("macro avg", "weighted avg")]
-        parts += ["<h2>Evaluation on the test set</h2>",
-                  _table(["metric", "value"], [
+        parts.append("<h2>Evaluation on the test set</h2>")
+        if metrics.get("members"):
+            parts += [f"<p>The mean of {len(metrics['members'])} models' class probabilities"
+                      + (", each averaged over one-pixel shifts of the image (test-time augmentation)"
+                         if metrics.get("tta") else "") + ".</p>",
+                      _table(["member", "model", "test accuracy"],
+                             [[m["checkpoint"], m["model"], f"{m['test_accuracy']:.2%}"] for m in metrics["members"]])]
+        parts += [_table(["metric", "value"], [
                       ["accuracy", f"{metrics['test_accuracy']:.2%}"],
                       ["top-2 accuracy", f"{metrics['top2_accuracy']:.2%}"],
                       ["loss (cross-entropy)", f"{metrics['test_loss']:.5f}"],

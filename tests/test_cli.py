@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -81,13 +82,16 @@ def errors(tmp_path, trained_run, mnist_dir):
         "resume nothing": (["train", "--resume", "--out", str(tmp_path / "norun")], "nothing to resume"),
         "bad model arg": (["train", "--model-arg", "width", "--data-dir", str(mnist_dir)], "expected KEY=VALUE"),
         "unknown device": (["evaluate", str(trained_run), "--device", "banana"], "unknown device 'banana'"),
+        "unknown recipe": (["train", "--recipe", "fastest", "--data-dir", str(mnist_dir)], "unknown recipe"),
+        "bad target": (["train", "--target-accuracy", "99", "--data-dir", str(mnist_dir)], "target accuracy"),
+        "lone ensemble": (["ensemble", str(trained_run), "--data-dir", str(mnist_dir)], "at least two models"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing checkpoint", "corrupt checkpoint", "not a run folder", "unknown model",
                                   "unknown data set", "undecodable image", "missing image", "bad option",
                                   "bad limit", "unknown command", "resume nothing", "bad model arg",
-                                  "unknown device"])
+                                  "unknown device", "unknown recipe", "bad target", "lone ensemble"])
 def test_user_errors_are_one_line(case, tmp_path, trained_run, mnist_dir):
     args, message = errors(tmp_path, trained_run, mnist_dir)[case]
     result = run_cli(*args, cwd=tmp_path)
@@ -131,3 +135,35 @@ def test_evaluate_one_image_and_a_corrupt_results_file(trained_run, mnist_dir, t
     (tmp_path / "metrics.json").write_text("{half a file")
     assert main(["report", str(tmp_path)]) == 1
     assert "metrics.json: unreadable" in capsys.readouterr().err
+
+
+def test_recipe_with_overrides_and_a_target_from_the_command_line(mnist_dir, tmp_path, capsys):
+    run = tmp_path / "fast"
+    assert main(["train", "--recipe", "fast", "--epochs", "3", "--train-limit", "3000", "--target-accuracy", "0.9",
+                 "--data-dir", str(mnist_dir), "--out", str(run), "--no-evaluate"]) == 0
+    out = capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    assert config["recipe"] == "fast" and config["model"] == "fast-cnn" and config["schedule"] == "onecycle"
+    assert config["epochs"] == 3 and config["train_limit"] == 3000  # flags beat the recipe
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) < 3 and history[-1]["val_accuracy"] >= 0.9
+    took = sum(r["seconds"] for r in history)
+    assert f"target validation accuracy 90.00% reached in epoch {len(history)} after {took:.1f} s" in out
+
+
+def test_ensemble_is_the_mean_of_its_members(trained_run, mnist_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(["train", "--model", "fnn", "--epochs", "1", "--train-limit", "3000", "--data-dir", str(mnist_dir),
+                 "--out", str(other), "--no-evaluate"]) == 0
+    members = []
+    for i, run in enumerate([trained_run, other]):
+        assert main(["evaluate", str(run), "--limit", "500", "--data-dir", str(mnist_dir), "--out",
+                     str(tmp_path / f"m{i}"), "--no-report"]) == 0
+        members.append(np.load(tmp_path / f"m{i}" / "probs.npy"))
+    assert main(["ensemble", str(trained_run), str(other), "--limit", "500", "--data-dir", str(mnist_dir),
+                 "--out", str(tmp_path / "ens")]) == 0
+    assert np.allclose(np.load(tmp_path / "ens" / "probs.npy"), (members[0] + members[1]) / 2, atol=1e-6)
+    metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    assert [m["checkpoint"] for m in metrics["members"]] == [str(trained_run / "model.safetensors"),
+                                                               str(other / "model.safetensors")]
+    assert "member " in capsys.readouterr().out and (tmp_path / "ens" / "report.html").exists()

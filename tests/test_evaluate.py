@@ -4,9 +4,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from sklearn import metrics as skm
 
-from mnistlab.evaluate import compute_metrics
+from mnistlab.evaluate import TTA_SHIFTS, compute_metrics, predict_probs, shift
+from mnistlab.models import build, pixels
 
 CLASSES = tuple(str(d) for d in range(10))
 
@@ -69,6 +71,25 @@ def test_evaluate_writes_results_in_test_order(trained_run, mnist_dir, mnist, tm
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["n"] == 300 and saved["test_accuracy"] == m["test_accuracy"]
     assert m == compute_metrics(probs, mnist.test_labels[:300].numpy(), CLASSES) | \
-        {k: m[k] for k in ("checkpoint", "model", "dataset")}
+        {k: m[k] for k in ("checkpoint", "model", "dataset", "tta", "out_dir")}
+    assert m["out_dir"] == str(tmp_path) and m["tta"] is False
     for name in ("confusion_matrix.png", "roc.png", "misclassified.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_shift_moves_pixels_and_fills_with_background():
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 2, 2] = 1
+    assert shift(x, 1, 0)[0, 0, 2, 3] == 1 and shift(x, 0, -1)[0, 0, 1, 2] == 1
+    edge = torch.ones(1, 1, 5, 5)
+    assert shift(edge, 1, 0)[0, 0, :, 0].sum() == 0  # nothing wraps around
+
+
+def test_tta_is_the_mean_over_the_shifted_images(mnist):
+    torch.manual_seed(0)
+    model = build("cnn-small").eval()
+    images = mnist.test_images[:50]
+    x = pixels(images)
+    expected = torch.stack([torch.softmax(model(shift(x, dx, dy)), 1) for dx, dy in TTA_SHIFTS]).mean(0)
+    assert np.allclose(predict_probs(model, images, tta=True), expected.detach().numpy(), atol=1e-6)
+    assert not np.allclose(predict_probs(model, images), expected.detach().numpy(), atol=1e-4)
