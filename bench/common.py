@@ -1,0 +1,39 @@
+"""What every benchmark script shares: a description of the machine and a writer for its section of
+docs/benchmarks.md (between `<!-- bench:NAME -->` markers, so scripts can run separately)."""
+
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from mnistlab.train import reached
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return (f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
+            f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+
+
+def write_section(name: str, body: str):
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nFigures measured by the scripts in bench/.\n"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(text)
+
+
+def seconds_to(history: list[dict], target: float) -> float | None:
+    """Training seconds until the validation accuracy first reached `target` (None: never)."""
+    hit = reached(history, target)
+    return sum(r["seconds"] for r in history[: hit["epoch"]]) if hit else None
