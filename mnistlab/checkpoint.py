@@ -103,7 +103,7 @@ def load_model(path, device="cpu") -> tuple[Classifier, dict]:
         model.net.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, RuntimeError) as e:
         raise MnistlabError(f"{path}: checkpoint does not match its architecture ({str(e).splitlines()[0]})") from None
-    return model.to(device, memory_format=torch.channels_last).eval(), meta
+    return model.to(device, memory_format=torch.channels_last).eval(), meta  # the fast layout on CPU
 
 
 # --- Training state for --resume ------------------------------------------------------------------

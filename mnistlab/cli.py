@@ -32,7 +32,7 @@ TRAIN_HELP = {
     "val_fraction": "fraction of the training set held out for validation",
     "stratify": "stratify the validation split by class",
     "standardize": "standardise inputs with the training split's mean and std (--no-standardize: x/255 only)",
-    "patience": "early stopping: stop after this many epochs without a better validation loss",
+    "patience": "early stopping: stop after this many epochs without a better validation accuracy",
     "train_limit": "train on a seeded random subset of this many images (quick runs)",
     "seed": "random seed (same seed, same numbers on CPU)",
     "device": "auto (cuda, then mps, then cpu), cpu, cuda, mps",

@@ -118,8 +118,8 @@ def build(run_dir) -> str:
                          [[r["epoch"], f"{r['loss']:.4f}", f"{r['accuracy']:.4f}", f"{r['val_loss']:.4f}",
                            f"{r['val_accuracy']:.4f}", f"{r['seconds']:.1f}"] for r in history],
                          ["best" if r["epoch"] == best["epoch"] else "" for r in history]),
-                  '<p class="note">Highlighted: the epoch with the lowest validation loss, whose weights are '
-                  "kept. The test set plays no part in training or model selection.</p>"]
+                  '<p class="note">Highlighted: the epoch with the highest validation accuracy (then lowest '
+                  "loss), whose weights are kept. The test set plays no part in training or model selection.</p>"]
 
     if metrics:
         report = metrics["classification_report"]

@@ -8,7 +8,7 @@ import torch
 from mnistlab import checkpoint
 from mnistlab.errors import MnistlabError
 from mnistlab.recipes import RECIPES
-from mnistlab.train import TrainConfig, evaluate_split, lr_factor, train
+from mnistlab.train import TrainConfig, best_epoch, evaluate_split, lr_factor, train
 
 QUICK = dict(model="cnn-small", epochs=2, train_limit=2000, batch_size=64)
 
@@ -45,19 +45,24 @@ def test_history_and_best_checkpoint(mnist, tmp_path):
     assert [r["epoch"] for r in history] == [1, 2, 3]
     assert set(history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "lr"}
     _, meta = checkpoint.load_model(tmp_path)
-    best = min(history, key=lambda r: r["val_loss"])
+    best = best_epoch(history)
     assert meta["metrics"]["epoch"] == best["epoch"] and meta["metrics"]["val_loss"] == best["val_loss"]
     assert meta["config"]["epochs"] == 3 and meta["seed"] == 0 and meta["dataset"] == "mnist"
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "config.json").exists()
 
 
-def test_early_stopping_on_validation_loss(mnist, tmp_path):
-    # A large net on 300 images overfits within a few epochs, so validation loss starts rising.
+def test_early_stopping_on_the_validation_split(mnist, tmp_path):
+    # A large net on 300 images overfits within a few epochs, so validation stops improving.
     cfg = TrainConfig(model="fnn", epochs=30, train_limit=300, batch_size=32, patience=2)
     history = train(cfg, tmp_path, data=mnist)
     assert len(history) < 30
-    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
-    assert best == len(history) - 1 - 2  # stopped exactly `patience` epochs after the best one
+    assert best_epoch(history)["epoch"] == len(history) - 2  # stopped exactly `patience` epochs after the best
+
+
+def test_kept_epoch_is_the_most_accurate_then_the_lowest_loss():
+    rows = [dict(epoch=1, val_accuracy=0.98, val_loss=0.05), dict(epoch=2, val_accuracy=0.99, val_loss=0.09),
+            dict(epoch=3, val_accuracy=0.99, val_loss=0.08), dict(epoch=4, val_accuracy=0.99, val_loss=0.08)]
+    assert best_epoch(rows)["epoch"] == 3
 
 
 def test_test_set_plays_no_part_in_training(mnist, tmp_path):
@@ -121,12 +126,13 @@ def test_target_accuracy_stops_at_the_first_epoch_that_reaches_it(mnist, tmp_pat
 
 @pytest.mark.parametrize("name", RECIPES)
 def test_every_recipe_trains_end_to_end(name, mnist, tmp_path):
-    cfg = TrainConfig.from_recipe(name, epochs=2, train_limit=1000, batch_size=100)
+    # Small batches: with only a few dozen steps, the recipes' short warm-up at full batch is unstable.
+    cfg = TrainConfig.from_recipe(name, epochs=2, train_limit=2000, batch_size=32)
     for key, value in RECIPES[name].settings.items():
         if key not in ("epochs", "batch_size"):
             assert getattr(cfg, key) == value
     history = train(cfg, tmp_path, data=mnist)
-    assert len(history) == 2 and history[-1]["val_accuracy"] > 0.6
+    assert len(history) == 2 and history[-1]["val_accuracy"] > 0.8
     assert history[0]["lr"] > 0 and (history[-1]["lr"] < 0.01 * cfg.lr or cfg.schedule == "constant")
 
 
