@@ -4,9 +4,9 @@
 
 For each recipe and seed: training seconds (training steps only), the seconds until the validation
 accuracy first reached 99.0% and 99.5% (checked after each epoch, as --target-accuracy does), and the
-test accuracy of the kept weights. Then the `best` runs' ensemble, with and without test-time
-augmentation. Results accumulate in OUT/results.json, so recipes can be run separately; the table in
-docs/benchmarks.md is rewritten from all of them each time.
+test accuracy of the kept weights. Then ensembles, with and without test-time augmentation: of the
+`best` runs, and of the `best` and `balanced` runs together. Results accumulate in OUT/results.json,
+so recipes can be run separately; the table in docs/benchmarks.md is rewritten from all of them.
 """
 
 import argparse
@@ -61,9 +61,8 @@ def table(results: dict) -> list[str]:
             lines.append(f"| {name} | {', '.join(str(r['seed']) for r in rows)} | {' | '.join(cells)} | "
                          f"{spread([r['test_accuracy'] for r in rows], percent)} |")
     for e in results.get("ensembles", []):
-        lines.append(f"| ensemble of {e['members']} `best` runs{', TTA' if e['tta'] else ''} | "
-                     f"{', '.join(map(str, e['seeds']))} | {e['train_seconds']:.0f} (sum) | | | "
-                     f"{e['test_accuracy']:.2%} |")
+        lines.append(f"| ensemble{', TTA' if e['tta'] else ''} | {' '.join(e['members'])} | "
+                     f"{e['train_seconds']:.0f} (sum) | | | {e['test_accuracy']:.2%} |")
     return lines
 
 
@@ -73,13 +72,15 @@ def main():
     parser.add_argument("--recipes", nargs="+", default=["fast", "balanced", "best"], choices=list(RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", default="runs/bench-recipes")
+    parser.add_argument("--no-train", action="store_true", help="only recompute the ensembles and the table")
+    parser.add_argument("--note", action="append", default=[], help="a remark to print under the table")
     args = parser.parse_args()
 
     out = Path(args.out)
     store = out / "results.json"
     results = json.loads(store.read_text()) if store.exists() else {"runs": [], "ensembles": []}
     data = load("mnist", args.data_dir)
-    for name in args.recipes:
+    for name in [] if args.no_train else args.recipes:
         for seed in args.seeds:
             folder = out / f"{name}-seed{seed}"
             if folder.exists():
@@ -89,14 +90,18 @@ def main():
             store.write_text(json.dumps(results, indent=1))
 
     best = [r for r in results["runs"] if r["recipe"] == "best"]
+    others = [r for r in results["runs"] if r["recipe"] == "balanced"]
     if len(best) >= 2 and "best" in args.recipes:
         results["ensembles"] = []
-        for tta in (False, True):
-            m = ensemble([r["run"] for r in best], out / f"ensemble{'-tta' if tta else ''}", data=data, tta=tta)
-            results["ensembles"].append(dict(members=len(best), tta=tta, seeds=[r["seed"] for r in best],
-                                             train_seconds=sum(r["train_seconds"] for r in best),
-                                             test_accuracy=m["test_accuracy"]))
-            print(json.dumps(results["ensembles"][-1]), flush=True)
+        for members in ([best, best + others] if others else [best]):
+            for tta in (False, True):
+                names = "+".join(sorted({r["recipe"] for r in members}))
+                m = ensemble([r["run"] for r in members], out / f"ensemble-{names}{'-tta' if tta else ''}", data=data,
+                             tta=tta)
+                results["ensembles"].append(dict(
+                    members=[f"{r['recipe']}-seed{r['seed']}" for r in members], tta=tta,
+                    train_seconds=sum(r["train_seconds"] for r in members), test_accuracy=m["test_accuracy"]))
+                print(json.dumps(results["ensembles"][-1]), flush=True)
         store.write_text(json.dumps(results, indent=1))
 
     lines = table(results)
@@ -110,11 +115,12 @@ def main():
         "Each cell: mean (min-max) over the seeds listed. Training seconds count the training steps only "
         "(validation and evaluation excluded). The time to 99.0% and 99.5% is when the validation accuracy "
         "(6,000 held-out training images) first reached it, checked after each epoch; the test accuracy is "
-        "that of the kept (best-by-validation-loss) weights on the 10,000 test images, which play no part "
-        "in training or selection. Ensembles average the members' class probabilities; TTA also averages "
-        "over one-pixel shifts of each test image.",
+        "that of the kept weights (the epoch with the best validation accuracy) on the 10,000 test images, "
+        "which play no part in training or selection. Ensembles average the members' class probabilities; "
+        "TTA also averages over one-pixel shifts of each test image.",
         "",
         *lines,
+        *[f"\n{note}" for note in args.note],
         "",
         "Recipes as measured:",
         "",

@@ -270,7 +270,8 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     if resume:
         info, extra = checkpoint.load_state(state_path, model, optimizer)
         history = info["history"]
-        augment_rng.set_state(extra["rng.augment"])
+        if "rng.augment" in extra:  # absent in states saved before augmentation existed
+            augment_rng.set_state(extra["rng.augment"])
         if ema:
             ema.model.load_state_dict({k[4:]: v for k, v in extra.items() if k.startswith("ema.")})
             ema.updates = info["ema_updates"]
