@@ -94,6 +94,16 @@ def _add_data_dir(p):
                                       "else ~/.cache/mnistlab/NAME, downloaded on first use)")
 
 
+def _add_evaluate_options(p, default_out: str):
+    _add_data_dir(p)
+    p.add_argument("--out", help=f"folder for the results (default: {default_out})")
+    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N test images")
+    p.add_argument("--device", default="cpu", help="device (default: cpu)")
+    p.add_argument("--tta", action="store_true", help="average over one-pixel shifts (test-time augmentation)")
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not write report.html")
+    p.set_defaults(func=cmd_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mnistlab", description="Train, judge and use handwritten-digit classifiers.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -116,23 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="test-set metrics, figures, metrics.json and probs.npy for a model")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
-    _add_data_dir(p)
-    p.add_argument("--out", help="folder for the results (default: the checkpoint's folder)")
-    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N test images")
-    p.add_argument("--device", default="cpu", help="device (default: cpu)")
-    p.add_argument("--tta", action="store_true", help="average over one-pixel shifts (test-time augmentation)")
-    p.add_argument("--no-report", dest="report", action="store_false", help="do not rewrite report.html")
-    p.set_defaults(func=cmd_evaluate)
+    _add_evaluate_options(p, "the checkpoint's folder")
 
     p = sub.add_parser("ensemble", help="evaluate the mean of several models' probabilities on the test set")
     p.add_argument("models", nargs="+", metavar="RUN_OR_CHECKPOINT")
-    _add_data_dir(p)
-    p.add_argument("--out", help="folder for the results (default: runs/TIMESTAMP-ensemble)")
-    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N test images")
-    p.add_argument("--device", default="cpu", help="device (default: cpu)")
-    p.add_argument("--tta", action="store_true", help="average over one-pixel shifts (test-time augmentation)")
-    p.add_argument("--no-report", dest="report", action="store_false", help="do not write report.html")
-    p.set_defaults(func=cmd_evaluate)
+    _add_evaluate_options(p, "runs/TIMESTAMP-ensemble")
 
     p = sub.add_parser("report", help="write a run's self-contained HTML report")
     p.add_argument("run", metavar="RUN")

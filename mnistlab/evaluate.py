@@ -82,12 +82,11 @@ def predict_probs(model, images: torch.Tensor, device="cpu", tta: bool = False) 
     return probs.cpu().numpy().astype(np.float32)
 
 
-def _test_split(meta: dict, data: Data | None, data_dir, limit: int | None):
+def _data_for(meta: dict, data: Data | None, data_dir, limit: int | None) -> Data:
+    """`data` if it is the checkpoint's data set, else that data set loaded."""
     if limit is not None and limit < 1:
         raise MnistlabError("--limit must be at least 1")
-    if data is None or data.name != meta["dataset"]:
-        data = load(meta["dataset"], data_dir)
-    return data.test_images[:limit], data.test_labels[:limit].numpy()
+    return data if data is not None and data.name == meta["dataset"] else load(meta["dataset"], data_dir)
 
 
 def evaluate(model_path, out_dir=None, data_dir=None, limit: int | None = None, device="cpu",
@@ -95,7 +94,8 @@ def evaluate(model_path, out_dir=None, data_dir=None, limit: int | None = None, 
     """Evaluate a run folder or checkpoint on the test set; write metrics.json, probs.npy and figures."""
     model, meta = checkpoint.load_model(model_path, device)
     ckpt = checkpoint.resolve(model_path)
-    images, labels = _test_split(meta, data, data_dir, limit)
+    data = _data_for(meta, data, data_dir, limit)
+    images, labels = data.test_images[:limit], data.test_labels[:limit].numpy()
     classes = tuple(meta["classes"])
     probs = predict_probs(model, images, device, tta)
     result = {"checkpoint": str(ckpt), "model": meta["model"], "dataset": meta["dataset"], "tta": tta,
@@ -115,7 +115,8 @@ def ensemble(model_paths: list, out_dir=None, data_dir=None, limit: int | None =
         model, meta = checkpoint.load_model(path, device)
         if members and (meta["dataset"], meta["classes"]) != (members[0]["dataset"], members[0]["classes"]):
             raise MnistlabError(f"{path}: trained on {meta['dataset']}, unlike {members[0]['checkpoint']}")
-        images, labels = _test_split(meta, data, data_dir, limit)
+        data = _data_for(meta, data, data_dir, limit)  # loaded once, for the first member
+        images, labels = data.test_images[:limit], data.test_labels[:limit].numpy()
         probs = predict_probs(model, images, device, tta)
         members.append({"checkpoint": str(checkpoint.resolve(path)), "model": meta["model"]["name"],
                         "dataset": meta["dataset"], "classes": meta["classes"],
