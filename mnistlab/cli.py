@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-preprocessed", metavar="DIR", help="also save the 28x28 images the model sees")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("import-keras", help="turn a model saved by Keras (.h5, .json + weights .h5, .keras) into "
+                                            "an mnistlab checkpoint")
+    p.add_argument("file", metavar="FILE", help="model.save() .h5, to_json() .json, or Keras 3 .keras file")
+    p.add_argument("--weights", help="the save_weights() .h5 file that goes with a .json architecture")
+    p.add_argument("--out", help="run folder for the checkpoint (default: runs/keras-FILE_STEM)")
+    p.set_defaults(func=cmd_import_keras)
+
     p = sub.add_parser("models", help="list the models mnistlab can train")
     p.set_defaults(func=cmd_models)
 
@@ -297,6 +304,17 @@ def cmd_predict(args):
             else:
                 print(f"{r['file']}: " + "  ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"]))
     return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_import_keras(args):
+    from .checkpoint import read_meta
+    from .keras import import_model
+
+    out = Path(args.out) if args.out else Path("runs") / f"keras-{Path(args.file).stem}"
+    path = import_model(args.file, out, args.weights)
+    meta = read_meta(path)
+    layers = " ".join(s["kind"] for s in meta["model"]["args"]["layers"])
+    print(f"imported {args.file}: {meta['model']['params']:,} parameters ({layers}), input x/255 -> {path}")
 
 
 def cmd_models(args):
