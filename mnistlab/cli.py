@@ -145,6 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-preprocessed", metavar="DIR", help="also save the 28x28 images the model sees")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("runs", help="list the runs under runs/ as a table")
+    p.add_argument("--dir", default="runs", help="folder of runs (default: runs)")
+    p.add_argument("--sort", help="column to sort by, e.g. test_accuracy (accuracies: best first)")
+    for key in ("model", "dataset", "recipe", "name"):
+        p.add_argument(f"--{key}", help=f"only runs whose {key} contains this text")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("compare", help="several runs' validation curves on one chart and their numbers side by side")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--out", default="runs/compare.png", help="chart to write (default: runs/compare.png)")
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("import-keras", help="turn a model saved by Keras (.h5, .json + weights .h5, .keras) into "
                                             "an mnistlab checkpoint")
     p.add_argument("file", metavar="FILE", help="model.save() .h5, to_json() .json, or Keras 3 .keras file")
@@ -163,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # Piped output (logs, files) gets wide tables rather than rich's 80-column default.
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def cmd_explore(args):
@@ -304,6 +317,47 @@ def cmd_predict(args):
             else:
                 print(f"{r['file']}: " + "  ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"]))
     return 1 if any("error" in r for r in results) else 0
+
+
+def _runs_table(rows, title):
+    from rich.table import Table
+
+    table = Table("run", "data set", "model", "params", "epochs", "train s", "best val acc", "test acc", title=title)
+
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    for r in rows:
+        model = r["model"] or "-"
+        table.add_row(r["name"], r["dataset"] or "-", model + (f" ({r['recipe']})" if r["recipe"] else ""),
+                      fmt(r["params"], ","), fmt(r["epochs"], "d"), fmt(r["train_seconds"], ".1f"),
+                      fmt(r["val_accuracy"], ".2%"), fmt(r["test_accuracy"], ".2%"))
+    return table
+
+
+def cmd_runs(args):
+    from .runs import scan, select
+
+    where = {k: getattr(args, k) for k in ("model", "dataset", "recipe", "name") if getattr(args, k)}
+    rows = select(scan(args.dir), where, args.sort)
+    _console().print(_runs_table(rows, f"{len(rows)} run{'s' * (len(rows) != 1)} in {args.dir}/"))
+
+
+def cmd_compare(args):
+    from .plots import plot_compare, save_figure
+    from .runs import summary
+
+    rows = []
+    for run in args.runs:
+        if not Path(run).is_dir():
+            raise MnistlabError(f"{run}: no such run folder")
+        rows.append(summary(run))
+    curves = {r["name"]: r["history"] for r in rows if r["history"]}
+    console = _console()
+    console.print(_runs_table(rows, "Runs compared"))
+    if curves:
+        save_figure(plot_compare(curves), args.out)
+        console.print(f"curves: {args.out}")
 
 
 def cmd_import_keras(args):

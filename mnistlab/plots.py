@@ -37,6 +37,22 @@ def plot_curves(history: list[dict]):
     return fig
 
 
+def plot_compare(runs: dict[str, list[dict]]):
+    """Validation accuracy and loss per epoch of several runs on shared axes."""
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, history in runs.items():
+        epochs = [r["epoch"] for r in history]
+        acc.plot(epochs, [r["val_accuracy"] for r in history], "o-", ms=3, label=name)
+        loss.plot(epochs, [r["val_loss"] for r in history], "o-", ms=3, label=name)
+    acc.set(title="Validation accuracy", xlabel="epoch")
+    loss.set(title="Validation loss (cross-entropy)", xlabel="epoch")
+    for ax in (acc, loss):
+        ax.grid(alpha=0.3)
+    acc.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_class_counts(counts: dict[str, list[int]], classes):
     """Bar chart of images per class, one group of bars per split."""
     fig, ax = plt.subplots(figsize=(8, 3.2))
