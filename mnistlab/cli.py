@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -209,6 +210,7 @@ def _newest_run() -> Path:
 
 def cmd_train(args):
     from .data import load
+    from .distributed import is_main
     from .evaluate import evaluate
     from .explore import write_overview
     from .report import write_report
@@ -219,18 +221,25 @@ def cmd_train(args):
         given["model_args"] = dict(given["model_args"])
     cfg = TrainConfig.from_recipe(given.pop("recipe", None), **given)
     cfg.check()
+    workers = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
+    if workers > 1 and not args.out:
+        raise MnistlabError("under torchrun, name the run folder with --out (every process must agree on it)")
     out = Path(args.out) if args.out else (_newest_run() if args.resume else default_run_dir(cfg))
     check_run_dir(out, args.resume)
     if args.resume:
         cfg = resumed_config(out, given.get("epochs"), given.get("device"))
+    main_process = is_main()
     console = _console()
-    console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
-    console.print(f"run folder: {out}")
+    if main_process:
+        console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
+        console.print(f"run folder: {out}" + (f" ({workers} processes)" if workers > 1 else ""))
     data = load(cfg.dataset, args.data_dir)
-    if not args.resume:
+    if not args.resume and main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_overview(data, out)
     history = train(cfg, out, data=data, resume=args.resume, console=console)
+    if not main_process:
+        return 0  # rank 0 reports, evaluates and writes
     best = best_epoch(history)
     seconds = sum(r["seconds"] for r in history)
     console.print(f"trained {len(history)} epoch{'s' * (len(history) > 1)} in {seconds:.1f} s; "

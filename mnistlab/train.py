@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .augment import Augment
 from .data import Data, get_spec, load, split_indices
 from .errors import MnistlabError
@@ -235,6 +235,7 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     """Train per `cfg`, writing into `out_dir`. Returns the history, one dict per epoch.
 
     The test split is never touched here: model selection and early stopping use validation only.
+    Under torchrun, every process runs this with the same arguments (see distributed.py).
     """
     cfg.check()
     check_run_dir(out_dir, resume)
@@ -243,6 +244,10 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     if resume:
         cfg = resumed_config(out_dir, cfg.epochs, cfg.device)
     device = pick_device(cfg.device)
+    rank, world = distributed.setup(device)
+    main = rank == 0  # only the main process prints and writes
+    if not main:
+        console = None
     torch.manual_seed(cfg.seed)
     if data is None or data.name != cfg.dataset:
         data = load(cfg.dataset, data_dir, progress=console is not None)
@@ -260,10 +265,11 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     mean, std = (x_train.mean().item(), x_train.std().item()) if cfg.standardize else (0.0, 1.0)
     arch_args = {"num_classes": len(data.classes), **cfg.model_args}
     model = build(cfg.model, arch_args, mean, std).to(device, memory_format=cl)
+    step_model = distributed.wrap(model, world)  # DistributedDataParallel under torchrun
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg)
     ema = EMA(model, cfg.ema) if cfg.ema else None
     augment = cfg.augment
-    augment_rng = torch.Generator(device).manual_seed(cfg.seed)
+    augment_rng = torch.Generator(device).manual_seed(cfg.seed + rank)
     meta = dict(seed=cfg.seed, config=asdict(cfg))
 
     history = []
@@ -275,7 +281,7 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
         if ema:
             ema.model.load_state_dict({k[4:]: v for k, v in extra.items() if k.startswith("ema.")})
             ema.updates = info["ema_updates"]
-    else:
+    elif main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text(out_dir / "config.json", json.dumps(asdict(cfg), indent=2))
         if augment.active:
@@ -293,17 +299,20 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
         progress.start(epoch)
         model.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(n, device=device)
+        # The epoch's order depends on the seed and the epoch alone, so that every process draws the
+        # same one and a resumed run continues it exactly.
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0  # images this process has trained on this epoch
         for step in range(steps):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg.schedule, (epoch - 1) * steps + step, cfg.epochs * steps,
                                                  cfg.warmup)
-            idx = perm[step * bs:(step + 1) * bs]
+            idx = perm[step * bs:(step + 1) * bs][rank::world]  # this process's shard of the global batch
             x, y = augment(x_train[idx], augment_rng), y_train[idx]
             with autocast:
-                logits = model(x)
+                logits = step_model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -312,10 +321,11 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
                 ema.update(model)
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(1) == y).sum()
+            seen += len(idx)
             if step % 20 == 0 and not progress.bar.disable:
-                seen = min((step + 1) * bs, n)
                 progress.step(step + 1, loss_sum.item() / seen, correct.item() / seen)
         seconds = time.perf_counter() - t0
+        loss_sum, correct = distributed.all_sum(loss_sum), distributed.all_sum(correct)
         if not torch.isfinite(loss_sum):
             raise MnistlabError(f"training diverged in epoch {epoch} (loss is not finite); lower the learning rate")
         kept = ema.model if ema else model
@@ -324,22 +334,25 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
                    val_accuracy=val_acc, seconds=seconds, lr=optimizer.param_groups[0]["lr"])
         history.append(row)
         improved = best_epoch(history) is row
-        if improved:
-            best = dict(epoch=epoch, val_loss=val_loss, val_accuracy=val_acc)
-            checkpoint.save_model(out_dir / checkpoint.MODEL_FILE, kept, checkpoint.model_meta(
-                kept, cfg.model, arch_args, data.classes, cfg.dataset, metrics=best, **meta))
-        # History first, then the state that points past it: a crash between the two loses nothing.
-        write_text(out_dir / "history.json", json.dumps(history, indent=1))
-        extra = {"rng.augment": augment_rng.get_state()}
-        if ema:
-            extra |= {f"ema.{k}": v for k, v in ema.model.state_dict().items()}
-        checkpoint.save_state(state_path, model, optimizer, extra,
-                              dict(history=history, ema_updates=ema.updates if ema else 0))
+        if main:
+            if improved:
+                best = dict(epoch=epoch, val_loss=val_loss, val_accuracy=val_acc)
+                checkpoint.save_model(out_dir / checkpoint.MODEL_FILE, kept, checkpoint.model_meta(
+                    kept, cfg.model, arch_args, data.classes, cfg.dataset, metrics=best, **meta))
+            # History first, then the state that points past it: a crash between the two loses nothing.
+            write_text(out_dir / "history.json", json.dumps(history, indent=1))
+            extra = {"rng.augment": augment_rng.get_state()}
+            if ema:
+                extra |= {f"ema.{k}": v for k, v in ema.model.state_dict().items()}
+            checkpoint.save_state(state_path, model, optimizer, extra,
+                                  dict(history=history, ema_updates=ema.updates if ema else 0))
         progress.end(row, improved)
 
-    from .plots import plot_curves, save_figure
+    if main:
+        from .plots import plot_curves, save_figure
 
-    save_figure(plot_curves(history), out_dir / "curves.png")
+        save_figure(plot_curves(history), out_dir / "curves.png")
+    distributed.teardown()
     return history
 
 

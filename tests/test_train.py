@@ -82,7 +82,7 @@ def test_refuses_to_overwrite_and_to_resume_nothing(mnist, tmp_path):
 
 def test_divergence_is_a_clear_error(mnist, tmp_path):
     with pytest.raises(MnistlabError, match="diverged"):
-        train(TrainConfig(**{**QUICK, "optimizer": "sgd", "lr": 1e6, "standardize": False}), tmp_path, data=mnist)
+        train(TrainConfig(**{**QUICK, "optimizer": "sgd", "lr": 1e12, "standardize": False}), tmp_path, data=mnist)
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(optimizer="rmsprop"), dict(val_fraction=0.0),
