@@ -6,7 +6,7 @@ import os
 import struct
 import urllib.request
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ class DatasetSpec:
     mirrors: tuple[str, ...]
     checksums: dict  # file name (without .gz) -> Checksum
     system_dirs: tuple[str, ...] = ()  # where an OS package may have installed the files
+    files: dict = field(default_factory=lambda: dict(FILES))  # role -> file name (without .gz)
+    label_column: int | None = None  # labels stored as a table (N, K): the class is this column
 
 
 DATASETS = {
@@ -77,6 +79,23 @@ DATASETS = {
                 "t10k-labels-idx1-ubyte": Checksum("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
             },
             system_dirs=("/usr/share/datasets/fashion-mnist",),
+        ),
+        # QMNIST (Yadav & Bottou 2019, "Cold Case: The Lost MNIST Digits"): 60,000 test digits, the
+        # first 10,000 being MNIST's; labels are idx2-int tables whose column 0 is the class. MD5s of
+        # the .gz files as torchvision lists them.
+        DatasetSpec(
+            name="qmnist",
+            classes=tuple(str(d) for d in range(10)),
+            mirrors=("https://raw.githubusercontent.com/facebookresearch/qmnist/master/",),
+            files={"train_images": "qmnist-train-images-idx3-ubyte", "train_labels": "qmnist-train-labels-idx2-int",
+                   "test_images": "qmnist-test-images-idx3-ubyte", "test_labels": "qmnist-test-labels-idx2-int"},
+            checksums={
+                "qmnist-train-images-idx3-ubyte": Checksum(gz_md5="ed72d4157d28c017586c42bc6afe6370"),
+                "qmnist-train-labels-idx2-int": Checksum(gz_md5="0058f8dd561b90ffdd0f734c6a30e5e4"),
+                "qmnist-test-images-idx3-ubyte": Checksum(gz_md5="1394631089c404de565df7b7aeaf9412"),
+                "qmnist-test-labels-idx2-int": Checksum(gz_md5="5b5b05890a5e13444e108efe57b788aa"),
+            },
+            label_column=0,
         ),
         # Kuzushiji-MNIST (Clanuwat et al. 2018): its publishers list MD5s of the .gz files.
         DatasetSpec(
@@ -178,7 +197,7 @@ def resolve_data_dir(spec: DatasetSpec, data_dir=None) -> Path:
     if data_dir or os.environ.get("MNISTLAB_DATA"):
         return Path(data_dir or os.environ["MNISTLAB_DATA"]).expanduser()
     for d in spec.system_dirs:
-        if (Path(d) / (FILES["train_images"] + ".gz")).exists():
+        if (Path(d) / (spec.files["train_images"] + ".gz")).exists():
             return Path(d)
     return default_cache_dir() / spec.name
 
@@ -230,7 +249,7 @@ def fetch(spec: DatasetSpec, data_dir=None, progress: bool = True) -> dict[str, 
     """A local path for each of the data set's four files, downloading the missing ones."""
     directory = resolve_data_dir(spec, data_dir)
     paths = {}
-    for role, name in FILES.items():
+    for role, name in spec.files.items():
         path = _find(directory, name)
         if path is None:
             try:
@@ -264,6 +283,8 @@ def load(name: str = "mnist", data_dir=None, progress: bool = True) -> Data:
         arrays[role] = verify(path, spec.checksums[path.name.removesuffix(".gz")])
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if spec.label_column is not None and labels.ndim == 2:
+            labels = arrays[f"{split}_labels"] = labels[:, spec.label_column]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise MnistlabError(f"{name}: {split} images {images.shape} do not match labels {labels.shape}")
         if labels.min() < 0 or labels.max() >= len(spec.classes):

@@ -213,3 +213,32 @@ def test_stratified_split_keeps_class_balance(mnist):
     per_class = torch.bincount(labels[val]).float()
     expected = torch.bincount(labels).float() * 0.1
     assert (per_class - expected).abs().max() <= 0.5
+
+
+def test_qmnist_layout_file_names_and_label_column(mnist, tmp_path, monkeypatch):
+    """QMNIST's own file names and its idx2-int label tables (class in column 0), built from real
+    MNIST digits; the checksums are this test's own, since QMNIST itself cannot be downloaded here."""
+    spec = data.DATASETS["qmnist"]
+    sources = {"train_images": mnist.train_images[:300], "test_images": mnist.test_images[:100]}
+    for split, n in (("train", 300), ("test", 100)):
+        labels = getattr(mnist, f"{split}_labels")[:n].numpy()
+        # QMNIST's columns: class, NIST writer id, ... ; only column 0 is the label
+        sources[f"{split}_labels"] = np.stack([labels, np.arange(n) + 1000, np.full(n, 7)], 1)
+    checksums = {}
+    for role, name in spec.files.items():
+        array = sources[role].numpy() if torch.is_tensor(sources[role]) else sources[role]
+        blob = gzip.compress(idx_bytes(array, 0x08 if role.endswith("images") else 0x0C))
+        (tmp_path / f"{name}.gz").write_bytes(blob)
+        checksums[name] = data.Checksum(gz_md5=hashlib.md5(blob).hexdigest())
+    monkeypatch.setitem(data.DATASETS, "qmnist", data.DatasetSpec(
+        name="qmnist", classes=spec.classes, mirrors=(), files=spec.files, checksums=checksums, label_column=0))
+    loaded = data.load("qmnist", tmp_path, progress=False)
+    assert loaded.train_images.shape == (300, 28, 28) and loaded.test_labels.shape == (100,)
+    assert torch.equal(loaded.train_labels, mnist.train_labels[:300])
+    assert torch.equal(loaded.test_images, mnist.test_images[:100])
+
+
+def test_qmnist_spec_names_its_published_checksums():
+    spec = data.DATASETS["qmnist"]
+    assert set(spec.files.values()) == set(spec.checksums) and spec.label_column == 0
+    assert spec.checksums["qmnist-train-images-idx3-ubyte"].gz_md5 == "ed72d4157d28c017586c42bc6afe6370"
