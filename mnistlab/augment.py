@@ -34,18 +34,16 @@ class Augment:
         return any((self.rotate, self.scale, self.shear, self.translate, self.elastic))
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Warp a batch x (B, C, H, W) of pixels in [0, 1]; returns a new tensor of the same shape,
-        dtype and memory format, with values still in [0, 1]."""
+        """Warp a batch x (B, C, H, W) of pixels in [0, 1]; returns a new tensor of the same shape and
+        dtype, with values still in [0, 1]."""
         if not self.active or len(x) == 0:
             return x
         b, _, h, w = x.shape
         grid = F.affine_grid(self.matrices(b, h, w, x.device, generator), [b, 1, h, w], align_corners=False)
         if self.elastic:
             grid = grid + self.displacement(b, h, w, x.device, generator)
-        memory_format = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1 \
-            else torch.contiguous_format
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return out.clamp_(0, 1).contiguous(memory_format=memory_format)
+        return out.clamp_(0, 1)
 
     def matrices(self, b: int, h: int, w: int, device, generator) -> torch.Tensor:
         """(B, 2, 3) affine matrices mapping output to input coordinates, in affine_grid's [-1, 1] units."""

@@ -117,12 +117,12 @@ def _h5_weights(group) -> dict:
     return weights
 
 
-def convert(config: dict, weights: dict) -> tuple[list, dict, tuple]:
-    """Keras config and weights -> (layer specs for KerasSequential, torch state dict, input shape (H, W))."""
+def convert(config: dict, weights: dict) -> tuple[list, dict]:
+    """Keras config and weights -> (layer specs for KerasSequential, torch state dict)."""
     if config.get("class_name") != "Sequential":
         raise MnistlabError(f"only Sequential models can be imported, not {config.get('class_name')}")
     layers = config["config"]["layers"]
-    shape = image = None  # current activation shape, channels-first: (C, H, W) or (N,); input (H, W)
+    shape = None  # current activation shape, channels-first: (C, H, W) or (N,)
     specs, state = [], {}
     for i, layer in enumerate(layers):
         kind, cfg = layer["class_name"], layer["config"]
@@ -130,13 +130,14 @@ def convert(config: dict, weights: dict) -> tuple[list, dict, tuple]:
             raise MnistlabError(f"layer {cfg.get('name')!r} is a {kind}; supported: {', '.join(SUPPORTED)}")
         input_shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
         if input_shape and shape is None:
-            dims = input_shape[1:]
-            shape = (1, *dims[:2]) if len(dims) == 2 or dims[2] == 1 else None
-            if shape is None or tuple(shape[1:]) != (28, 28):
+            dims = list(input_shape[1:])
+            if dims not in ([28, 28], [28, 28, 1]):
                 raise MnistlabError(f"input shape {dims} is not a 28x28 greyscale image")
-            image = shape[1:]
+            shape = (1, 28, 28)
         if kind == "InputLayer":
             continue
+        if shape is None:
+            raise MnistlabError("the model does not declare its input shape")
         activation = cfg.get("activation", "linear")
         last = i == len(layers) - 1
         if activation not in ("relu", "linear") and not (activation == "softmax" and last):
@@ -181,9 +182,7 @@ def convert(config: dict, weights: dict) -> tuple[list, dict, tuple]:
             state[f"layers.{n}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.T))
             state[f"layers.{n}.bias"] = torch.from_numpy(bias)
             shape = (cfg["units"],)
-    if image is None:
-        raise MnistlabError("the model does not declare its input shape")
-    return specs, state, image
+    return specs, state
 
 
 def _kernel_and_bias(arrays: list, name: str):
@@ -199,7 +198,7 @@ def import_model(path, out_dir, weights_path=None, classes=None) -> Path:
     from .models import Classifier
 
     config, weights = read(path, weights_path)
-    specs, state, _ = convert(config, weights)
+    specs, state = convert(config, weights)
     classes = list(classes or [str(d) for d in range(specs[-1]["out"])])
     net = KerasSequential(specs, len(classes))
     try:

@@ -1,8 +1,8 @@
 """Training: one config dataclass and an explicit loop over tensors kept in memory.
 
-A run folder gets config.json, history.json (one row per epoch), model.safetensors (the weights that
-did best on the validation split, see best_epoch), state.safetensors (what --resume needs), curves.png and, when the
-run augments its data, augmented.png.
+A run folder gets config.json, history.json (one row per epoch), model.safetensors (the weights of
+the best epoch on the validation split, see best_epoch), state.safetensors (what --resume needs),
+curves.png and, when the run augments its data, augmented.png.
 """
 
 import json
@@ -135,12 +135,14 @@ class EMA:
         import copy
 
         self.model, self.decay, self.updates = copy.deepcopy(model).eval(), decay, 0
+        # (average, live) tensor pairs, looked up once: this runs after every training step.
+        self.pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module):
+    def update(self):
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for avg, new in zip(self.model.state_dict().values(), model.state_dict().values()):
+        for avg, new in self.pairs:
             if avg.is_floating_point():
                 avg.lerp_(new, 1 - d)
             else:
@@ -318,7 +320,7 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
             loss.backward()
             optimizer.step()
             if ema:
-                ema.update(model)
+                ema.update()
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(1) == y).sum()
             seen += len(idx)

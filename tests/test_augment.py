@@ -24,7 +24,7 @@ def centre_of_mass(x):
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_keeps_shape_dtype_range_and_layout(digits, layout):
+def test_keeps_shape_dtype_and_range_in_either_layout(digits, layout):
     x = digits.contiguous(memory_format=layout)
     out = ALL(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.dtype == x.dtype

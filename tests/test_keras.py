@@ -55,9 +55,19 @@ def sigmoid(config):
     config["config"]["layers"][1]["config"]["activation"] = "sigmoid"
 
 
+def flat_input(config):
+    config["config"]["layers"][0]["config"]["batch_input_shape"] = [None, 784]
+
+
+def no_input(config):
+    del config["config"]["layers"][0]
+
+
 @pytest.mark.parametrize("change, message", [(batchnorm, "is a BatchNormalization; supported: "),
                                              (functional, "only Sequential models"),
-                                             (sigmoid, "activation 'sigmoid' is not supported")])
+                                             (sigmoid, "activation 'sigmoid' is not supported"),
+                                             (flat_input, "input shape [784] is not a 28x28 greyscale image"),
+                                             (no_input, "does not declare its input shape")])
 def test_unsupported_architectures_are_clear_errors(change, message, tmp_path, capsys):
     path = keras2_config(tmp_path, change)
     assert main(["import-keras", str(path), "--weights", str(FIXTURES / "keras2_cnn_small_weights.h5"),

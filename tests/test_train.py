@@ -8,7 +8,7 @@ import torch
 from mnistlab import checkpoint
 from mnistlab.errors import MnistlabError
 from mnistlab.recipes import RECIPES
-from mnistlab.train import TrainConfig, best_epoch, evaluate_split, lr_factor, train
+from mnistlab.train import EMA, TrainConfig, best_epoch, evaluate_split, lr_factor, train
 
 QUICK = dict(model="cnn-small", epochs=2, train_limit=2000, batch_size=64)
 
@@ -152,3 +152,18 @@ def test_schedules_warm_up_then_decay_to_zero(schedule):
     assert all(a >= b for a, b in zip(factors[19:], factors[20:]))  # then falling
     assert factors[-1] < 0.02
     assert lr_factor("constant", 57, 100, 0.2) == 1.0
+
+
+def test_weight_average_follows_the_ramped_decay():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    ema = EMA(model, decay=0.9)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update()  # first update: decay min(0.9, 2/11)
+    d = 2 / 11
+    assert torch.allclose(ema.model.weight, d * start + (1 - d) * model.weight)
+    for _ in range(200):
+        ema.update()
+    assert torch.allclose(ema.model.weight, model.weight, atol=1e-6)  # converges to constant weights
