@@ -8,6 +8,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from .errors import MnistlabError
+from .tracking import DEFAULT_MLFLOW_URI
 
 TRAIN_HELP = {
     "recipe": "start from a named preset (see `mnistlab recipes`); other flags override it",
@@ -123,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out (default: the newest run under runs/) from its last epoch")
     p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                    help="skip the test-set evaluation and report after training")
+    p.add_argument("--mlflow", nargs="?", const=DEFAULT_MLFLOW_URI, metavar="URI",
+                   help=f"also log to MLflow (default store: {DEFAULT_MLFLOW_URI}; needs mnistlab[tracking])")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files to RUN/tensorboard (needs mnistlab[tracking])")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test-set metrics, figures, metrics.json and probs.npy for a model")
@@ -233,11 +238,12 @@ def cmd_train(args):
     if main_process:
         console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
         console.print(f"run folder: {out}" + (f" ({workers} processes)" if workers > 1 else ""))
+    loggers = _loggers(args, out, cfg) if main_process else []  # before the data, so a bad URI fails at once
     data = load(cfg.dataset, args.data_dir)
     if not args.resume and main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_overview(data, out)
-    history = train(cfg, out, data=data, resume=args.resume, console=console)
+    history = train(cfg, out, data=data, resume=args.resume, console=console, loggers=loggers)
     if not main_process:
         return 0  # rank 0 reports, evaluates and writes
     best = best_epoch(history)
@@ -253,11 +259,21 @@ def cmd_train(args):
                           f"after {took:.1f} s of training")
         else:
             console.print(f"target validation accuracy {cfg.target_accuracy:.2%} not reached in {len(history)} epochs")
+    m = None
     if args.evaluate:
         m = evaluate(out, data_dir=args.data_dir, data=data)
         console.print(f"test accuracy {m['test_accuracy']:.2%}, test loss {m['test_loss']:.4f} "
                       f"({m['misclassified']} of {m['n']:,} misclassified)")
     console.print(f"report: {write_report(out)}")
+    for log in loggers:
+        log.finish(m)
+
+
+def _loggers(args, out: Path, cfg) -> list:
+    from .tracking import MLflowLog, TensorBoardLog
+
+    loggers = [MLflowLog(args.mlflow, out, asdict(cfg))] if args.mlflow else []
+    return loggers + ([TensorBoardLog(out, asdict(cfg))] if args.tensorboard else [])
 
 
 def cmd_evaluate(args):

@@ -233,8 +233,9 @@ class Progress:
 
 
 def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = False, console=None,
-          data_dir=None) -> list[dict]:
-    """Train per `cfg`, writing into `out_dir`. Returns the history, one dict per epoch.
+          data_dir=None, loggers=()) -> list[dict]:
+    """Train per `cfg`, writing into `out_dir`. Returns the history, one dict per epoch, which also goes
+    to each of `loggers` (see tracking.py) as it is made.
 
     The test split is never touched here: model selection and early stopping use validation only.
     Under torchrun, every process runs this with the same arguments (see distributed.py).
@@ -348,6 +349,8 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
                 extra |= {f"ema.{k}": v for k, v in ema.model.state_dict().items()}
             checkpoint.save_state(state_path, model, optimizer, extra,
                                   dict(history=history, ema_updates=ema.updates if ema else 0))
+            for log in loggers:
+                log.epoch(row)
         progress.end(row, improved)
 
     if main:
