@@ -14,7 +14,7 @@ TRAIN_HELP = {
     "recipe": "start from a named preset (see `mnistlab recipes`); other flags override it",
     "model": "model name (see `mnistlab models`)",
     "model_args": "architecture argument KEY=VALUE, repeatable (e.g. width=64)",
-    "dataset": "data set: mnist, fashion-mnist, kmnist or qmnist",
+    "dataset": "data set: mnist, fashion-mnist, kmnist, qmnist or emnist-digits",
     "epochs": "number of epochs",
     "batch_size": "images per training step",
     "optimizer": "adam, adamw or sgd (Nesterov momentum 0.9)",

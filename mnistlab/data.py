@@ -5,6 +5,7 @@ import hashlib
 import os
 import struct
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,15 @@ class Checksum:
 
 
 @dataclass(frozen=True)
+class Archive:
+    """A zip file the data set's .gz files are published inside, checked by its MD5."""
+
+    name: str  # file name on the mirrors, e.g. "gzip.zip"
+    md5: str
+    folder: str  # the folder holding the .gz files inside the zip, e.g. "gzip/"
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     classes: tuple[str, ...]
@@ -46,6 +56,8 @@ class DatasetSpec:
     system_dirs: tuple[str, ...] = ()  # where an OS package may have installed the files
     files: dict = field(default_factory=lambda: dict(FILES))  # role -> file name (without .gz)
     label_column: int | None = None  # labels stored as a table (N, K): the class is this column
+    archive: Archive | None = None  # the mirrors publish one zip rather than the four files
+    transposed: bool = False  # images stored column by column: transposed on load
 
 
 DATASETS = {
@@ -96,6 +108,24 @@ DATASETS = {
                 "qmnist-test-labels-idx2-int": Checksum(gz_md5="5b5b05890a5e13444e108efe57b788aa"),
             },
             label_column=0,
+        ),
+        # EMNIST Digits (Cohen et al. 2017): 240,000 training and 40,000 test digits, published only
+        # inside NIST's 535 MB gzip.zip of all EMNIST splits, whose MD5 (as torchvision lists it) is
+        # the only checksum there is; the extracted files are checked by the IDX reader's structure.
+        # Its images are stored transposed relative to MNIST's.
+        DatasetSpec(
+            name="emnist-digits",
+            classes=tuple(str(d) for d in range(10)),
+            mirrors=("https://biometrics.nist.gov/cs_links/EMNIST/", "https://www.itl.nist.gov/iaui/vip/cs_links/EMNIST/"),
+            files={"train_images": "emnist-digits-train-images-idx3-ubyte",
+                   "train_labels": "emnist-digits-train-labels-idx1-ubyte",
+                   "test_images": "emnist-digits-test-images-idx3-ubyte",
+                   "test_labels": "emnist-digits-test-labels-idx1-ubyte"},
+            checksums={name: Checksum() for name in (
+                "emnist-digits-train-images-idx3-ubyte", "emnist-digits-train-labels-idx1-ubyte",
+                "emnist-digits-test-images-idx3-ubyte", "emnist-digits-test-labels-idx1-ubyte")},
+            archive=Archive("gzip.zip", md5="58c8d27c78d21e728a6bc7b3cc06412e", folder="gzip/"),
+            transposed=True,
         ),
         # Kuzushiji-MNIST (Clanuwat et al. 2018): its publishers list MD5s of the .gz files.
         DatasetSpec(
@@ -211,24 +241,31 @@ def _find(directory: Path, name: str) -> Path | None:
 
 def download(name: str, checksum: Checksum, mirrors, directory: Path, timeout: float = 30.0,
              progress: bool = True) -> Path:
-    """Fetch `name`.gz from each mirror in turn into `directory`, verified before it appears there.
+    """Fetch the IDX file `name`.gz from the first mirror that has it right; see download_file."""
+    return download_file(f"{name}.gz", mirrors, directory, lambda path: verify(path, checksum), timeout, progress)
 
-    Each attempt streams into a temporary file beside the target; only a file whose checksum
-    matches is renamed into place, so an interrupted or corrupt download leaves nothing behind.
+
+def download_file(filename: str, mirrors, directory: Path, check, timeout: float = 30.0,
+                  progress: bool = True) -> Path:
+    """Fetch `filename` from each mirror in turn into `directory`; `check(path)` raises MnistlabError
+    for a wrong file.
+
+    Each attempt streams into a temporary file beside the target; only a file that passes `check` is
+    renamed into place, so an interrupted or corrupt download leaves nothing behind.
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    target = directory / f"{name}.gz"
+    target = directory / filename
     failures = []
     for mirror in mirrors:
-        url = mirror.rstrip("/") + f"/{name}.gz"
+        url = mirror.rstrip("/") + f"/{filename}"
         try:
             with atomic_path(target) as tmp:
                 with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
                     total = int(response.headers.get("Content-Length") or 0) or None
                     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                                   TransferSpeedColumn(), transient=True, disable=not progress) as bar:
-                        task = bar.add_task(f"{name}.gz", total=total)
+                        task = bar.add_task(filename, total=total)
                         received = 0
                         for chunk in iter(lambda: response.read(1 << 16), b""):
                             out.write(chunk)
@@ -236,13 +273,43 @@ def download(name: str, checksum: Checksum, mirrors, directory: Path, timeout: f
                             bar.advance(task, len(chunk))
                     if total and received < total:
                         raise OSError(f"connection closed after {received} of {total} bytes")
-                verify(tmp, checksum)
+                check(tmp)
             return target
         except MnistlabError as e:
             failures.append(f"{url}: {str(e).split(': ', 1)[-1]}")
         except (OSError, ValueError) as e:  # URLError, timeouts, IncompleteRead, refused connections
             failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
-    raise MnistlabError(f"could not download {name}.gz from any mirror: " + "; ".join(failures))
+    raise MnistlabError(f"could not download {filename} from any mirror: " + "; ".join(failures))
+
+
+def _check_md5(path, md5: str):
+    if (got := md5_file(path)) != md5:
+        raise MnistlabError(f"{path}: checksum mismatch, MD5 of file is {got}, expected {md5}")
+
+
+def extract(spec: DatasetSpec, directory: Path, progress: bool = True):
+    """Unpack the data set's four .gz files from its archive into `directory`, fetching the archive
+    first unless it is already there. An archive mnistlab downloaded is deleted once unpacked."""
+    archive = spec.archive
+    path = directory / archive.name
+    downloaded = not path.exists()
+    if downloaded:
+        download_file(archive.name, spec.mirrors, directory, lambda p: _check_md5(p, archive.md5), progress=progress)
+    else:
+        _check_md5(path, archive.md5)
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in spec.files.values():
+                member = f"{archive.folder}{name}.gz"
+                with z.open(member) as src, atomic_path(directory / f"{name}.gz") as tmp, open(tmp, "wb") as out:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        out.write(chunk)
+    except KeyError as e:
+        raise MnistlabError(f"{path}: {e.args[0]}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise MnistlabError(f"{path}: cannot unpack ({e})") from None
+    if downloaded:
+        path.unlink()
 
 
 def fetch(spec: DatasetSpec, data_dir=None, progress: bool = True) -> dict[str, Path]:
@@ -256,7 +323,11 @@ def fetch(spec: DatasetSpec, data_dir=None, progress: bool = True) -> dict[str, 
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise MnistlabError(f"{name} not found in {directory} and cannot create it ({e.strerror})") from None
-            path = download(name, spec.checksums[name], spec.mirrors, directory, progress=progress)
+            if spec.archive:
+                extract(spec, directory, progress)
+                path = directory / f"{name}.gz"
+            else:
+                path = download(name, spec.checksums[name], spec.mirrors, directory, progress=progress)
         paths[role] = path
     return paths
 
@@ -289,6 +360,8 @@ def load(name: str = "mnist", data_dir=None, progress: bool = True) -> Data:
             raise MnistlabError(f"{name}: {split} images {images.shape} do not match labels {labels.shape}")
         if labels.min() < 0 or labels.max() >= len(spec.classes):
             raise MnistlabError(f"{name}: {split} labels outside 0..{len(spec.classes) - 1}")
+        if spec.transposed:
+            arrays[f"{split}_images"] = np.ascontiguousarray(images.transpose(0, 2, 1))
     return Data(
         name=name,
         classes=spec.classes,

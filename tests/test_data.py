@@ -242,3 +242,55 @@ def test_qmnist_spec_names_its_published_checksums():
     spec = data.DATASETS["qmnist"]
     assert set(spec.files.values()) == set(spec.checksums) and spec.label_column == 0
     assert spec.checksums["qmnist-train-images-idx3-ubyte"].gz_md5 == "ed72d4157d28c017586c42bc6afe6370"
+
+
+def _emnist_zip(mnist, path: Path) -> bytes:
+    """A zip laid out like NIST's gzip.zip (gzip/emnist-digits-*.gz beside other splits' files), holding
+    real MNIST digits stored transposed, as EMNIST stores its images."""
+    import zipfile
+
+    spec = data.DATASETS["emnist-digits"]
+    arrays = {"train_images": mnist.train_images[:300].transpose(1, 2), "train_labels": mnist.train_labels[:300],
+              "test_images": mnist.test_images[:100].transpose(1, 2), "test_labels": mnist.test_labels[:100]}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("gzip/emnist-letters-mapping.txt", "1 65 97\n")
+        for role, name in spec.files.items():
+            z.writestr(f"gzip/{name}.gz", gzip.compress(idx_bytes(arrays[role].numpy().astype(np.uint8))))
+    return path.read_bytes()
+
+
+def test_emnist_digits_come_from_the_archive_and_are_transposed_back(serve, mnist, tmp_path, monkeypatch):
+    blob = _emnist_zip(mnist, tmp_path / "gzip.zip")
+    spec = data.DATASETS["emnist-digits"]
+    archive = data.Archive("gzip.zip", hashlib.md5(blob).hexdigest(), "gzip/")  # this test's archive, not NIST's
+    broken = serve({"/mnist/gzip.zip": blob[:-100]})  # wrong MD5: the next mirror is tried
+    monkeypatch.setitem(data.DATASETS, "emnist-digits", data.DatasetSpec(
+        **{**spec.__dict__, "mirrors": (broken, serve({"/mnist/gzip.zip": blob})), "archive": archive}))
+    cache = tmp_path / "cache"
+    loaded = data.load("emnist-digits", cache, progress=False)
+    assert torch.equal(loaded.train_images, mnist.train_images[:300])  # upright again
+    assert torch.equal(loaded.test_labels, mnist.test_labels[:100])
+    # the four files are unpacked and the downloaded 535 MB archive is not kept
+    assert sorted(p.name for p in cache.iterdir()) == sorted(f"{n}.gz" for n in spec.files.values())
+    assert data.load("emnist-digits", cache, progress=False).test_images.shape == (100, 28, 28)
+
+
+def test_emnist_digits_from_an_archive_the_user_has(mnist, tmp_path, monkeypatch):
+    blob = _emnist_zip(mnist, tmp_path / "gzip.zip")
+    spec = data.DATASETS["emnist-digits"]
+    archive = data.Archive("gzip.zip", hashlib.md5(blob).hexdigest(), "gzip/")
+    monkeypatch.setitem(data.DATASETS, "emnist-digits", data.DatasetSpec(
+        **{**spec.__dict__, "mirrors": (), "archive": archive}))
+    assert data.load("emnist-digits", tmp_path, progress=False).train_images.shape == (300, 28, 28)
+    assert (tmp_path / "gzip.zip").exists()  # the user's own file stays
+    (tmp_path / "gzip.zip").write_bytes(blob[:1000])
+    for p in tmp_path.glob("emnist-*"):
+        p.unlink()
+    with pytest.raises(MnistlabError, match="checksum mismatch, MD5"):
+        data.load("emnist-digits", tmp_path, progress=False)
+
+
+def test_emnist_digits_spec_names_nists_archive():
+    spec = data.DATASETS["emnist-digits"]
+    assert spec.archive.md5 == "58c8d27c78d21e728a6bc7b3cc06412e" and spec.transposed
+    assert spec.mirrors[0] == "https://biometrics.nist.gov/cs_links/EMNIST/"
