@@ -91,6 +91,11 @@ def _add_train_options(p: argparse.ArgumentParser):
             p.add_argument(flag, type=type(default), **kw)
 
 
+def _add_backend(p):
+    p.add_argument("--backend", default="pytorch", choices=["pytorch", "onnxruntime"],
+                   help="pytorch (default), or onnxruntime with the model.onnx that `mnistlab export` wrote")
+
+
 def _add_data_dir(p):
     p.add_argument("--data-dir", help="folder holding the data set's IDX files (default: $MNISTLAB_DATA, "
                                       "else ~/.cache/mnistlab/NAME, downloaded on first use)")
@@ -149,7 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_positive_int, default=3, help="how many classes to show (default: 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--save-preprocessed", metavar="DIR", help="also save the 28x28 images the model sees")
+    _add_backend(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a model to ONNX (or torch.export .pt2), checked against PyTorch")
+    p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--format", default="onnx", choices=["onnx", "pt2"], help="onnx (default) or pt2")
+    p.add_argument("--out", help="file to write (default: model.onnx or model.pt2 beside the checkpoint)")
+    p.add_argument("--check-images", type=int, default=1000,
+                   help="test images to compare with PyTorch before writing (default: 1000; 0: no check)")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("runs", help="list the runs under runs/ as a table")
     p.add_argument("--dir", default="runs", help="folder of runs (default: runs)")
@@ -317,11 +332,10 @@ def cmd_report(args):
 def cmd_predict(args):
     from PIL import Image
 
-    from .checkpoint import load_model
+    from .export import open_model
     from .predict import predict_files
 
-    model, meta = load_model(args.model)
-    results = predict_files(model, meta, args.images, args.top)
+    results = predict_files(open_model(args.model, args.backend), args.images, args.top)
     if args.save_preprocessed:
         out = Path(args.save_preprocessed)
         out.mkdir(parents=True, exist_ok=True)
@@ -342,6 +356,22 @@ def cmd_predict(args):
             else:
                 print(f"{r['file']}: " + "  ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"]))
     return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_export(args):
+    from .checkpoint import read_meta
+    from .data import load
+    from .export import export
+
+    data = None
+    if args.check_images > 0:
+        data = load(read_meta(args.model).get("dataset", "mnist"), args.data_dir)
+    out, diff = export(args.model, args.format, args.out, data, args.check_images)
+    if diff is None:
+        print(f"wrote {out} (not checked against PyTorch)")
+    else:
+        n = min(args.check_images, len(data.test_images))
+        print(f"wrote {out}: largest difference from PyTorch on {n:,} test images {diff:.1e}")
 
 
 def _runs_table(rows, title):

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
+from .checkpoint import load_model
 from .errors import MnistlabError
 from .models import logits_of, pixels
 
@@ -114,15 +115,33 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
     return out.round().clip(0, 255).astype(np.uint8)
 
 
-def classify(model, digits: list[np.ndarray], classes, top: int = 3, device="cpu") -> list[list[dict]]:
+class TorchModel:
+    """A checkpoint's model as `predict` and `serve` use it: `meta` (the checkpoint's description) and
+    `probabilities(digits)`. export.OnnxModel offers the same two through onnxruntime."""
+
+    backend = "pytorch"
+
+    def __init__(self, path, device="cpu"):
+        self.model, self.meta = load_model(path, device)
+        self.device = device
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) float32 for preprocessed digits (N, 28, 28) uint8."""
+        x = pixels(torch.from_numpy(digits)).to(self.device)
+        return torch.softmax(logits_of(self.model, x).float(), 1).cpu().numpy()
+
+
+def ranked(probs: np.ndarray, classes, top: int = 3) -> list[dict]:
+    """The `top` classes of one row of probabilities, most likely first."""
+    order = np.argsort(-probs, kind="stable")[:top]
+    return [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in order]
+
+
+def classify(model, digits: list[np.ndarray], top: int = 3) -> list[list[dict]]:
     """Top classes with probabilities for each preprocessed (28, 28) uint8 digit."""
     if not digits:
         return []
-    x = pixels(torch.from_numpy(np.stack(digits))).to(device)
-    probs = torch.softmax(logits_of(model, x), 1).cpu()
-    best = probs.topk(min(top, probs.shape[1]), dim=1)
-    return [[{"class": classes[i], "probability": round(float(p), 6)} for p, i in zip(ps.tolist(), ix.tolist())]
-            for ps, ix in zip(best.values, best.indices)]
+    return [ranked(p, model.meta["classes"], top) for p in model.probabilities(np.stack(digits))]
 
 
 def image_paths(inputs) -> list[Path]:
@@ -141,7 +160,7 @@ def image_paths(inputs) -> list[Path]:
     return paths
 
 
-def predict_files(model, meta: dict, inputs, top: int = 3, device="cpu") -> list[dict]:
+def predict_files(model, inputs, top: int = 3) -> list[dict]:
     """One result per image: {"file", "blank": False, "top": [...], "digit"}, {"file", "blank": True},
     or {"file", "error"}. "digit" is the (28, 28) uint8 image the model saw."""
     results = []
@@ -153,6 +172,6 @@ def predict_files(model, meta: dict, inputs, top: int = 3, device="cpu") -> list
             continue
         results.append({"file": str(path), "blank": digit is None} | ({} if digit is None else {"digit": digit}))
     readable = [r for r in results if "digit" in r]
-    for r, ranked in zip(readable, classify(model, [r["digit"] for r in readable], meta["classes"], top, device)):
-        r["top"] = ranked
+    for r, top_classes in zip(readable, classify(model, [r["digit"] for r in readable], top)):
+        r["top"] = top_classes
     return results

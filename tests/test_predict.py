@@ -8,7 +8,6 @@ import pytest
 from PIL import Image
 
 from mnistlab import predict
-from mnistlab.checkpoint import load_model
 from mnistlab.cli import main
 from mnistlab.errors import MnistlabError
 
@@ -48,8 +47,7 @@ def test_preprocessing_recovers_mnist_convention(mnist):
 
 
 def test_big_inverted_digits_are_classified_correctly(trained_run, mnist, photos):
-    model, meta = load_model(trained_run)
-    results = predict.predict_files(model, meta, [photos])
+    results = predict.predict_files(predict.TorchModel(trained_run), [photos])
     assert len(results) == N and not any("error" in r or r["blank"] for r in results)
     predicted = np.array([int(r["top"][0]["class"]) for r in results])
     accuracy = (predicted == mnist.test_labels[:N].numpy()).mean()

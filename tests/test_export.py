@@ -1,0 +1,69 @@
+"""Export to ONNX and torch.export, checked against PyTorch on real test images; the onnxruntime
+backend gives the same answers as PyTorch."""
+
+import os
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mnistlab.cli import main
+from mnistlab.errors import MnistlabError
+from mnistlab.export import OnnxModel, export, open_model
+from mnistlab.predict import TorchModel
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, trained_run):
+    folder = tmp_path_factory.mktemp("export") / "run"
+    shutil.copytree(trained_run, folder)
+    return folder
+
+
+def test_onnx_export_matches_pytorch_with_any_batch_size(run, mnist, capsys, mnist_dir):
+    assert main(["export", str(run), "--data-dir", str(mnist_dir)]) == 0
+    assert "largest difference from PyTorch on 1,000 test images" in capsys.readouterr().out
+    proto = onnx.load(run / "model.onnx")
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
+    torch_model, onnx_model = TorchModel(run), OnnxModel(run / "model.onnx")
+    assert onnx_model.meta["classes"] == torch_model.meta["classes"]
+    for n in (1, 7, 500):
+        digits = mnist.test_images[:n].numpy()
+        got, want = onnx_model.probabilities(digits), torch_model.probabilities(digits)
+        assert got.shape == (n, 10) and np.abs(got - want).max() < 1e-4
+        assert (got.argmax(1) == want.argmax(1)).all()
+
+
+def test_pt2_export_matches_pytorch(run, mnist):
+    out, diff = export(run, "pt2", run / "model.pt2", mnist, check_images=200)
+    assert diff < 1e-4
+    module = torch.export.load(out).module()
+    x = mnist.test_images[:50].unsqueeze(1).float() / 255
+    logits, probs = module(x)
+    assert torch.allclose(probs, torch.tensor(TorchModel(run).probabilities(mnist.test_images[:50].numpy())),
+                          atol=1e-5)
+
+
+def test_onnxruntime_backend_needs_a_fresh_export(run, tmp_path, mnist):
+    fresh = tmp_path / "fresh"
+    shutil.copytree(run, fresh, ignore=shutil.ignore_patterns("model.onnx", "model.pt2"))
+    with pytest.raises(MnistlabError, match="not exported yet"):
+        open_model(fresh, "onnxruntime")
+    export(fresh, "onnx", data=None, check_images=0)
+    assert open_model(fresh, "onnxruntime").backend == "onnxruntime"
+    later = (fresh / "model.onnx").stat().st_mtime + 10
+    os.utime(fresh / "model.safetensors", (later, later))  # the checkpoint changed after the export
+    with pytest.raises(MnistlabError, match="older than its checkpoint"):
+        open_model(fresh, "onnxruntime")
+
+
+def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a model at all")
+    assert main(["predict", str(bad), str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mnistlab: error:") and "cannot load ONNX model" in err and err.count("\n") == 1
+    with pytest.raises(MnistlabError, match="unknown export format"):
+        export(tmp_path, "tflite")
