@@ -157,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend(p)
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("serve", help="serve a model: HTTP API, drawing page at /, Prometheus metrics")
+    p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0: all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    _add_backend(p)
+    p.add_argument("--max-body", type=_positive_int, default=8 << 20, help="largest request in bytes (default: 8 MiB)")
+    p.add_argument("--max-pixels", type=_positive_int, default=4096 * 4096,
+                   help="largest image in pixels, checked before decoding (default: 4096x4096)")
+    p.add_argument("--max-batch", type=_positive_int, default=256, help="most images per request (default: 256)")
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="flag answers whose top probability is below this (default: 0.5)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="server processes sharing the port (default: 1)")
+    p.add_argument("--threads", type=_positive_int,
+                   help="inference threads per worker (default: one per core, or 1 with several workers)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("export", help="export a model to ONNX (or torch.export .pt2), checked against PyTorch")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--format", default="onnx", choices=["onnx", "pt2"], help="onnx (default) or pt2")
@@ -356,6 +373,16 @@ def cmd_predict(args):
             else:
                 print(f"{r['file']}: " + "  ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"]))
     return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_serve(args):
+    from .serve import Limits, serve
+
+    if not 0 <= args.min_confidence <= 1:
+        raise MnistlabError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    limits = Limits(args.max_body, args.max_pixels, args.max_batch, args.min_confidence)
+    threads = args.threads or (1 if args.workers > 1 else None)
+    serve(args.model, args.backend, args.host, args.port, limits, args.workers, threads, args.access_log)
 
 
 def cmd_export(args):

@@ -125,15 +125,18 @@ class OnnxModel:
         return self.session.run(["probabilities"], {"pixels": x})[0]
 
 
-def open_model(source, backend: str = "pytorch"):
+def open_model(source, backend: str = "pytorch", threads: int | None = None):
     """The model to predict and serve with: an .onnx file runs on onnxruntime; a run folder or
-    checkpoint on PyTorch, or with backend "onnxruntime" through the model.onnx exported beside it."""
+    checkpoint on PyTorch, or with backend "onnxruntime" through the model.onnx exported beside it.
+    `threads`: the backend's threads (default: its own choice, one per core)."""
     from .predict import TorchModel
 
+    if threads:
+        torch.set_num_threads(threads)
     if backend not in ("pytorch", "onnxruntime"):
         raise MnistlabError(f"unknown backend {backend!r}; use pytorch or onnxruntime")
     if Path(source).suffix == ".onnx":
-        return OnnxModel(source)
+        return OnnxModel(source, threads)
     if backend == "pytorch":
         return TorchModel(source)
     onnx_path = checkpoint.resolve(source).parent / FORMATS["onnx"]
@@ -141,4 +144,4 @@ def open_model(source, backend: str = "pytorch"):
         raise MnistlabError(f"{onnx_path}: not exported yet; run `mnistlab export {source}` first")
     if onnx_path.stat().st_mtime < checkpoint.resolve(source).stat().st_mtime:
         raise MnistlabError(f"{onnx_path} is older than its checkpoint; run `mnistlab export {source}` again")
-    return OnnxModel(onnx_path)
+    return OnnxModel(onnx_path, threads)
