@@ -39,7 +39,9 @@ def open_image(source, max_pixels: int | None = None) -> Image.Image:
         image = ImageOps.exif_transpose(image)  # phone photos: honour the camera's orientation tag
     except FileNotFoundError:
         raise MnistlabError(f"{name}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError:  # PIL's own refusal, from the header, of far larger images
+        raise MnistlabError(f"{name}: image is larger than {max_pixels:,} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise MnistlabError(f"{name}: cannot decode image ({e})") from None
     return image
 

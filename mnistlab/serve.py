@@ -99,28 +99,33 @@ def from_pixels(value) -> np.ndarray | None:
 
 
 async def read_digits(request: Request, limits: Limits, batch: bool) -> list[np.ndarray | None]:
+    """The request's images as preprocessed digits (None for a blank one), whatever form they came in."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in (*IMAGE_TYPES, "multipart/form-data", "application/json"):
         raise BadInput(415, f"unsupported content type {ctype or 'none'!r}; send image/png, image/jpeg, "
                             "multipart/form-data or application/json")
     body = await read_body(request, limits.max_body)
     if ctype in IMAGE_TYPES:
-        digits = [from_image(body, limits)]
-    elif ctype == "multipart/form-data":
-        digits = [from_image(blob, limits) for blob in await _files(request, body, limits)]
-    else:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise BadInput(422, "malformed JSON") from None
-        digits = _from_json(doc, limits, batch)
-    if not digits:
+        return [from_image(body, limits)]
+    if ctype == "multipart/form-data":
+        blobs = await _files(request, body, limits)
+        _check_count(len(blobs), limits, batch)
+        return [from_image(blob, limits) for blob in blobs]
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput(422, "malformed JSON") from None
+    return _from_json(doc, limits, batch)
+
+
+def _check_count(n: int, limits: Limits, batch: bool):
+    """Before anything is decoded: one image for /v1/predict, 1 to max_batch for the batch form."""
+    if n == 0:
         raise BadInput(422, "no image in the request")
-    if not batch and len(digits) > 1:
-        raise BadInput(422, f"{len(digits)} images sent to /v1/predict; use /v1/predict/batch for several")
-    if len(digits) > limits.max_batch:
-        raise BadInput(413, f"{len(digits)} images in one request; the limit is {limits.max_batch}")
-    return digits
+    if not batch and n > 1:
+        raise BadInput(422, f"{n} images sent to /v1/predict; use /v1/predict/batch for several")
+    if n > limits.max_batch:
+        raise BadInput(413, f"{n} images in one request; the limit is {limits.max_batch}")
 
 
 async def _files(request: Request, body: bytes, limits: Limits) -> list[bytes]:
@@ -146,8 +151,7 @@ def _from_json(doc, limits: Limits, batch: bool) -> list[np.ndarray | None]:
     items = doc.get("images", doc.get("pixels"))
     if not isinstance(items, list):
         raise BadInput(422, "expected a list of images")
-    if len(items) > limits.max_batch:
-        raise BadInput(413, f"{len(items)} images in one request; the limit is {limits.max_batch}")
+    _check_count(len(items), limits, batch)
     return [from_base64(i, limits) if "images" in doc else from_pixels(i) for i in items]
 
 

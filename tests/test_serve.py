@@ -1,0 +1,266 @@
+"""The HTTP API over real HTTP: a uvicorn server on a free loopback port, every input form, every
+error case, the metrics, and the onnxruntime backend giving PyTorch's answers."""
+
+import asyncio
+import base64
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image
+
+from mnistlab.export import OnnxModel, export
+from mnistlab.predict import TorchModel, classify, open_image, to_mnist
+from mnistlab.serve import Limits, answers, create_app
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class Server:
+    """uvicorn running `app` in a thread, listening on a free loopback port."""
+
+    def __init__(self, app):
+        sock = free_socket()
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, trained_run, mnist):
+    folder = tmp_path_factory.mktemp("serve") / "run"
+    shutil.copytree(trained_run, folder)
+    export(folder, "onnx", data=mnist, check_images=200)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def api(run):
+    server = Server(create_app(TorchModel(run), Limits(max_body=1 << 20, max_batch=8)))
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+    server.stop()
+
+
+def png(array: np.ndarray, size: int | None = None, invert: bool = False, fmt: str = "PNG") -> bytes:
+    image = Image.fromarray(255 - array if invert else array)
+    if size:
+        image = image.resize((size, size), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def expected(run, blob: bytes) -> str:
+    """What `mnistlab predict` reads in the same image: the API must agree."""
+    return classify(TorchModel(run), [to_mnist(open_image(blob))])[0][0]["class"]
+
+
+# --- Every input form -------------------------------------------------------------------------------
+
+
+def test_every_single_image_form_reads_real_digits(api, run, mnist):
+    for i in range(6):
+        digit, label = mnist.test_images[i].numpy(), str(int(mnist.test_labels[i]))
+        photo = png(digit, 200, invert=True)  # dark ink on white paper, 200x200: preprocessing matters
+        answers_ = [
+            api.post("/v1/predict", content=photo, headers={"Content-Type": "image/png"}),
+            api.post("/v1/predict", content=png(digit, 200, fmt="JPEG"), headers={"Content-Type": "image/jpeg"}),
+            api.post("/v1/predict", files={"file": ("digit.png", photo, "image/png")}),
+            api.post("/v1/predict", json={"image": base64.b64encode(photo).decode()}),
+            api.post("/v1/predict", json={"image": "data:image/png;base64," + base64.b64encode(photo).decode()}),
+            api.post("/v1/predict", json={"pixels": digit.tolist()}),
+            api.post("/v1/predict", json={"pixels": digit.reshape(-1).tolist()}),
+        ]
+        for r in answers_:
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["model"] == "cnn-small" and body["blank"] is False and body["ms"] > 0
+            assert body["digit"] == body["top"][0]["class"] and len(body["top"]) == 3
+            assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-3
+        assert answers_[0].json()["digit"] == expected(run, photo)
+        assert answers_[5].json()["digit"] == label  # the raw test digit, as MNIST has it
+
+
+def test_input_view_is_the_preprocessed_digit(api, mnist):
+    photo = png(mnist.test_images[0].numpy(), 280, invert=True)
+    body = api.post("/v1/predict?input=true", content=photo, headers={"Content-Type": "image/png"}).json()
+    assert np.array_equal(np.array(body["input"], np.uint8), to_mnist(open_image(photo)))
+
+
+def test_batch_forms(api, mnist):
+    digits = [mnist.test_images[i].numpy() for i in range(5)]
+    labels = [str(int(mnist.test_labels[i])) for i in range(5)]
+    files = [("file", (f"{i}.png", png(d, 100, invert=True), "image/png")) for i, d in enumerate(digits)]
+    by_files = api.post("/v1/predict/batch", files=files).json()["results"]
+    by_b64 = api.post("/v1/predict/batch", json={"images": [base64.b64encode(png(d)).decode() for d in digits]})
+    by_pixels = api.post("/v1/predict/batch", json={"pixels": [d.tolist() for d in digits] + [[[0] * 28] * 28]})
+    assert [r["digit"] for r in by_files] == [r["digit"] for r in by_b64.json()["results"]]
+    results = by_pixels.json()["results"]
+    assert [r["digit"] for r in results[:5]] == labels and results[5]["blank"] is True
+
+
+def test_blank_input_is_no_digit(api):
+    empty = np.zeros((28, 28), np.uint8)
+    for r in (api.post("/v1/predict", content=png(empty, 280), headers={"Content-Type": "image/png"}),
+              api.post("/v1/predict", content=png(empty, 280, invert=True), headers={"Content-Type": "image/png"}),
+              api.post("/v1/predict", json={"pixels": empty.tolist()})):
+        assert r.status_code == 200
+        assert r.json() | {"ms": 0} == {"model": "cnn-small", "digit": None, "blank": True, "low_confidence": False,
+                                        "top": [], "probabilities": None, "ms": 0}
+
+
+def test_low_confidence_is_flagged(run, mnist):
+    digits = [mnist.test_images[i].numpy() for i in range(3)]
+    model = TorchModel(run)
+    assert not any(a["low_confidence"] for a in answers(model, digits, Limits(min_confidence=0.0), False))
+    assert all(a["low_confidence"] for a in answers(model, digits, Limits(min_confidence=1.0), False))
+
+
+# --- Errors: always a 4xx with a one-line reason -------------------------------------------------
+
+
+def bomb() -> bytes:
+    """A PNG of 20,000 x 20,000 pixels in under 100 kB: refused from its header, never decoded."""
+    buffer = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kwargs, status, reason", [
+    (dict(content=b"hello", headers={"Content-Type": "text/plain"}), 415, "unsupported content type"),
+    (dict(content=b"hello"), 415, "unsupported content type"),
+    (dict(content=b'{"pixels": [1, 2', headers={"Content-Type": "application/json"}), 422, "malformed JSON"),
+    (dict(json=[1, 2, 3]), 422, "one of the keys"),
+    (dict(json={"image": "x", "pixels": [0]}), 422, "one of the keys"),
+    (dict(json={"pixels": [[0] * 28] * 27}), 422, "got shape [27, 28]"),
+    (dict(json={"pixels": [[0] * 28] * 27 + [[0] * 27]}), 422, "28x28"),  # ragged
+    (dict(json={"pixels": [[300] * 28] * 28}), 422, "between 0 and 255"),
+    (dict(json={"pixels": [["a"] * 28] * 28}), 422, "28x28"),
+    (dict(content=b'{"pixels": [' + b",".join([b"NaN"] * 784) + b"]}", headers={"Content-Type": "application/json"}),
+     422, "between 0 and 255"),
+    (dict(json={"image": "not base64!"}), 422, "not valid base64"),
+    (dict(json={"image": 42}), 422, "base64 string"),
+    (dict(content=b"\x89PNG\r\n\x1a\n garbage", headers={"Content-Type": "image/png"}), 422, "cannot decode"),
+    (dict(content=b"", headers={"Content-Type": "image/png"}), 422, "cannot decode"),
+    (dict(content=png(np.zeros((28, 28), np.uint8), fmt="GIF"), headers={"Content-Type": "image/png"}), 422,
+     "not a PNG or JPEG"),
+    (dict(content=bomb(), headers={"Content-Type": "image/png"}), 422, "larger than"),
+    (dict(content=b"\0" * (2 << 20), headers={"Content-Type": "image/png"}), 413, "over the limit"),
+    (dict(files=[("a", ("a.png", b"x", "image/png")), ("b", ("b.png", b"y", "image/png"))]), 422,
+     "use /v1/predict/batch"),
+    (dict(data={"note": "no file"}, files=[]), 415, "unsupported content type"),  # urlencoded form
+    (dict(content=b"--xyz\r\nnonsense", headers={"Content-Type": "multipart/form-data; boundary=xyz"}), 422, ""),
+])
+def test_bad_input_is_a_4xx_with_a_reason(api, kwargs, status, reason):
+    r = api.post("/v1/predict", **kwargs)
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert reason in detail and "\n" not in detail
+
+
+def test_batch_limits(api):
+    pixels = [[[0] * 28] * 28] * 9
+    r = api.post("/v1/predict/batch", json={"pixels": pixels})
+    assert r.status_code == 413 and "limit is 8" in r.json()["detail"]
+    assert api.post("/v1/predict/batch", json={"images": "abc"}).status_code == 422
+    assert api.post("/v1/predict/batch", json={"pixels": []}).status_code == 422
+
+
+def test_random_bodies_never_cause_a_500(api):
+    rng = np.random.default_rng(0)
+    for ctype in ("image/png", "image/jpeg", "application/json", "multipart/form-data; boundary=b"):
+        for _ in range(25):
+            body = rng.integers(0, 256, rng.integers(0, 2000), dtype=np.uint8).tobytes()
+            r = api.post("/v1/predict", content=body, headers={"Content-Type": ctype})
+            assert 400 <= r.status_code < 500, (ctype, r.status_code, r.text)
+
+
+# --- The rest of the API -----------------------------------------------------------------------------
+
+
+def test_health_model_docs_and_metrics(api, mnist):
+    assert api.get("/health").json() == {"status": "ok", "model": "cnn-small"}
+    info = api.get("/v1/model").json()
+    assert info["classes"] == [str(d) for d in range(10)] and info["backend"] == "pytorch"
+    assert info["model"]["params"] == 34_826 and info["limits"]["max_batch"] == 8
+    assert "swagger" in api.get("/docs").text.lower()
+    spec = api.get("/openapi.json").json()
+    assert {"image/png", "application/json", "multipart/form-data"} <= set(
+        spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"])
+    page = api.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    assert "http://" not in page.text.replace("http://www.w3.org", "") and "https://" not in page.text  # no CDN
+
+    api.post("/v1/predict", json={"pixels": mnist.test_images[0].tolist()})
+    api.post("/v1/predict", content=b"x", headers={"Content-Type": "text/plain"})
+    text = api.get("/metrics").text
+    counts = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("mnistlab_requests_total")}
+    assert counts['mnistlab_requests_total{path="/v1/predict",status="200"}'] >= 1
+    assert counts['mnistlab_requests_total{path="/v1/predict",status="415"}'] >= 1
+    assert 'mnistlab_request_seconds_bucket{le="0.01",path="/v1/predict"}' in text
+
+
+def test_onnxruntime_backend_serves_the_same_answers(api, run, mnist):
+    server = Server(create_app(OnnxModel(run / "model.onnx")))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as onnx_api:
+            assert onnx_api.get("/v1/model").json()["backend"] == "onnxruntime"
+            pixels = [mnist.test_images[i].tolist() for i in range(20)]
+            a = api.post("/v1/predict/batch", json={"pixels": pixels[:8]}).json()["results"]
+            b = onnx_api.post("/v1/predict/batch", json={"pixels": pixels[:8]}).json()["results"]
+            assert [r["digit"] for r in a] == [r["digit"] for r in b]
+            assert np.abs(np.array([r["probabilities"] for r in a]) - [r["probabilities"] for r in b]).max() < 1e-4
+    finally:
+        server.stop()
+
+
+# --- The command -------------------------------------------------------------------------------------
+
+
+def test_serve_command_over_http(run, mnist):
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(run), "--port", str(port),
+                             "--backend", "onnxruntime"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/predict", json={"pixels": mnist.test_images[0].tolist()})
+        assert r.json()["digit"] == "7"
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert "Uvicorn running on" in output and "Traceback" not in output
+
+
+def test_serve_command_refuses_a_bad_model(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mnistlab", "serve", str(tmp_path / "nothing")],
+                       capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no such run folder" in r.stderr
