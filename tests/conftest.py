@@ -1,7 +1,11 @@
 """Shared fixtures: the real MNIST files (through the normal data-directory option) and one small
 trained run that several tests reuse."""
 
+import asyncio
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -35,3 +39,29 @@ def trained_run(tmp_path_factory, mnist_dir) -> Path:
                  "--data-dir", str(mnist_dir), "--out", str(run)])
     assert code == 0
     return run
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class Server:
+    """A real HTTP server for the API and browser tests: uvicorn running `app` in a thread, on a free
+    loopback port."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        sock = free_socket()
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -1,49 +1,23 @@
 """The HTTP API over real HTTP: a uvicorn server on a free loopback port, every input form, every
 error case, the metrics, and the onnxruntime backend giving PyTorch's answers."""
 
-import asyncio
 import base64
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
+from conftest import Server, free_socket
 from PIL import Image
 
 from mnistlab.export import OnnxModel, export
 from mnistlab.predict import TorchModel, classify, open_image, to_mnist
 from mnistlab.serve import Limits, answers, create_app
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-class Server:
-    """uvicorn running `app` in a thread, listening on a free loopback port."""
-
-    def __init__(self, app):
-        sock = free_socket()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,83 @@
+"""The drawing page in real headless Chromium (Debian's, driven by Playwright): draw real MNIST test
+digits with mouse events, read the page's answer, clear it. Screenshots go to test-artifacts/."""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, Server
+
+from mnistlab.predict import TorchModel
+from mnistlab.serve import create_app
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("MNISTLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (apt-get install chromium)")
+ARTIFACTS = ROOT / "test-artifacts"
+SCALE = 10  # canvas pixels per MNIST pixel: the page's pad is 280x280
+
+
+def strokes(digit: np.ndarray):
+    """The digit's ink as horizontal pen strokes, one per run of ink pixels in each row."""
+    for row, line in enumerate(digit > 100):
+        col = 0
+        while col < 28:
+            if line[col]:
+                end = col
+                while end + 1 < 28 and line[end + 1]:
+                    end += 1
+                yield row, col, end
+                col = end + 1
+            else:
+                col += 1
+
+
+@pytest.fixture(scope="module")
+def page(trained_run):
+    server = Server(create_app(TorchModel(trained_run)))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 900, "height": 640})
+        page.goto(server.url)
+        page.wait_for_function("document.querySelectorAll('#bars .bar').length === 10")
+        yield page
+        browser.close()
+    server.stop()
+
+
+def draw(page, digit: np.ndarray):
+    box = page.locator("#pad").bounding_box()
+    mouse = page.mouse
+    for row, start, end in strokes(digit):
+        y = box["y"] + (row + 0.5) * SCALE
+        mouse.move(box["x"] + (start + 0.5) * SCALE, y)
+        mouse.down()
+        mouse.move(box["x"] + (end + 0.5) * SCALE, y, steps=2)
+        with page.expect_response(lambda r: "/v1/predict" in r.url):
+            mouse.up()  # every finished stroke asks the server
+
+
+def test_drawn_digits_are_read_and_clear_shows_no_digit(page, mnist):
+    expect = sync_api.expect
+    ARTIFACTS.mkdir(exist_ok=True)
+    for i in (0, 1, 2, 3, 4):  # 7, 2, 1, 0, 4
+        label = str(int(mnist.test_labels[i]))
+        page.click("#clear")
+        expect(page.locator("#prediction")).to_have_text("no digit")
+        draw(page, mnist.test_images[i].numpy())
+        expect(page.locator("#prediction")).to_have_text(label)
+        page.wait_for_timeout(200)  # the bars' width transition
+        # the drawn width of each bar, as a fraction of its track
+        widths = page.eval_on_selector_all("#bars .fill", "bars => bars.map(b => b.getBoundingClientRect().width"
+                                                           " / b.parentNode.getBoundingClientRect().width)")
+        assert int(np.argmax(widths)) == int(label) and max(widths) > 0.5
+        seen = page.evaluate("Array.from(document.getElementById('preview').getContext('2d')"
+                             ".getImageData(0, 0, 28, 28).data).filter((v, k) => k % 4 == 0 && v > 100).length")
+        assert 40 < seen < 400  # the 28x28 view shows the digit the model read
+        page.screenshot(path=str(ARTIFACTS / f"drawing-page-{label}.png"))
+    page.click("#clear")
+    expect(page.locator("#prediction")).to_have_text("no digit")
+    assert page.locator("#confidence").inner_text() == "Nothing drawn yet."
+    page.screenshot(path=str(ARTIFACTS / "drawing-page-cleared.png"))
