@@ -92,10 +92,17 @@ def from_pixels(value) -> np.ndarray | None:
         raise BadInput(422, "pixels must be a 28x28 array (or 784 values) of numbers") from None
     if a.shape not in ((28, 28), (784,)):
         raise BadInput(422, f"pixels must be 28x28 or 784 values, got shape {list(a.shape)}")
+    return from_pixel_batch(a[None])[0]
+
+
+def from_pixel_batch(a: np.ndarray) -> list[np.ndarray | None]:
+    """from_pixels for an (N, 28, 28) or (N, 784) array in one go."""
+    if a.ndim not in (2, 3) or a.shape[1:] not in ((28, 28), (784,)):
+        raise BadInput(422, "pixels must be a list of 28x28 arrays (or of 784 values)")
     if not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
         raise BadInput(422, "pixel values must be between 0 and 255")
-    a = a.reshape(28, 28).round().astype(np.uint8)
-    return None if a.max() < MIN_CONTRAST else a
+    digits = a.reshape(-1, 28, 28).round().astype(np.uint8)
+    return [None if d.max() < MIN_CONTRAST else d for d in digits]
 
 
 async def read_digits(request: Request, limits: Limits, batch: bool) -> list[np.ndarray | None]:
@@ -152,7 +159,12 @@ def _from_json(doc, limits: Limits, batch: bool) -> list[np.ndarray | None]:
     if not isinstance(items, list):
         raise BadInput(422, "expected a list of images")
     _check_count(len(items), limits, batch)
-    return [from_base64(i, limits) if "images" in doc else from_pixels(i) for i in items]
+    if "images" in doc:
+        return [from_base64(i, limits) for i in items]
+    try:  # all at once when they are all well-formed, else one by one to name the problem
+        return list(from_pixel_batch(np.asarray(items, dtype=np.float64)))
+    except (BadInput, ValueError, TypeError):
+        return [from_pixels(i) for i in items]
 
 
 # --- Answers ----------------------------------------------------------------------------------------
