@@ -6,6 +6,7 @@ config, validation metrics and versions. A training state (`state.safetensors`) 
 and RNG state so that `--resume` continues exactly where training stopped.
 """
 
+import hashlib
 import json
 import platform
 import time
@@ -35,9 +36,20 @@ def versions() -> dict:
     return {"mnistlab": version("mnistlab"), "torch": torch.__version__, "python": platform.python_version()}
 
 
+def digest(tensors: dict) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order: safetensors itself
+    checks only the layout, so this is what catches a flipped bit in the weights."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{list(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def _save(path, tensors: dict, meta: dict):
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {"format": FORMAT, **meta}
+    meta = {"format": FORMAT, **meta, "sha256": digest(tensors)}
     write_bytes(path, safetensors_bytes(tensors, metadata={"mnistlab": json.dumps(meta)}))
 
 
@@ -55,8 +67,10 @@ def _load(path, with_tensors: bool = True) -> tuple[dict, dict]:
         meta = json.loads(header["mnistlab"])
         if meta.get("format") != FORMAT:
             raise KeyError
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError):
         raise MnistlabError(f"{path}: not an mnistlab checkpoint (no {FORMAT} metadata)") from None
+    if with_tensors and "sha256" in meta and digest(tensors) != meta["sha256"]:  # absent in older checkpoints
+        raise MnistlabError(f"{path}: corrupt checkpoint (its weights do not match their SHA-256)")
     return tensors, meta
 
 
@@ -129,16 +143,18 @@ def save_state(path, model: Classifier, optimizer: torch.optim.Optimizer, extra:
 def load_state(path, model: Classifier, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
     """Restore what save_state saved into `model`, `optimizer` and the torch RNG; returns (info, extra)."""
     tensors, meta = _load(path)
+    if "optimizer" not in meta or "rng.torch" not in tensors:
+        raise MnistlabError(f"{path}: not a training state (a model checkpoint, or from another tool)")
     state: dict = {}
-    for key, v in tensors.items():
-        kind, _, rest = key.partition(".")
-        if kind == "optim":
-            i, k = rest.split(".", 1)
-            state.setdefault(int(i), {})[k] = v
-    for key, v in meta["optimizer"]["scalars"].items():
-        i, k = key.split(".", 1)
-        state.setdefault(int(i), {})[k] = v
     try:
+        for key, v in tensors.items():
+            kind, _, rest = key.partition(".")
+            if kind == "optim":
+                i, k = rest.split(".", 1)
+                state.setdefault(int(i), {})[k] = v
+        for key, v in meta["optimizer"]["scalars"].items():
+            i, k = key.split(".", 1)
+            state.setdefault(int(i), {})[k] = v
         model.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
         # Saved tensors are contiguous; give moments the memory format (channels_last) of their
@@ -147,7 +163,7 @@ def load_state(path, model: Classifier, optimizer: torch.optim.Optimizer) -> tup
             for k, v in param_state.items():
                 if torch.is_tensor(v) and v.shape == param.shape:
                     param_state[k] = torch.empty_like(param).copy_(v)
-    except (ValueError, RuntimeError) as e:
+        torch.set_rng_state(tensors["rng.torch"])
+    except (ValueError, RuntimeError, TypeError, KeyError, AttributeError) as e:
         raise MnistlabError(f"{path}: training state does not match this model ({str(e).splitlines()[0]})") from None
-    torch.set_rng_state(tensors["rng.torch"])
     return meta, {k: v for k, v in tensors.items() if not k.startswith(("model.", "optim.", "rng.torch"))}

@@ -275,7 +275,13 @@ def cmd_train(args):
     if not args.resume and main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_overview(data, out)
-    history = train(cfg, out, data=data, resume=args.resume, console=console, loggers=loggers)
+    try:
+        history = train(cfg, out, data=data, resume=args.resume, console=console, loggers=loggers)
+    except KeyboardInterrupt:
+        if main_process:
+            print(f"mnistlab: interrupted; {out} keeps the state of the last finished epoch: continue with "
+                  f"`mnistlab train --resume --out {out}`", file=sys.stderr)
+        return 130
     if not main_process:
         return 0  # rank 0 reports, evaluates and writes
     best = best_epoch(history)

@@ -171,10 +171,11 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 def check_run_dir(out_dir, resume: bool):
-    """A new run must not overwrite a trained model; a resumed one needs its saved state."""
+    """A new run must not overwrite a trained model; a resumed one needs its saved state, or at least
+    its config (a run stopped in its first epoch starts again from the beginning)."""
     out_dir = Path(out_dir)
-    if resume and not (out_dir / checkpoint.STATE_FILE).exists():
-        raise MnistlabError(f"{out_dir}: nothing to resume (no {checkpoint.STATE_FILE})")
+    if resume and not any((out_dir / f).exists() for f in (checkpoint.STATE_FILE, "config.json")):
+        raise MnistlabError(f"{out_dir}: nothing to resume (no {checkpoint.STATE_FILE} or config.json)")
     if not resume and (out_dir / checkpoint.MODEL_FILE).exists():
         raise MnistlabError(f"{out_dir} already holds a trained model; use --resume or another --out")
 
@@ -246,6 +247,7 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     state_path = out_dir / checkpoint.STATE_FILE
     if resume:
         cfg = resumed_config(out_dir, cfg.epochs, cfg.device)
+        resume = state_path.exists()  # else it stopped before its first epoch ended: start that again
     device = pick_device(cfg.device)
     rank, world = distributed.setup(device)
     main = rank == 0  # only the main process prints and writes
