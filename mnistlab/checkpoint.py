@@ -115,7 +115,8 @@ def load_model(path, device="cpu") -> tuple[Classifier, dict]:
         spec = meta["model"]
         model = build(spec["name"], spec.get("args"), meta["input"]["mean"], meta["input"]["std"])
         model.net.load_state_dict(tensors, strict=True)
-    except (KeyError, TypeError, RuntimeError) as e:
+        model.temperature = float(meta.get("temperature", 1.0))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise MnistlabError(f"{path}: checkpoint does not match its architecture ({str(e).splitlines()[0]})") from None
     return model.to(device, memory_format=torch.channels_last).eval(), meta  # the fast layout on CPU
 

@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend(p)
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("calibrate", help="fit a model's temperature on its validation split (train does this)")
+    p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser("serve", help="serve a model: HTTP API, drawing page at /, Prometheus metrics")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0: all)")
@@ -297,6 +302,7 @@ def cmd_train(args):
                           f"after {took:.1f} s of training")
         else:
             console.print(f"target validation accuracy {cfg.target_accuracy:.2%} not reached in {len(history)} epochs")
+    calibrate_run(out, data, console)
     m = None
     if args.evaluate:
         m = evaluate(out, data_dir=args.data_dir, data=data)
@@ -305,6 +311,22 @@ def cmd_train(args):
     console.print(f"report: {write_report(out)}")
     for log in loggers:
         log.finish(m)
+
+
+def calibrate_run(run, data, console):
+    from .calibration import calibrate
+
+    c = calibrate(run, data)
+    console.print(f"temperature {c['temperature']:.3f} fitted on {c['val_images']:,} validation images: "
+                  f"ECE {c['val_ece_before']:.2%} -> {c['val_ece_after']:.2%}, "
+                  f"NLL {c['val_nll_before']:.4f} -> {c['val_nll_after']:.4f}")
+
+
+def cmd_calibrate(args):
+    from .checkpoint import read_meta
+    from .data import load
+
+    calibrate_run(args.model, load(read_meta(args.model)["dataset"], args.data_dir), _console())
 
 
 def _loggers(args, out: Path, cfg) -> list:

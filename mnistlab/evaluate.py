@@ -12,13 +12,14 @@ from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
 from . import checkpoint
+from .calibration import bins_of, ece
 from .data import Data, load
 from .errors import MnistlabError
 from .files import atomic_path, write_text
 from .models import logits_of, pixels
-from .plots import plot_confusion, plot_misclassified, plot_roc, save_figure
+from .plots import plot_confusion, plot_misclassified, plot_reliability, plot_roc, save_figure
 
-FIGURES = ("confusion_matrix.png", "roc.png", "misclassified.png")
+FIGURES = ("confusion_matrix.png", "roc.png", "misclassified.png", "reliability.png")
 
 
 def compute_metrics(probs: np.ndarray, labels: np.ndarray, classes) -> dict:
@@ -73,13 +74,22 @@ def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     return padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
 
 
-def predict_probs(model, images: torch.Tensor, device="cpu", tta: bool = False) -> np.ndarray:
-    """Class probabilities (N, K) float32 for uint8 images (N, 28, 28); with `tta`, the mean over
-    TTA_SHIFTS."""
+def view_logits(model, images: torch.Tensor, device="cpu", tta: bool = False) -> torch.Tensor:
+    """Logits (V, N, K) for uint8 images (N, 28, 28): V = 1 view, or with `tta` each of TTA_SHIFTS."""
     x = pixels(images).to(device)
     views = [shift(x, dx, dy) for dx, dy in TTA_SHIFTS] if tta else [x]
-    probs = torch.stack([torch.softmax(logits_of(model, v), 1) for v in views]).mean(0)
-    return probs.cpu().numpy().astype(np.float32)
+    return torch.stack([logits_of(model, v) for v in views]).cpu()
+
+
+def probs_from(logits: torch.Tensor, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities (N, K) float32 from view_logits: the mean over views of softmax(logits / T)."""
+    return torch.softmax(logits / temperature, -1).mean(0).numpy().astype(np.float32)
+
+
+def predict_probs(model, images: torch.Tensor, device="cpu", tta: bool = False) -> np.ndarray:
+    """Class probabilities (N, K) float32 for uint8 images (N, 28, 28), with the model's temperature;
+    with `tta`, the mean over TTA_SHIFTS."""
+    return probs_from(view_logits(model, images, device, tta), model.temperature)
 
 
 def _data_for(meta: dict, data: Data | None, data_dir, limit: int | None) -> Data:
@@ -97,10 +107,15 @@ def evaluate(model_path, out_dir=None, data_dir=None, limit: int | None = None, 
     data = _data_for(meta, data, data_dir, limit)
     images, labels = data.test_images[:limit], data.test_labels[:limit].numpy()
     classes = tuple(meta["classes"])
-    probs = predict_probs(model, images, device, tta)
+    logits = view_logits(model, images, device, tta)
+    probs, uncalibrated = probs_from(logits, model.temperature), probs_from(logits)
+    loss_uncalibrated = float(skm.log_loss(labels, uncalibrated, labels=range(len(classes))))
     result = {"checkpoint": str(ckpt), "model": meta["model"], "dataset": meta["dataset"], "tta": tta,
-              **compute_metrics(probs, labels, classes)}
-    write_results(result, probs, images, labels, classes, Path(out_dir) if out_dir else ckpt.parent)
+              **compute_metrics(probs, labels, classes),
+              "calibration": {"temperature": model.temperature, "ece": ece(probs, labels),
+                              "ece_uncalibrated": ece(uncalibrated, labels),
+                              "loss_uncalibrated": loss_uncalibrated}}
+    write_results(result, probs, images, labels, classes, Path(out_dir) if out_dir else ckpt.parent, uncalibrated)
     return result
 
 
@@ -127,14 +142,16 @@ def ensemble(model_paths: list, out_dir=None, data_dir=None, limit: int | None =
     result = {"checkpoint": None, "model": {"name": "ensemble", "members": len(members)},
               "dataset": members[0]["dataset"], "tta": tta,
               "members": [{k: m[k] for k in ("checkpoint", "model", "test_accuracy")} for m in members],
-              **compute_metrics(probs, labels, classes)}
+              **compute_metrics(probs, labels, classes), "calibration": {"ece": ece(probs, labels)}}
     out_dir = Path(out_dir) if out_dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-ensemble"
     write_results(result, probs, images, labels, classes, out_dir)
     return result
 
 
-def write_results(result: dict, probs: np.ndarray, images: torch.Tensor, labels: np.ndarray, classes, out_dir: Path):
-    """metrics.json, probs.npy (float32, in test order) and the three figures; notes out_dir in `result`."""
+def write_results(result: dict, probs: np.ndarray, images: torch.Tensor, labels: np.ndarray, classes, out_dir: Path,
+                  uncalibrated: np.ndarray | None = None):
+    """metrics.json, probs.npy (float32, in test order) and the FIGURES; notes out_dir in `result`.
+    `uncalibrated`: the probabilities before temperature scaling, for the reliability diagram."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result["out_dir"] = str(out_dir)
     write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
@@ -145,6 +162,8 @@ def write_results(result: dict, probs: np.ndarray, images: torch.Tensor, labels:
     cm = np.array(result["confusion_matrix"])
     save_figure(plot_confusion(cm, classes), out_dir / "confusion_matrix.png")
     save_figure(plot_roc(roc_curves(probs, labels), classes), out_dir / "roc.png")
+    before = None if uncalibrated is None else bins_of(uncalibrated, labels)
+    save_figure(plot_reliability(bins_of(probs, labels), before, result["calibration"]), out_dir / "reliability.png")
     pred = probs.argmax(1)
     wrong = np.nonzero(pred != labels)[0]
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:40]  # most confident mistakes first

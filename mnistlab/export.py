@@ -1,7 +1,8 @@
 """Export a trained model for use outside mnistlab, and run an exported ONNX model.
 
 Both formats take `pixels`, float32 (N, 1, 28, 28) scaled to [0, 1] (the input standardisation is
-part of the graph), for any N, and return `logits` and `probabilities`, each (N, C):
+part of the graph), for any N, and return `logits` and `probabilities` (with the checkpoint's
+temperature, see calibration.py), each (N, C):
 
 - onnx: for onnxruntime and every other ONNX runtime. The checkpoint's description (classes, data
   set, input scaling, ...) is stored in the file's metadata under "mnistlab", so the file describes
@@ -39,7 +40,7 @@ class WithProbabilities(torch.nn.Module):
 
     def forward(self, x):
         logits = self.model(x)
-        return logits, torch.softmax(logits, 1)
+        return logits, torch.softmax(logits / self.model.temperature, 1)
 
 
 def export(source, fmt: str = "onnx", out=None, data=None, check_images: int = 1000) -> tuple[Path, float | None]:

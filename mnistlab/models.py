@@ -160,10 +160,11 @@ class Classifier(nn.Module):
     `mean` and `std` are architecture facts stored in the checkpoint's metadata, not weights.
     """
 
-    def __init__(self, net: nn.Module, mean: float = 0.0, std: float = 1.0):
+    def __init__(self, net: nn.Module, mean: float = 0.0, std: float = 1.0, temperature: float = 1.0):
         super().__init__()
         self.net = net
         self.mean, self.std = mean, std
+        self.temperature = temperature  # probabilities are softmax(logits / temperature); see calibration.py
 
     def forward(self, x):
         if self.mean != 0.0 or self.std != 1.0:

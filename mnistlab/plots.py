@@ -161,3 +161,27 @@ def plot_misclassified(images: np.ndarray, true, pred, conf, classes, cols: int 
     ax.axis("off")
     ax.set_title("Misclassified test images: true→predicted (confidence), most confident first", fontsize=10)
     return fig
+
+
+def plot_reliability(after: dict, before: dict | None, calibration: dict):
+    """Reliability diagram: accuracy against confidence per bin (calibration.bins_of), before and after
+    temperature scaling; a calibrated model follows the diagonal. Below it, how many images per bin."""
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(6, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    n = len(after["count"])
+    centres = (np.arange(n) + 0.5) / n
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
+    t = calibration.get("temperature")
+    series = [(before, f"before (ECE {calibration.get('ece_uncalibrated', 0):.2%})", "#9ca3af")] if before else []
+    label = f"after, T = {t:.3f} (ECE {calibration['ece']:.2%})" if before else f"ECE {calibration['ece']:.2%}"
+    series.append((after, label, "#2563eb"))
+    width = 1 / n / (len(series) + 0.5)
+    for k, (b, name, color) in enumerate(series):
+        offset = (k - (len(series) - 1) / 2) * width
+        used = b["count"] > 0
+        ax.bar(centres[used] + offset, b["accuracy"][used], width=width, color=color, label=name)
+        counts.bar(centres + offset, b["count"], width=width, color=color)
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="Reliability: accuracy per confidence bin")
+    ax.legend(loc="upper left", fontsize=8)
+    counts.set(xlabel="confidence (top probability)", ylabel="images", yscale="log")
+    fig.tight_layout()
+    return fig

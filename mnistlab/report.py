@@ -152,6 +152,17 @@ def build(run_dir) -> str:
                   _table(["true", "predicted as", "count"],
                          [[p["true"], p["predicted"], p["count"]] for p in metrics["most_confused"]]),
                   "<h3>Mistakes</h3>", _img(run / "misclassified.png", "misclassified test images")]
+        calibration = metrics.get("calibration") or {}
+        if calibration:
+            rows = [["expected calibration error (15 bins)", f"{calibration['ece']:.3%}"]]
+            if "ece_uncalibrated" in calibration:
+                rows = [["temperature (fitted on the validation split)", f"{calibration['temperature']:.4f}"],
+                        ["ECE before temperature scaling", f"{calibration['ece_uncalibrated']:.3%}"],
+                        ["ECE after", f"{calibration['ece']:.3%}"],
+                        ["loss before temperature scaling", f"{calibration['loss_uncalibrated']:.5f}"],
+                        ["loss after", f"{metrics['test_loss']:.5f}"]]
+            parts += ["<h3>Calibration</h3>", _table(["", "test set"], rows),
+                      _img(run / "reliability.png", "reliability diagram")]
     parts.append('<p class="note">Made by mnistlab. Figures are embedded; this file needs no network.</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>mnistlab: {escape(run.resolve().name)}</title><style>{CSS}</style></head><body>"
