@@ -157,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend(p)
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("robustness", help="test error under MNIST-C's 15 corruptions; adds it to the run's report")
+    p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--limit", type=_positive_int, help="use only the first N test images")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random corruptions (default: 0)")
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not rewrite report.html")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_robustness)
+
     p = sub.add_parser("calibrate", help="fit a model's temperature on its validation split (train does this)")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     _add_data_dir(p)
@@ -320,6 +328,28 @@ def calibrate_run(run, data, console):
     console.print(f"temperature {c['temperature']:.3f} fitted on {c['val_images']:,} validation images: "
                   f"ECE {c['val_ece_before']:.2%} -> {c['val_ece_after']:.2%}, "
                   f"NLL {c['val_nll_before']:.4f} -> {c['val_nll_after']:.4f}")
+
+
+def cmd_robustness(args):
+    from rich.table import Table
+
+    from .checkpoint import read_meta, resolve
+    from .data import load
+    from .report import write_report
+    from .robustness import robustness
+
+    data = load(read_meta(args.model)["dataset"], args.data_dir)
+    r = robustness(args.model, data, args.seed, args.limit)
+    table = Table("corruption", "test error", title=f"{r['model']} on MNIST-C corruptions ({r['n']:,} test images)")
+    table.add_row("clean", f"{r['clean_error']:.2%}")
+    for name, e in r["errors"].items():
+        table.add_row(name, f"{e:.2%}")
+    table.add_row("[bold]mean corruption error[/]", f"[bold]{r['mean_corruption_error']:.2%}[/]")
+    console = _console()
+    console.print(table)
+    run = resolve(args.model).parent
+    if args.report and ((run / "config.json").exists() or (run / "metrics.json").exists()):
+        console.print(f"report: {write_report(run)}")
 
 
 def cmd_calibrate(args):

@@ -185,3 +185,21 @@ def plot_reliability(after: dict, before: dict | None, calibration: dict):
     counts.set(xlabel="confidence (top probability)", ylabel="images", yscale="log")
     fig.tight_layout()
     return fig
+
+
+def plot_robustness(result: dict):
+    """Test error under each corruption (robustness.json), sorted, with the clean error as a line."""
+    errors = sorted(result["errors"].items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    ax.barh([name.replace("_", " ") for name, _ in errors], [100 * e for _, e in errors], color="#2563eb")
+    ax.axvline(100 * result["clean_error"], color="#111", lw=1.2, ls="--",
+               label=f"clean {result['clean_error']:.2%}")
+    ax.axvline(100 * result["mean_corruption_error"], color="#b45309", lw=1.2,
+               label=f"mean corruption error {result['mean_corruption_error']:.2%}")
+    for i, (_, e) in enumerate(errors):
+        ax.text(100 * e, i, f" {e:.1%}", va="center", fontsize=8)
+    ax.set(xlabel="test error (%)", title=f"{result['model']} on MNIST-C corruptions ({result['n']:,} test images)")
+    ax.set_xlim(0, max(100 * errors[-1][1] * 1.15, 1))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

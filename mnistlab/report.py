@@ -163,6 +163,18 @@ def build(run_dir) -> str:
                         ["loss after", f"{metrics['test_loss']:.5f}"]]
             parts += ["<h3>Calibration</h3>", _table(["", "test set"], rows),
                       _img(run / "reliability.png", "reliability diagram")]
+    robust = _read_json(run / "robustness.json")
+    if robust:
+        rows = [["clean", f"{robust['clean_error']:.2%}", ""]]
+        rows += [[name.replace("_", " "), f"{e:.2%}", robust["severity"].get(name, "")]
+                 for name, e in robust["errors"].items()]
+        rows.append(["mean corruption error", f"{robust['mean_corruption_error']:.2%}", ""])
+        parts += ["<h2>Robustness: MNIST-C corruptions</h2>",
+                  f"<p>Test error on the first {robust['n']:,} test images, clean and under each of MNIST-C's 15 "
+                  f"corruptions (seed {robust['seed']}).</p>",
+                  _table(["corruption", "test error", "what it does"], rows),
+                  _img(run / "robustness.png", "test error per corruption"),
+                  _img(run / "corruptions.png", "test digits under each corruption")]
     parts.append('<p class="note">Made by mnistlab. Figures are embedded; this file needs no network.</p>')
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>mnistlab: {escape(run.resolve().name)}</title><style>{CSS}</style></head><body>"

@@ -1,0 +1,51 @@
+"""The robustness suite: a model's test error under each MNIST-C corruption (corruptions.py) next to
+its clean error, and the mean corruption error. Writes robustness.json, robustness.png and
+corruptions.png into the run folder; the report shows them."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .corruptions import CORRUPTIONS, SEVERITY, corrupt
+from .data import Data
+from .errors import MnistlabError
+from .evaluate import predict_probs
+from .files import write_text
+from .plots import plot_grid, plot_robustness, save_figure
+
+
+def robustness(model_path, data: Data, seed: int = 0, limit: int | None = None, out_dir=None) -> dict:
+    """Test error of a run's model on the clean test set and under each corruption."""
+    if limit is not None and limit < 1:
+        raise MnistlabError("--limit must be at least 1")
+    model, meta = checkpoint.load_model(model_path)
+    if data.name != meta["dataset"]:
+        raise MnistlabError(f"{model_path}: trained on {meta['dataset']}, not {data.name}")
+    images, labels = data.test_images[:limit].numpy(), data.test_labels[:limit].numpy()
+
+    def error(x: np.ndarray) -> float:
+        import torch
+
+        return float((predict_probs(model, torch.from_numpy(x)).argmax(1) != labels).mean())
+
+    corrupted = {name: corrupt(images, name, seed) for name in CORRUPTIONS}
+    errors = {name: error(x) for name, x in corrupted.items()}
+    result = {
+        "checkpoint": str(checkpoint.resolve(model_path)),
+        "model": meta["model"]["name"],
+        "n": len(labels),
+        "seed": seed,
+        "clean_error": error(images),
+        "errors": errors,
+        "mean_corruption_error": float(np.mean(list(errors.values()))),
+        "severity": SEVERITY,
+    }
+    out = Path(out_dir) if out_dir else checkpoint.resolve(model_path).parent
+    write_text(out / "robustness.json", json.dumps(result, indent=2))
+    save_figure(plot_robustness(result), out / "robustness.png")
+    samples = np.stack([images[:10]] + [x[:10] for x in corrupted.values()])
+    save_figure(plot_grid(samples, ["clean"] + list(corrupted), "The first test digits under each corruption"),
+                out / "corruptions.png")
+    return result
