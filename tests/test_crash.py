@@ -19,8 +19,10 @@ ARGS = ["--model", "cnn-small", "--epochs", "3", "--train-limit", "12000", "--ba
 
 
 def start(out, mnist_dir, *extra):
+    # SIGINT as a terminal delivers it, even when these tests run in a background job (which ignores it)
     return subprocess.Popen([sys.executable, "-m", "mnistlab", "train", *ARGS, "--data-dir", str(mnist_dir),
-                             "--out", str(out), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--out", str(out), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def epochs_done(out) -> int:
