@@ -39,12 +39,15 @@ class MLflowLog:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         mlflow = _require("mlflow", "MLflow")
         self.run_dir = Path(run_dir)
+        artifacts = None
         if uri.startswith("sqlite:///"):  # SQLite makes the file, not its folder
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(uri.removeprefix("sqlite:///")).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            artifacts = (folder / "mlartifacts").resolve().as_uri()  # beside the store, not ./mlruns
         try:
             self.client = mlflow.MlflowClient(tracking_uri=uri)
             exp = self.client.get_experiment_by_name(EXPERIMENT)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(EXPERIMENT)
+            exp_id = exp.experiment_id if exp else self.client.create_experiment(EXPERIMENT, artifacts)
             folder = str(self.run_dir.resolve())
             found = self.client.search_runs([exp_id], filter_string=f"tags.`{RUN_TAG}` = '{folder}'", max_results=1)
         except Exception as e:  # MLflow raises several unrelated types for a bad URI or an unreachable server

@@ -40,34 +40,35 @@ def wait_for(condition, proc, timeout=120):
         time.sleep(0.02)
 
 
+def stop_during(epoch: int, out, mnist_dir, sig, *extra):
+    """Start training, send `sig` about half a second into `epoch`, and check that no later epoch
+    finished."""
+    proc = start(out, mnist_dir, *extra)
+    if epoch == 1:
+        wait_for(lambda: (out / "config.json").exists(), proc)
+    else:
+        wait_for(lambda: epochs_done(out) == epoch - 1, proc)
+    time.sleep(0.4)
+    proc.send_signal(sig)
+    proc.wait()
+    assert epochs_done(out) == epoch - 1
+    return proc
+
+
 def test_killed_and_interrupted_training_resumes_to_the_same_weights(tmp_path, mnist_dir):
     full = tmp_path / "full"
     assert start(full, mnist_dir).wait() == 0
 
     out = tmp_path / "crashed"
     # SIGKILL in epoch 1: nothing finished yet, so --resume starts from the beginning.
-    proc = start(out, mnist_dir)
-    wait_for(lambda: (out / "config.json").exists(), proc)
-    time.sleep(0.3)
-    proc.kill()
-    proc.wait()
-    assert epochs_done(out) == 0
+    stop_during(1, out, mnist_dir, signal.SIGKILL)
     # SIGKILL in the middle of epoch 2.
-    proc = start(out, mnist_dir, "--resume")
-    wait_for(lambda: epochs_done(out) == 1, proc)
-    time.sleep(0.5)
-    proc.kill()
-    proc.wait()
-    assert epochs_done(out) == 1
+    stop_during(2, out, mnist_dir, signal.SIGKILL, "--resume")
     # Ctrl-C (SIGINT) in epoch 3: a clean stop with a one-line message.
-    proc = start(out, mnist_dir, "--resume")
-    wait_for(lambda: epochs_done(out) == 2, proc)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait() == 130
+    proc = stop_during(3, out, mnist_dir, signal.SIGINT, "--resume")
+    assert proc.returncode == 130
     message = proc.stderr.read()
     assert "keeps the state of the last finished epoch" in message and "Traceback" not in message
-    assert epochs_done(out) == 2
     # And the last resume finishes.
     assert start(out, mnist_dir, "--resume").wait() == 0
 

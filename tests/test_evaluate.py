@@ -71,9 +71,10 @@ def test_evaluate_writes_results_in_test_order(trained_run, mnist_dir, mnist, tm
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["n"] == 300 and saved["test_accuracy"] == m["test_accuracy"]
     assert m == compute_metrics(probs, mnist.test_labels[:300].numpy(), CLASSES) | \
-        {k: m[k] for k in ("checkpoint", "model", "dataset", "tta", "out_dir")}
+        {k: m[k] for k in ("checkpoint", "model", "dataset", "tta", "out_dir", "calibration")}
     assert m["out_dir"] == str(tmp_path) and m["tta"] is False
-    for name in ("confusion_matrix.png", "roc.png", "misclassified.png"):
+    assert m["calibration"]["temperature"] == model.temperature
+    for name in ("confusion_matrix.png", "roc.png", "misclassified.png", "reliability.png"):
         assert (tmp_path / name).stat().st_size > 1000
 
 

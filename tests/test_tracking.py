@@ -31,6 +31,7 @@ def test_mlflow_and_tensorboard_log_a_run_and_its_resume(tmp_path, mnist_dir):
     metrics = json.loads((run / "metrics.json").read_text())
     assert logged.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert {"metrics.json", "report.html"} <= {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert (tmp_path / "store" / "mlartifacts").is_dir()  # beside the store, not in the working folder
 
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
