@@ -29,6 +29,8 @@ TRAIN_HELP = {
     "shear": "augmentation: random shear up to this many degrees either way",
     "translate": "augmentation: random shift up to this many pixels along each axis",
     "elastic": "augmentation: elastic distortion, typical displacement in pixels",
+    "light": "augmentation: smooth background light up to this level (0-1) on a random half of the images",
+    "noise": "augmentation: salt-and-pepper noise on up to this fraction of pixels, on a random half",
     "precision": "fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16 or AMX)",
     "target_accuracy": "stop once the validation accuracy reaches this (e.g. 0.99) and report the time taken",
     "val_fraction": "fraction of the training set held out for validation",

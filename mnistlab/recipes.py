@@ -30,6 +30,12 @@ RECIPES = {
              weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1, ema=0.999,
              rotate=8, scale=0.08, translate=2, precision="bf16"),
     ),
+    "robust": Recipe(
+        "balanced, plus random light (brighter and foggy pages) and salt-and-pepper noise: for real-world input",
+        dict(model="fast-cnn", model_args={"width": 32}, epochs=7, batch_size=64, optimizer="sgd", lr=0.2,
+             weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1, ema=0.999,
+             rotate=8, scale=0.08, translate=2, light=0.8, noise=0.2, precision="bf16"),
+    ),
     "best": Recipe(
         "the most accurate single model: bn-cnn, affine and elastic augmentation, EMA, bf16, 30 epochs",
         dict(model="bn-cnn", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,

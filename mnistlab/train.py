@@ -46,6 +46,8 @@ class TrainConfig:
     shear: float = 0.0
     translate: float = 0.0
     elastic: float = 0.0
+    light: float = 0.0
+    noise: float = 0.0
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     target_accuracy: float | None = None  # stop once the validation accuracy reaches this
     val_fraction: float = 0.1
@@ -75,8 +77,9 @@ class TrainConfig:
             raise MnistlabError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if not 0 <= self.warmup < 1 or not 0 <= self.label_smoothing < 1 or not 0 <= self.ema < 1:
             raise MnistlabError("warmup, label smoothing and ema must be in [0, 1)")
-        if min(self.rotate, self.scale, self.shear, self.translate, self.elastic) < 0 or self.scale >= 1:
-            raise MnistlabError("augmentation strengths must be positive (and scale below 1)")
+        if (min(self.rotate, self.scale, self.shear, self.translate, self.elastic, self.light, self.noise) < 0
+                or self.scale >= 1 or self.light > 1 or self.noise >= 1):
+            raise MnistlabError("augmentation strengths must be positive (scale and noise below 1, light at most 1)")
         if self.precision not in ("fp32", "bf16"):
             raise MnistlabError(f"unknown precision {self.precision!r}; use fp32 or bf16")
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
@@ -84,7 +87,8 @@ class TrainConfig:
 
     @property
     def augment(self) -> Augment:
-        return Augment(self.rotate, self.scale, self.shear, self.translate, self.elastic)
+        return Augment(self.rotate, self.scale, self.shear, self.translate, self.elastic, light=self.light,
+                       noise=self.noise)
 
     @classmethod
     def from_recipe(cls, name: str | None, **overrides) -> "TrainConfig":

@@ -8,7 +8,7 @@ import torch
 from mnistlab.augment import Augment
 from mnistlab.models import pixels
 
-ALL = Augment(rotate=15, scale=0.1, shear=10, translate=2, elastic=1.5)
+ALL = Augment(rotate=15, scale=0.1, shear=10, translate=2, elastic=1.5, light=0.8, noise=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,20 @@ def test_shear_only_changes_the_off_diagonal():
     m = Augment(shear=30).matrices(1000, 28, 28, "cpu", torch.Generator().manual_seed(0))
     assert torch.allclose(m[:, :, 0], torch.tensor([1.0, 0.0]).expand(1000, 2))
     assert m[:, 0, 1].abs().max() <= math.tan(math.radians(30)) + 1e-6
+
+
+def test_light_blends_half_the_images_towards_a_field_of_light(digits):
+    out = Augment(light=0.8)(digits, torch.Generator().manual_seed(0))
+    changed = (out != digits).flatten(1).any(1)
+    assert 0.35 < changed.float().mean() < 0.65  # a random half
+    background = digits == 0
+    assert (out[background] >= 0).all() and out[changed][background[changed]].mean() > 0.05  # lit pages
+    ink = digits > 0.9
+    assert (out[ink] >= 0.2 - 1e-6).all()  # ink is dimmed by at most the weight 0.8, never erased
+
+
+def test_noise_sets_up_to_the_fraction_to_black_or_white(digits):
+    out = Augment(noise=0.2)(digits, torch.Generator().manual_seed(0))
+    flipped = (out != digits).flatten(1).float().mean(1)
+    assert flipped.max() <= 0.2 * 1.3 and (flipped == 0).float().mean() > 0.3  # about half untouched
+    assert set(out[out != digits].unique().tolist()) <= {0.0, 1.0}
