@@ -51,7 +51,9 @@ def main():
         f"Machine: {machine()}.",
         f"`python bench/robustness.py RUN...` (seed {args.seed}): test error on all 10,000 test images, clean and"
         " under each of MNIST-C's 15 corruptions as mnistlab implements them (corruptions.py, at MNIST-C's own"
-        " severities). The mean corruption error is the plain mean of the 15. Models:",
+        " severities). The mean corruption error is the plain mean of the 15. The `robust` recipe trains with"
+        " random light and salt-and-pepper noise, which resemble MNIST-C's brightness, fog and impulse noise:"
+        " for those three its figures are not those of unseen corruptions. Models:",
         "",
         *[f"- {describe(run)}" for run in args.runs],
         "",
