@@ -541,6 +541,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a program that stopped reading (`head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:  # disk full, permission denied, ...: the user's environment, not a bug
         print(f"mnistlab: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
     return 1
