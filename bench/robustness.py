@@ -17,6 +17,9 @@ from mnistlab.corruptions import CORRUPTIONS
 from mnistlab.data import load
 from mnistlab.robustness import robustness
 
+# The corruptions that the robust recipe's augmentation (light, salt-and-pepper noise) resembles.
+LIKE_ROBUST_AUGMENTATION = ("brightness", "fog", "impulse_noise")
+
 
 def describe(run: Path) -> str:
     config = json.loads((run / "config.json").read_text())
@@ -28,12 +31,13 @@ def main():
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--data-dir")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--saved", action="store_true", help="rewrite the table from each run's robustness.json")
     args = parser.parse_args()
 
-    data = load("mnist", args.data_dir)
+    data = None if args.saved else load("mnist", args.data_dir)
     results = []
     for run in args.runs:
-        r = robustness(run, data, args.seed)
+        r = json.loads((run / "robustness.json").read_text()) if args.saved else robustness(run, data, args.seed)
         results.append(r)
         print(f"{run.name}: clean {r['clean_error']:.2%}, mean corruption error {r['mean_corruption_error']:.2%}",
               flush=True)
@@ -45,6 +49,9 @@ def main():
               for name in CORRUPTIONS]
     table.append("| **mean corruption error** | "
                  + " | ".join(f"**{r['mean_corruption_error']:.2%}**" for r in results) + " |")
+    unseen = [name for name in CORRUPTIONS if name not in LIKE_ROBUST_AUGMENTATION]
+    table.append(f"| mean of the {len(unseen)} others (not brightness, fog, impulse noise) | "
+                 + " | ".join(f"{sum(r['errors'][n] for n in unseen) / len(unseen):.2%}" for r in results) + " |")
     body = "\n".join([
         "## Robustness: MNIST-C corruptions",
         "",
