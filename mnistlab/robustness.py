@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import checkpoint
 from .corruptions import CORRUPTIONS, SEVERITY, corrupt
@@ -26,12 +27,13 @@ def robustness(model_path, data: Data, seed: int = 0, limit: int | None = None, 
     images, labels = data.test_images[:limit].numpy(), data.test_labels[:limit].numpy()
 
     def error(x: np.ndarray) -> float:
-        import torch
-
         return float((predict_probs(model, torch.from_numpy(x)).argmax(1) != labels).mean())
 
-    corrupted = {name: corrupt(images, name, seed) for name in CORRUPTIONS}
-    errors = {name: error(x) for name, x in corrupted.items()}
+    errors, samples = {}, [images[:10]]
+    for name in CORRUPTIONS:  # one corrupted copy of the test set at a time
+        corrupted = corrupt(images, name, seed)
+        errors[name] = error(corrupted)
+        samples.append(corrupted[:10])
     result = {
         "checkpoint": str(checkpoint.resolve(model_path)),
         "model": meta["model"]["name"],
@@ -45,7 +47,6 @@ def robustness(model_path, data: Data, seed: int = 0, limit: int | None = None, 
     out = Path(out_dir) if out_dir else checkpoint.resolve(model_path).parent
     write_text(out / "robustness.json", json.dumps(result, indent=2))
     save_figure(plot_robustness(result), out / "robustness.png")
-    samples = np.stack([images[:10]] + [x[:10] for x in corrupted.values()])
-    save_figure(plot_grid(samples, ["clean"] + list(corrupted), "The first test digits under each corruption"),
-                out / "corruptions.png")
+    grid = plot_grid(np.stack(samples), ["clean"] + list(CORRUPTIONS), "The first test digits under each corruption")
+    save_figure(grid, out / "corruptions.png")
     return result
