@@ -294,7 +294,7 @@ def cmd_train(args):
         history = train(cfg, out, data=data, resume=args.resume, console=console, loggers=loggers)
     except KeyboardInterrupt:
         if main_process:
-            print(f"mnistlab: interrupted; {out} keeps the state of the last finished epoch: continue with "
+            print(f"mnistlab: interrupted; {out} holds the training state as it stopped: continue with "
                   f"`mnistlab train --resume --out {out}`", file=sys.stderr)
         return 130
     if not main_process:

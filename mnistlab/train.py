@@ -7,6 +7,8 @@ curves.png and, when the run augments its data, augmented.png.
 
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -281,10 +283,11 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     augment_rng = torch.Generator(device).manual_seed(cfg.seed + rank)
     meta = dict(seed=cfg.seed, config=asdict(cfg))
 
-    history = []
+    history, partial = [], None
     if resume:
         info, extra = checkpoint.load_state(state_path, model, optimizer)
         history = info["history"]
+        partial = info.get("in_progress")  # set when Ctrl-C stopped the run inside an epoch
         if "rng.augment" in extra:  # absent in states saved before augmentation existed
             augment_rng.set_state(extra["rng.augment"])
         if ema:
@@ -300,64 +303,80 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     steps = (n + bs - 1) // bs
     progress = Progress(console, cfg.epochs, steps)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-    for epoch in range(len(history) + 1, cfg.epochs + 1):
-        if cfg.patience and history and history[-1]["epoch"] - best_epoch(history)["epoch"] >= cfg.patience:
-            break
-        if reached(history, cfg.target_accuracy):
-            break
-        progress.start(epoch)
-        model.train()
-        t0 = time.perf_counter()
-        # The epoch's order depends on the seed and the epoch alone, so that every process draws the
-        # same one and a resumed run continues it exactly.
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0  # images this process has trained on this epoch
-        for step in range(steps):
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg.schedule, (epoch - 1) * steps + step, cfg.epochs * steps,
-                                                 cfg.warmup)
-            idx = perm[step * bs:(step + 1) * bs][rank::world]  # this process's shard of the global batch
-            x, y = augment(x_train[idx], augment_rng), y_train[idx]
-            with autocast:
-                logits = step_model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema:
-                ema.update()
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(idx)
-            if step % 20 == 0 and not progress.bar.disable:
-                progress.step(step + 1, loss_sum.item() / seen, correct.item() / seen)
-        seconds = time.perf_counter() - t0
-        loss_sum, correct = distributed.all_sum(loss_sum), distributed.all_sum(correct)
-        if not torch.isfinite(loss_sum):
-            raise MnistlabError(f"training diverged in epoch {epoch} (loss is not finite); lower the learning rate")
-        kept = ema.model if ema else model
-        val_loss, val_acc = evaluate_split(kept, x_val, y_val)
-        row = dict(epoch=epoch, loss=loss_sum.item() / n, accuracy=correct.item() / n, val_loss=val_loss,
-                   val_accuracy=val_acc, seconds=seconds, lr=optimizer.param_groups[0]["lr"])
-        history.append(row)
-        improved = best_epoch(history) is row
-        if main:
-            if improved:
-                best = dict(epoch=epoch, val_loss=val_loss, val_accuracy=val_acc)
-                checkpoint.save_model(out_dir / checkpoint.MODEL_FILE, kept, checkpoint.model_meta(
-                    kept, cfg.model, arch_args, data.classes, cfg.dataset, metrics=best, **meta))
-            # History first, then the state that points past it: a crash between the two loses nothing.
-            write_text(out_dir / "history.json", json.dumps(history, indent=1))
-            extra = {"rng.augment": augment_rng.get_state()}
-            if ema:
-                extra |= {f"ema.{k}": v for k, v in ema.model.state_dict().items()}
-            checkpoint.save_state(state_path, model, optimizer, extra,
-                                  dict(history=history, ema_updates=ema.updates if ema else 0))
-            for log in loggers:
-                log.epoch(row)
-        progress.end(row, improved)
+
+    def save_state(in_progress: dict | None = None):
+        extra = {"rng.augment": augment_rng.get_state()}
+        if ema:
+            extra |= {f"ema.{k}": v for k, v in ema.model.state_dict().items()}
+        if in_progress:
+            extra |= {"partial.loss_sum": loss_sum.reshape(1), "partial.correct": correct.reshape(1)}
+        checkpoint.save_state(state_path, model, optimizer, extra,
+                              dict(history=history, ema_updates=ema.updates if ema else 0, in_progress=in_progress))
+
+    with Interrupt(enabled=world == 1) as interrupt:
+        for epoch in range(len(history) + 1, cfg.epochs + 1):
+            if cfg.patience and history and history[-1]["epoch"] - best_epoch(history)["epoch"] >= cfg.patience:
+                break
+            if reached(history, cfg.target_accuracy):
+                break
+            progress.start(epoch)
+            model.train()
+            t0 = time.perf_counter()
+            # The epoch's order depends on the seed and the epoch alone, so that every process draws the
+            # same one and a resumed run continues it exactly.
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)).to(device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen, first_step = 0, 0  # images this process has trained on this epoch; where the epoch starts
+            if partial and partial["epoch"] == epoch:  # continue exactly where Ctrl-C stopped it
+                loss_sum += extra["partial.loss_sum"].to(device)[0]
+                correct += extra["partial.correct"].to(device)[0]
+                seen, first_step, t0 = partial["seen"], partial["step"], t0 - partial["seconds"]
+            for step in range(first_step, steps):
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * lr_factor(cfg.schedule, (epoch - 1) * steps + step, cfg.epochs * steps,
+                                                     cfg.warmup)
+                idx = perm[step * bs:(step + 1) * bs][rank::world]  # this process's shard of the global batch
+                x, y = augment(x_train[idx], augment_rng), y_train[idx]
+                with autocast:
+                    logits = step_model(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema:
+                    ema.update()
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(1) == y).sum()
+                seen += len(idx)
+                if step % 20 == 0 and not progress.bar.disable:
+                    progress.step(step + 1, loss_sum.item() / seen, correct.item() / seen)
+                if interrupt.requested:  # Ctrl-C: save this step's state, then stop
+                    if main:
+                        save_state(dict(epoch=epoch, step=step + 1, seen=seen, seconds=time.perf_counter() - t0))
+                    progress.bar.stop()
+                    raise KeyboardInterrupt
+            seconds = time.perf_counter() - t0
+            loss_sum, correct = distributed.all_sum(loss_sum), distributed.all_sum(correct)
+            if not torch.isfinite(loss_sum):
+                raise MnistlabError(f"training diverged in epoch {epoch} (loss is not finite); lower the learning rate")
+            kept = ema.model if ema else model
+            val_loss, val_acc = evaluate_split(kept, x_val, y_val)
+            row = dict(epoch=epoch, loss=loss_sum.item() / n, accuracy=correct.item() / n, val_loss=val_loss,
+                       val_accuracy=val_acc, seconds=seconds, lr=optimizer.param_groups[0]["lr"])
+            history.append(row)
+            improved = best_epoch(history) is row
+            if main:
+                if improved:
+                    best = dict(epoch=epoch, val_loss=val_loss, val_accuracy=val_acc)
+                    checkpoint.save_model(out_dir / checkpoint.MODEL_FILE, kept, checkpoint.model_meta(
+                        kept, cfg.model, arch_args, data.classes, cfg.dataset, metrics=best, **meta))
+                # History first, then the state that points past it: a crash between the two loses nothing.
+                write_text(out_dir / "history.json", json.dumps(history, indent=1))
+                save_state()
+                for log in loggers:
+                    log.epoch(row)
+            progress.end(row, improved)
 
     if main:
         from .plots import plot_curves, save_figure
@@ -365,6 +384,33 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
         save_figure(plot_curves(history), out_dir / "curves.png")
     distributed.teardown()
     return history
+
+
+class Interrupt:
+    """Ctrl-C during training, deferred to the end of the current step so that the state saved then is
+    whole; a second Ctrl-C stops at once. Only for a single process in the main thread, and only when
+    SIGINT is not ignored; otherwise Ctrl-C behaves as usual."""
+
+    def __init__(self, enabled: bool = True):
+        self.requested = False
+        self.previous = None
+        if (enabled and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.requested and kind is None:  # pressed after the last step: the state is saved, so stop now
+            raise KeyboardInterrupt
 
 
 def save_augmented(x: torch.Tensor, labels: list, augment: Augment, path):

@@ -1,6 +1,7 @@
 """Crash-safe training: a real `mnistlab train` subprocess is killed with SIGKILL in its first and in
-its second epoch and interrupted with SIGINT in its third; each time `--resume` carries on, and the
-final weights equal those of a run that was never interrupted."""
+its second epoch and interrupted with SIGINT in its third (which saves the state of that very step);
+each time `--resume` carries on, and the final weights equal those of a run that was never
+interrupted."""
 
 import json
 import signal
@@ -64,11 +65,13 @@ def test_killed_and_interrupted_training_resumes_to_the_same_weights(tmp_path, m
     stop_during(1, out, mnist_dir, signal.SIGKILL)
     # SIGKILL in the middle of epoch 2.
     stop_during(2, out, mnist_dir, signal.SIGKILL, "--resume")
-    # Ctrl-C (SIGINT) in epoch 3: a clean stop with a one-line message.
+    # Ctrl-C (SIGINT) in epoch 3: it finishes the step, saves, and stops with a one-line message.
     proc = stop_during(3, out, mnist_dir, signal.SIGINT, "--resume")
     assert proc.returncode == 130
     message = proc.stderr.read()
-    assert "keeps the state of the last finished epoch" in message and "Traceback" not in message
+    assert "holds the training state as it stopped" in message and "Traceback" not in message
+    stopped = checkpoint.read_meta(out / checkpoint.STATE_FILE)["in_progress"]
+    assert stopped["epoch"] == 3 and 0 < stopped["step"] < 12000 * 0.9 / 64  # saved inside the epoch
     # And the last resume finishes.
     assert start(out, mnist_dir, "--resume").wait() == 0
 
