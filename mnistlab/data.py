@@ -26,7 +26,10 @@ FILES = {
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT"): data is big-endian.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-MAX_IDX_BYTES = 1 << 31  # 2 GiB: far above any MNIST-format file, far below a decompression bomb
+MAX_IDX_BYTES = 1 << 31  # 2 GiB: far above any MNIST-format file
+# A gzipped IDX file may not claim more than this many times its own size (past 64 MiB): real image
+# files compress about 5:1, while a decompression bomb of zeros compresses about 1000:1.
+MAX_GZIP_RATIO, RATIO_CHECKED_FROM = 100, 64 << 20
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,10 @@ def read_idx(path) -> tuple[np.ndarray, str]:
             size = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
             if size > MAX_IDX_BYTES:
                 raise MnistlabError(f"{path.name}: IDX header claims {size} bytes of data, refusing")
+            packed = path.stat().st_size
+            if is_gzip and size > RATIO_CHECKED_FROM and size > MAX_GZIP_RATIO * packed:
+                raise MnistlabError(f"{path.name}: IDX header claims {size:,} bytes from a {packed:,}-byte gzip file "
+                                    "(a decompression bomb?), refusing")
             body = _read_exact(f, size, path.name)
             if f.read(1):
                 raise MnistlabError(f"{path.name}: wrong size, data continues past the {dims} the header declares")

@@ -294,3 +294,17 @@ def test_emnist_digits_spec_names_nists_archive():
     spec = data.DATASETS["emnist-digits"]
     assert spec.archive.md5 == "58c8d27c78d21e728a6bc7b3cc06412e" and spec.transposed
     assert spec.mirrors[0] == "https://biometrics.nist.gov/cs_links/EMNIST/"
+
+
+def test_gzip_bomb_is_refused_before_decompressing(tmp_path):
+    """A header claiming 200 MB of pixels in a gzip file of a few hundred kB: refused from the sizes,
+    without inflating the data."""
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">HBBIII", 0, 0x08, 3, 255_102, 28, 28))  # 200 MB of images declared
+        zeros = bytes(1 << 20)
+        for _ in range(200):
+            f.write(zeros)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(MnistlabError, match="decompression bomb"):
+        data.read_idx(path)
