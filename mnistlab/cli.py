@@ -93,6 +93,23 @@ def _add_train_options(p: argparse.ArgumentParser):
             p.add_argument(flag, type=type(default), **kw)
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {value}")
+    return value
+
+
 def _add_backend(p):
     p.add_argument("--backend", default="pytorch", choices=["pytorch", "onnxruntime"],
                    help="pytorch (default), or onnxruntime with the model.onnx that `mnistlab export` wrote")
@@ -128,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.add_argument("--out", help="run folder (default: runs/TIMESTAMP-MODEL)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (default: the newest run under runs/) from its last epoch")
+                   help="continue the run in --out (default: the newest run under runs/) from where it stopped")
     p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                    help="skip the test-set evaluation and report after training")
     p.add_argument("--mlflow", nargs="?", const=DEFAULT_MLFLOW_URI, metavar="URI",
@@ -175,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve a model: HTTP API, drawing page at /, Prometheus metrics")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0: all)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     _add_backend(p)
     p.add_argument("--max-body", type=_positive_int, default=8 << 20, help="largest request in bytes (default: 8 MiB)")
     p.add_argument("--max-pixels", type=_positive_int, default=4096 * 4096,
@@ -193,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--format", default="onnx", choices=["onnx", "pt2"], help="onnx (default) or pt2")
     p.add_argument("--out", help="file to write (default: model.onnx or model.pt2 beside the checkpoint)")
-    p.add_argument("--check-images", type=int, default=1000,
+    p.add_argument("--check-images", type=_count, default=1000,
                    help="test images to compare with PyTorch before writing (default: 1000; 0: no check)")
     _add_data_dir(p)
     p.set_defaults(func=cmd_export)

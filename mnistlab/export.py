@@ -49,6 +49,8 @@ def export(source, fmt: str = "onnx", out=None, data=None, check_images: int = 1
     Returns the file written and the largest difference from PyTorch (None if not checked)."""
     if fmt not in FORMATS:
         raise MnistlabError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if check_images and data is None:
+        raise MnistlabError("checking an export needs the test images (or check_images=0)")
     path = checkpoint.resolve(source)
     model, meta = checkpoint.load_model(path)
     graph = WithProbabilities(model.to(memory_format=torch.contiguous_format)).eval()

@@ -67,3 +67,8 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
     assert err.startswith("mnistlab: error:") and "cannot load ONNX model" in err and err.count("\n") == 1
     with pytest.raises(MnistlabError, match="unknown export format"):
         export(tmp_path, "tflite")
+    with pytest.raises(MnistlabError, match="needs the test images"):
+        export(tmp_path, "onnx", data=None, check_images=10)
+    with pytest.raises(SystemExit):
+        main(["export", str(tmp_path), "--check-images", "-1"])
+    assert "expected 0 or more" in capsys.readouterr().err

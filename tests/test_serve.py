@@ -15,6 +15,7 @@ import pytest
 from conftest import Server, free_socket
 from PIL import Image
 
+from mnistlab.cli import main
 from mnistlab.export import OnnxModel, export
 from mnistlab.predict import TorchModel, classify, open_image, to_mnist
 from mnistlab.serve import Limits, answers, create_app
@@ -214,11 +215,13 @@ def test_onnxruntime_backend_serves_the_same_answers(api, run, mnist):
 
 
 def test_serve_command_over_http(run, mnist):
+    """The command with two worker processes, each building its app from the settings it is handed."""
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
     proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(run), "--port", str(port),
-                             "--backend", "onnxruntime"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--backend", "onnxruntime", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for _ in range(300):
             try:
@@ -232,6 +235,15 @@ def test_serve_command_over_http(run, mnist):
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
     assert "Uvicorn running on" in output and "Traceback" not in output
+    assert output.count("Started server process") == 2  # both workers came up
+
+
+def test_serve_options_are_checked(run, capsys):
+    with pytest.raises(SystemExit) as e:  # argparse's own one-line error
+        main(["serve", str(run), "--port", "70000"])
+    assert e.value.code == 2 and "expected a port from 1 to 65535" in capsys.readouterr().err
+    assert main(["serve", str(run), "--min-confidence", "2"]) == 1
+    assert "--min-confidence must be between 0 and 1" in capsys.readouterr().err
 
 
 def test_serve_command_refuses_a_bad_model(tmp_path):
