@@ -63,6 +63,13 @@ class DatasetSpec:
     transposed: bool = False  # images stored column by column: transposed on load
 
 
+EMNIST_DIGITS_FILES = {
+    "train_images": "emnist-digits-train-images-idx3-ubyte",
+    "train_labels": "emnist-digits-train-labels-idx1-ubyte",
+    "test_images": "emnist-digits-test-images-idx3-ubyte",
+    "test_labels": "emnist-digits-test-labels-idx1-ubyte",
+}
+
 DATASETS = {
     spec.name: spec
     for spec in [
@@ -120,13 +127,8 @@ DATASETS = {
             name="emnist-digits",
             classes=tuple(str(d) for d in range(10)),
             mirrors=("https://biometrics.nist.gov/cs_links/EMNIST/", "https://www.itl.nist.gov/iaui/vip/cs_links/EMNIST/"),
-            files={"train_images": "emnist-digits-train-images-idx3-ubyte",
-                   "train_labels": "emnist-digits-train-labels-idx1-ubyte",
-                   "test_images": "emnist-digits-test-images-idx3-ubyte",
-                   "test_labels": "emnist-digits-test-labels-idx1-ubyte"},
-            checksums={name: Checksum() for name in (
-                "emnist-digits-train-images-idx3-ubyte", "emnist-digits-train-labels-idx1-ubyte",
-                "emnist-digits-test-images-idx3-ubyte", "emnist-digits-test-labels-idx1-ubyte")},
+            files=EMNIST_DIGITS_FILES,
+            checksums={name: Checksum() for name in EMNIST_DIGITS_FILES.values()},
             archive=Archive("gzip.zip", md5="58c8d27c78d21e728a6bc7b3cc06412e", folder="gzip/"),
             transposed=True,
         ),
@@ -210,13 +212,18 @@ def md5_file(path) -> str:
     return h.hexdigest()
 
 
+def _check_md5(path, md5: str):
+    if (got := md5_file(path)) != md5:
+        raise MnistlabError(f"{path}: checksum mismatch, MD5 of file is {got}, expected {md5}")
+
+
 def verify(path, checksum: Checksum) -> np.ndarray:
     """Read an IDX file and check it; a mismatch names the file and both hashes."""
     array, sha256 = read_idx(path)
     if checksum.sha256 and sha256 != checksum.sha256:
         raise MnistlabError(f"{path}: checksum mismatch, SHA-256 of content is {sha256}, expected {checksum.sha256}")
-    if checksum.gz_md5 and (got := md5_file(path)) != checksum.gz_md5:
-        raise MnistlabError(f"{path}: checksum mismatch, MD5 of file is {got}, expected {checksum.gz_md5}")
+    if checksum.gz_md5:
+        _check_md5(path, checksum.gz_md5)
     return array
 
 
@@ -287,11 +294,6 @@ def download_file(filename: str, mirrors, directory: Path, check, timeout: float
         except (OSError, ValueError) as e:  # URLError, timeouts, IncompleteRead, refused connections
             failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
     raise MnistlabError(f"could not download {filename} from any mirror: " + "; ".join(failures))
-
-
-def _check_md5(path, md5: str):
-    if (got := md5_file(path)) != md5:
-        raise MnistlabError(f"{path}: checksum mismatch, MD5 of file is {got}, expected {md5}")
 
 
 def extract(spec: DatasetSpec, directory: Path, progress: bool = True):

@@ -160,11 +160,11 @@ class Classifier(nn.Module):
     `mean` and `std` are architecture facts stored in the checkpoint's metadata, not weights.
     """
 
-    def __init__(self, net: nn.Module, mean: float = 0.0, std: float = 1.0, temperature: float = 1.0):
+    def __init__(self, net: nn.Module, mean: float = 0.0, std: float = 1.0):
         super().__init__()
         self.net = net
         self.mean, self.std = mean, std
-        self.temperature = temperature  # probabilities are softmax(logits / temperature); see calibration.py
+        self.temperature = 1.0  # probabilities are softmax(logits / temperature); set from the checkpoint
 
     def forward(self, x):
         if self.mean != 0.0 or self.std != 1.0:
@@ -190,7 +190,6 @@ def count_params(model: nn.Module) -> int:
 def describe(name: str) -> str:
     """First line of a model's docstring, for --help and `mnistlab models`."""
     return (MODELS[name].__doc__ or "").strip().splitlines()[0]
-
 
 
 def pixels(images: torch.Tensor) -> torch.Tensor:

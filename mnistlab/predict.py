@@ -133,7 +133,7 @@ class TorchModel:
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) float32 for preprocessed digits (N, 28, 28) uint8."""
         x = pixels(torch.from_numpy(digits)).to(self.device)
-        return torch.softmax(logits_of(self.model, x).float() / self.model.temperature, 1).cpu().numpy()
+        return torch.softmax(logits_of(self.model, x) / self.model.temperature, 1).cpu().numpy()
 
 
 def ranked(probs: np.ndarray, classes, top: int = 3) -> list[dict]:

@@ -351,9 +351,8 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
                 seen += len(idx)
                 if step % 20 == 0 and not progress.bar.disable:
                     progress.step(step + 1, loss_sum.item() / seen, correct.item() / seen)
-                if interrupt.requested:  # Ctrl-C: save this step's state, then stop
-                    if main:
-                        save_state(dict(epoch=epoch, step=step + 1, seen=seen, seconds=time.perf_counter() - t0))
+                if interrupt.requested:  # Ctrl-C (single process only): save this step's state, then stop
+                    save_state(dict(epoch=epoch, step=step + 1, seen=seen, seconds=time.perf_counter() - t0))
                     progress.bar.stop()
                     raise KeyboardInterrupt
             seconds = time.perf_counter() - t0

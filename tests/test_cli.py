@@ -167,3 +167,11 @@ def test_ensemble_is_the_mean_of_its_members(trained_run, mnist_dir, tmp_path, c
     assert [m["checkpoint"] for m in metrics["members"]] == [str(trained_run / "model.safetensors"),
                                                                str(other / "model.safetensors")]
     assert "member " in capsys.readouterr().out and (tmp_path / "ens" / "report.html").exists()
+
+
+def test_output_piped_into_a_closed_reader_stops_quietly():
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "recipes"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # like `| head` that has already stopped reading
+    err = proc.stderr.read()
+    assert proc.wait() == 141 and err == ""

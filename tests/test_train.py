@@ -1,6 +1,8 @@
 """The training loop: reproducible, resumable, early-stopping, and blind to the test set."""
 
 import dataclasses
+import os
+import signal
 
 import pytest
 import torch
@@ -8,7 +10,7 @@ import torch
 from mnistlab import checkpoint
 from mnistlab.errors import MnistlabError
 from mnistlab.recipes import RECIPES
-from mnistlab.train import EMA, TrainConfig, best_epoch, evaluate_split, lr_factor, train
+from mnistlab.train import EMA, Interrupt, TrainConfig, best_epoch, evaluate_split, lr_factor, train
 
 QUICK = dict(model="cnn-small", epochs=2, train_limit=2000, batch_size=64)
 
@@ -167,3 +169,19 @@ def test_weight_average_follows_the_ramped_decay():
     for _ in range(200):
         ema.update()
     assert torch.allclose(ema.model.weight, model.weight, atol=1e-6)  # converges to constant weights
+
+
+def test_ctrl_c_waits_for_the_step_then_a_second_one_stops_at_once():
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        with Interrupt() as interrupt:
+            os.kill(os.getpid(), signal.SIGINT)  # first: only noted, training carries on to the step's end
+            assert interrupt.requested
+            os.kill(os.getpid(), signal.SIGINT)  # second: raised at once
+            raise AssertionError("not reached")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    with pytest.raises(KeyboardInterrupt):  # pressed after the last step: stops when training ends
+        with Interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+    with Interrupt(enabled=False) as interrupt:  # under torchrun: Ctrl-C is left alone
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
