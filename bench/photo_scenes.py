@@ -125,9 +125,10 @@ def seeded(condition: str, seed: int, split: str) -> np.random.Generator:
 # --- Fields and glyphs ----------------------------------------------------------------------------
 
 
-def smooth_noise(h: int, w: int, cell: float, rng) -> np.ndarray:
-    """A smooth random field (h, w) float32 in about [0, 1], with features about `cell` pixels across."""
-    small = rng.random((max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)), dtype=np.float32)
+def smooth_noise(h: int, w: int, cell: float, rng, cell_x: float | None = None) -> np.ndarray:
+    """A smooth random field (h, w) float32 in about [0, 1], with features about `cell` pixels across
+    (`cell_x` wide, if given: streaks)."""
+    small = rng.random((max(2, int(h / cell) + 2), max(2, int(w / (cell_x or cell)) + 2)), dtype=np.float32)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
@@ -328,7 +329,10 @@ def board_surface(h: int, w: int, rng, chalk: bool) -> np.ndarray:
     img = np.empty((h, w, 3), np.float32)
     if chalk:
         img[:] = [(0.13, 0.22, 0.17), (0.12, 0.12, 0.13), (0.16, 0.25, 0.2)][rng.integers(3)]
-        dust = smooth_noise(h, w, rng.uniform(60, 250), rng) ** 3 * rng.uniform(0.05, 0.25)
+        # Dust wiped along by the eraser: streaks, one sweep wide, fading in and out.
+        sweep = rng.uniform(60, 200)
+        dust = smooth_noise(h, w, sweep / 3, rng, sweep * 4) ** 2 * smooth_noise(h, w, sweep, rng, sweep * 2)
+        dust *= rng.uniform(0.08, 0.3)
         img += (dust * (0.85 - img[..., 1:2].mean()))[..., None]
         img += rng.standard_normal((h, w), dtype=np.float32)[..., None] * 0.015
     else:
