@@ -301,10 +301,11 @@ def desk_surface(h: int, w: int, rng) -> tuple[np.ndarray, str]:
         gh, gw = (hh, hw) if rng.random() < 0.6 else (hw, hh)
         profile = sum(cv2.resize(rng.random((1, n), dtype=np.float32), (4 * gh, 1), interpolation=cv2.INTER_CUBIC)[0]
                       * a for n, a in ((gh // 40 + 2, 0.5), (gh // 8 + 2, 0.3), (gh + 2, 0.2)))
-        t = np.arange(gh, dtype=np.float32)[:, None] + smooth_noise(gh, gw, rng.uniform(80, 250), rng) * rng.uniform(10, 60)
+        bend = smooth_noise(gh, gw, rng.uniform(80, 250), rng) * rng.uniform(10, 60)
+        t = np.arange(gh, dtype=np.float32)[:, None] + bend
         grain = np.interp(t.ravel() + gh, np.arange(4 * gh), profile).reshape(gh, gw).astype(np.float32)
         grain = grain if gh == hh else np.ascontiguousarray(grain.T)
-        colour = np.float32([(0.55, 0.36, 0.2), (0.72, 0.52, 0.32), (0.36, 0.22, 0.12), (0.8, 0.66, 0.46)][rng.integers(4)])
+        colour = np.float32(pick(rng, [(0.55, 0.36, 0.2), (0.72, 0.52, 0.32), (0.36, 0.22, 0.12), (0.8, 0.66, 0.46)]))
         img[:] = colour * rng.uniform(0.8, 1.15)
         img *= (0.7 + 0.45 * grain)[..., None]
     elif kind == "cloth":
@@ -390,7 +391,7 @@ def light(img: np.ndarray, rng, shadow: float = 0.3, strong_shadow: bool = False
         did["shadow"] = round(depth, 2)
     # Colour of the light (daylight, warm lamp, tungsten, cool LED) and exposure: auto-exposure puts
     # paper at about 70-95% grey. Shade is lit by the sky, not the lamp: slightly blue.
-    balance = [(1.0, 1.0, 1.0), (1.0, 1.0, 1.0), (1.06, 1.0, 0.88), (1.1, 1.0, 0.82), (0.93, 1.0, 1.08)][rng.integers(5)]
+    balance = pick(rng, [(1.0, 1.0, 1.0), (1.0, 1.0, 1.0), (1.06, 1.0, 0.88), (1.1, 1.0, 0.82), (0.93, 1.0, 1.08)])
     balance = np.float32(balance) * np.float32(rng.uniform(0.97, 1.03, 3)) * rng.uniform(0.75, 1.0)
     gain3 = gain[..., None] * balance * (1 - shade[..., None] * np.float32((0.06, 0.02, -0.04)))
     img[:] = cv2.multiply(img, cv2.resize(gain3.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC))
@@ -481,7 +482,8 @@ def apply_h(m: np.ndarray, pts) -> np.ndarray:
 def local_scale(m: np.ndarray, p) -> float:
     """Photo pixels per surface pixel near surface point p."""
     q = apply_h(m, [p, (p[0] + 1, p[1]), (p[0], p[1] + 1)])
-    return float(np.sqrt(abs(np.cross(q[1] - q[0], q[2] - q[0]))))
+    (ax, ay), (bx, by) = q[1] - q[0], q[2] - q[0]
+    return float(np.sqrt(abs(ax * by - ay * bx)))
 
 
 def layout(glyphs: list[np.ndarray], height: float, rng, touching: bool = False, printed: bool = False):
@@ -495,7 +497,8 @@ def layout(glyphs: list[np.ndarray], height: float, rng, touching: bool = False,
                 x = px + prev.shape[1] + height * rng.uniform(-0.1, 0.05)
             else:
                 bx, _, bw, _ = ink_box(prev)
-                x = px + bx + bw + height * (rng.uniform(-0.05, 0.12) if touching else rng.uniform(0.05, 0.5)) - ink_box(g)[0]
+                gap = rng.uniform(-0.05, 0.12) if touching else rng.uniform(0.05, 0.5)
+                x = px + bx + bw + height * gap - ink_box(g)[0]
                 base += rng.normal(0, 0.03) * height
         y = base - (ink_box(g)[1] + ink_box(g)[3])  # the ink's bottom on the baseline
         if touching and i:  # slide left until the inks meet (at most half the glyph's width), then a little more
@@ -574,7 +577,7 @@ class Photo:
         """Where to put a block of glyphs on the surface so that every glyph lands inside the photo and
         on the sheet: the top-left surface offset, or None."""
         boxes = [ink_box(g) for g in glyphs]
-        corners = np.array([(px + bx + dx, py + by + dy) for g, (px, py), (bx, by, bw, bh) in zip(glyphs, positions, boxes)
+        corners = np.array([(px + bx + dx, py + by + dy) for (px, py), (bx, by, bw, bh) in zip(positions, boxes)
                             for dx in (0, bw) for dy in (0, bh)])
         lo, hi = corners.min(0), corners.max(0)
         inv = np.linalg.inv(self.to_photo)
