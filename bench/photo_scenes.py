@@ -913,7 +913,7 @@ def canvas_scene(rng, digits: DigitSource) -> Scene:
     """The drawing page's canvas or a scanner's crop: one digit on a clean 280x280 square."""
     img28, label, index = digits.handwritten(rng)
     h = rng.uniform(130, 230)
-    width = rng.uniform(10, 28) if rng.random() < 0.7 else None
+    width = rng.uniform(10, 28) if rng.random() < 0.85 else None  # the page's brush; sometimes MNIST's own stroke
     alpha = handwritten_alpha(img28, h, width, rng)
     x0, y0, bw, bh = ink_box(alpha)
     ox = int(np.clip(140 - x0 - bw / 2 + rng.normal(0, 12), -x0 + 4, 276 - x0 - bw))
