@@ -103,6 +103,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _count(text)
     if not 1 <= value <= 65535:
@@ -167,12 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="HTML file to write (default: RUN/report.html)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("predict", help="read digits in your own PNG/JPEG images")
+    p = sub.add_parser("predict", help="read the digits in your own photos, scans and drawings (PNG/JPEG)")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
-    p.add_argument("--top", type=_positive_int, default=3, help="how many classes to show (default: 3)")
+    p.add_argument("--single", action="store_true", help="each image holds one digit: read only the largest mark")
+    p.add_argument("--min-confidence", type=_probability, default=0.7,
+                   help="a digit read with a lower probability makes the reading 'unsure' (default: 0.7)")
+    p.add_argument("--top", type=_positive_int, default=3, help="alternatives per digit in --json (default: 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--save-preprocessed", metavar="DIR", help="also save the 28x28 images the model sees")
+    p.add_argument("--debug", metavar="DIR", help="write per image the boxes found and rejected, and the 28x28 "
+                                                   "images the model read")
     _add_backend(p)
     p.set_defaults(func=cmd_predict)
 
@@ -424,32 +438,32 @@ def cmd_report(args):
 
 
 def cmd_predict(args):
-    from PIL import Image
-
     from .export import open_model
-    from .predict import predict_files
+    from .predict import read_files
 
-    results = predict_files(open_model(args.model, args.backend), args.images, args.top)
-    if args.save_preprocessed:
-        out = Path(args.save_preprocessed)
-        out.mkdir(parents=True, exist_ok=True)
-        for r in results:
-            if "digit" in r:
-                Image.fromarray(r["digit"]).save(out / (Path(r["file"]).stem + ".png"))
+    model = open_model(args.model, args.backend)
+    results = read_files(model, args.images, args.single, args.min_confidence, args.top, args.debug)
     for r in results:
         if "error" in r:
             print(f"mnistlab: error: {r['error']}", file=sys.stderr)
     if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if k != "digit"} for r in results], indent=2))
+        print(json.dumps(results, indent=2))
     else:
         for r in results:
-            if "error" in r:
-                continue
-            if r["blank"]:
-                print(f"{r['file']}: no digit (no ink found)")
-            else:
-                print(f"{r['file']}: " + "  ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"]))
+            if "error" not in r:
+                print(f"{r['file']}: {describe(r)}")
+    if args.debug:
+        print(f"debug pictures in {args.debug}/", file=sys.stderr)
     return 1 if any("error" in r for r in results) else 0
+
+
+def describe(reading: dict) -> str:
+    """One line for a reading: "4071 (96.2%)", "no digit" or "unsure: maybe 7 (43.0%)"."""
+    if reading["status"] == "no_digit":
+        return "no digit"
+    if reading["status"] == "unsure":
+        return f"unsure: maybe {reading['guess']} ({reading['confidence']:.1%})"
+    return f"{reading['text']} ({reading['confidence']:.1%})"
 
 
 def cmd_serve(args):

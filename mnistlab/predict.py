@@ -8,25 +8,31 @@ shrink to faint hairlines.
 """
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .checkpoint import load_model
 from .errors import MnistlabError
+from . import locate
 from .models import logits_of, pixels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them
+MIN_CONFIDENCE = 0.7  # a digit read with a lower probability is reported as unsure
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 WORK_SIZE = 160  # digits are measured and thickened at this size before the final 20-pixel scaling
 
 
-def open_image(source, max_pixels: int | None = None) -> Image.Image:
+def open_image(source, max_pixels: int | None = None, size: int | None = None) -> Image.Image:
     """Open and decode a PNG or JPEG from a path or bytes, refusing images of more than `max_pixels`
-    (decompression bombs among them) from their header, before decoding."""
+    (decompression bombs among them) from their header, before decoding. With `size`, a JPEG is
+    decoded straight at the smallest of 1/2, 1/4 or 1/8 scale whose longer side is still `size`
+    or more (JPEG draft mode): a 12-megapixel photo costs a sixteenth of its full decoding."""
     name = str(source) if not isinstance(source, (bytes, bytearray)) else "image"
     max_pixels = max_pixels or MAX_PIXELS
     try:
@@ -35,6 +41,9 @@ def open_image(source, max_pixels: int | None = None) -> Image.Image:
             raise MnistlabError(f"{name}: not a PNG or JPEG image ({image.format})")
         if image.width * image.height > max_pixels:
             raise MnistlabError(f"{name}: image is {image.width}x{image.height}, larger than {max_pixels:,} pixels")
+        if size and image.format == "JPEG" and max(image.size) > 2 * size:
+            shrink = size / max(image.size)
+            image.draft(image.mode, (round(image.width * shrink), round(image.height * shrink)))
         image.load()
         image = ImageOps.exif_transpose(image)  # phone photos: honour the camera's orientation tag
     except FileNotFoundError:
@@ -85,27 +94,39 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def to_mnist(image: Image.Image) -> np.ndarray | None:
-    """An image -> uint8 (28, 28) in MNIST's convention, or None if there is no ink to read."""
-    g = greyscale_ink(image)
-    if g.max() < MIN_CONTRAST:
+    """A whole image as one digit -> uint8 (28, 28) in MNIST's convention, or None if there is no ink."""
+    return normalise(greyscale_ink(image))
+
+
+def normalise(g: np.ndarray) -> np.ndarray | None:
+    """Float ink (H, W), white on black -> uint8 (28, 28) in MNIST's convention, or None if it is blank."""
+    if g.size == 0 or g.max() < MIN_CONTRAST:
         return None
+    g = g.copy()
     g[g < 0.15 * g.max()] = 0  # paper texture and JPEG noise
     rows, cols = np.nonzero(g > 0.25 * g.max())
     g = g[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
 
-    # Work at a fixed size: thicken strokes towards MNIST's ~1/8 of the digit's height.
+    # Work at a fixed size: bring strokes towards MNIST's ~1/8 of the digit's height.
     scale = WORK_SIZE / max(g.shape)
     g = _resize(g, max(1, round(g.shape[0] * scale)), max(1, round(g.shape[1] * scale)), Image.BILINEAR).clip(0, None)
     width = stroke_width(g > 0.5 * g.max())
     target = WORK_SIZE / 8
-    if width < 0.5 * target:  # 7 of MNIST's first 2,000 test digits are this thin
-        size = int(target - width) | 1  # MaxFilter wants an odd size
+    if width < 0.5 * target:  # a pen on a big canvas; 7 of MNIST's first 2,000 test digits are this thin
+        size = int(target - width) | 1
         g = np.pad(g, size // 2)  # room to grow: a thin "1" is only a few pixels wide
-        g = np.asarray(Image.fromarray(g, "F").filter(ImageFilter.MaxFilter(size)))
+        g = cv2.dilate(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    elif width > 2 * target:  # a felt-tip marker: strokes so thick that the holes close up
+        size = min(int(width - target), round(target)) | 1
+        g = cv2.erode(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+        if g.max() <= 0:
+            return None
 
     # Longer side to 20 pixels, anti-aliased, full contrast.
     scale = 20 / max(g.shape)
     small = _resize(g, max(1, round(g.shape[0] * scale)), max(1, round(g.shape[1] * scale))).clip(0, None)
+    if small.max() <= 0:
+        return None
     small *= 255 / small.max()
 
     # Centre of mass to the centre of the 28x28 field.
@@ -165,18 +186,100 @@ def image_paths(inputs) -> list[Path]:
     return paths
 
 
-def predict_files(model, inputs, top: int = 3) -> list[dict]:
-    """One result per image: {"file", "blank": False, "top": [...], "digit"}, {"file", "blank": True},
-    or {"file", "error"}. "digit" is the (28, 28) uint8 image the model saw."""
+def _ways(found: locate.Found, mark: locate.Mark, most: int) -> list[list[tuple]]:
+    """The ways to read `mark`, each a list of boxes: as one digit and, when it is wider than a digit,
+    as 2 or more (up to `most`) touching digits."""
+    _, _, w, h = mark.box
+    most = max(1, min(most, int(w / (0.55 * h))))
+    return [locate.cuts(found, mark, k) for k in range(1, most + 1)]
+
+
+def read(model, image: Image.Image, single: bool = False, min_confidence: float = MIN_CONFIDENCE,
+         top: int = 3, debug: dict | None = None) -> dict:
+    """Read the digits in a photo, scan or drawing, left to right.
+
+    Returns {"text", "status", "confidence", "digits"}: status "ok" with the digits read as text;
+    "no_digit" when nothing in the image looks like a digit; "unsure" when a digit's probability is
+    below `min_confidence` (then "text" is None and "guess" holds the best reading). Each digit has its
+    "digit", "confidence", "box" [x, y, width, height] in the image's pixels and its "top" classes.
+    With `single`, the image is taken to hold one digit: the largest mark. With `debug`, the dict is
+    filled with what a --debug picture needs ("found", "inputs")."""
+    found = locate.find_digits(image)
+    marks = found.digits
+    if single and marks:
+        keep = max(marks, key=lambda m: m.box[2] * m.box[3])
+        found.rejected += [replace(m, reason="not the largest") for m in marks if m is not keep]
+        found.digits = marks = [keep]
+    # Every way of reading every mark, classified in one batch.
+    options = [_ways(found, m, 1 if single else 6) for m in marks]
+    crops, index = [], []
+    for mi, (mark, ways) in enumerate(zip(marks, options)):
+        for wi, boxes in enumerate(ways):
+            for box in boxes:
+                index.append((mi, wi))
+                crops.append(normalise(found.crop(mark, box)))
+    probs = model.probabilities(np.stack([c if c is not None else np.zeros((28, 28), np.uint8) for c in crops])) \
+        if crops else np.zeros((0, len(model.meta["classes"])))
+    classes = model.meta["classes"]
+    digits, inputs, boxes = [], [], []
+    for mi, (mark, ways) in enumerate(zip(marks, options)):
+        best, best_score = None, -np.inf
+        for wi, way in enumerate(ways):
+            rows = [k for k, key in enumerate(index) if key == (mi, wi)]
+            if any(crops[k] is None for k in rows):
+                continue
+            score = float(np.mean([np.log(probs[k].max() + 1e-9) for k in rows])) - 0.1 * wi  # fewer cuts first
+            if score > best_score:
+                best, best_score = (way, rows), score
+        if best is None:
+            continue
+        for box, k in zip(*best):
+            p = probs[k]
+            ranking = ranked(p, classes, top)
+            digits.append({"digit": ranking[0]["class"], "confidence": ranking[0]["probability"],
+                           "box": found.original_box(box), "top": ranking})
+            inputs.append(crops[k])
+            boxes.append(box)
+    if debug is not None:
+        debug.update(found=found, inputs=inputs, boxes=boxes)
+    if not digits:
+        return {"text": None, "status": "no_digit", "confidence": None, "digits": []}
+    text = "".join(d["digit"] for d in digits)
+    confidence = float(np.prod([d["confidence"] for d in digits]))
+    sure = all(d["confidence"] >= min_confidence for d in digits)
+    result = {"text": text if sure else None, "status": "ok" if sure else "unsure",
+              "confidence": round(confidence, 6), "digits": digits}
+    return result if sure else result | {"guess": text}
+
+
+def read_files(model, inputs, single: bool = False, min_confidence: float = MIN_CONFIDENCE, top: int = 3,
+               debug_dir=None) -> list[dict]:
+    """read() for each image file (folders expand to their PNG and JPEG files): {"file", ...the
+    reading} or {"file", "error"}. With `debug_dir`, writes FILE_STEM.png (boxes found and rejected)
+    and FILE_STEM-digits.png (the 28x28 inputs the model read) there."""
     results = []
     for path in image_paths(inputs):
         try:
-            digit = to_mnist(open_image(path))
+            image = open_image(path, size=locate.WORK_SIZE)
         except MnistlabError as e:
             results.append({"file": str(path), "error": str(e)})
             continue
-        results.append({"file": str(path), "blank": digit is None} | ({} if digit is None else {"digit": digit}))
-    readable = [r for r in results if "digit" in r]
-    for r, top_classes in zip(readable, classify(model, [r["digit"] for r in readable], top)):
-        r["top"] = top_classes
+        seen = {} if debug_dir else None
+        results.append({"file": str(path)} | read(model, image, single, min_confidence, top, seen))
+        if debug_dir:
+            write_debug(Path(debug_dir), path.stem, results[-1], seen)
     return results
+
+
+def write_debug(folder: Path, stem: str, reading: dict, seen: dict):
+    """The debug pictures of one reading (see read_files)."""
+    from .files import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = [f"{d['digit']} {d['confidence']:.0%}" for d in reading["digits"]]
+    with atomic_path(folder / f"{stem}.png") as tmp:
+        locate.debug_picture(seen["found"], seen["boxes"], labels).save(tmp, "PNG")
+    if seen["inputs"]:
+        strip = np.concatenate([np.pad(d, 2, constant_values=128) for d in seen["inputs"]], axis=1)
+        with atomic_path(folder / f"{stem}-digits.png") as tmp:
+            Image.fromarray(strip).resize((strip.shape[1] * 4, strip.shape[0] * 4), Image.NEAREST).save(tmp, "PNG")

@@ -1,0 +1,348 @@
+"""Finding the digits in a photo: an ink map, clean-up, and one box per digit, left to right.
+
+A photo is a scene that contains digits: paper (plain, ruled, squared, coloured, a sticky note) under
+uneven light, often with the desk around it. `find_digits` turns it into one ink crop per digit:
+
+1. Work at about 800 pixels (`WORK_SIZE`); a large JPEG is decoded at that size to begin with.
+2. Ink map. The paper's local brightness is estimated per colour channel by a morphological closing
+   (dark strokes narrower than the kernel vanish) on a max-pooled quarter-size copy; ink is how far a
+   pixel falls below it, the largest over R, G and B, so blue ink on yellow paper counts as much as
+   black on white. Shadows, gradients and vignetting are part of the estimated paper, so they cancel.
+   Light chalk or marker on a dark board is the same with the image inverted; the polarity is that of
+   the surface in the middle of the picture, where people put what they photograph.
+3. Threshold with hysteresis, relative to the map's own noise (paper grain, JPEG blocks).
+4. Remove long straight lines (rulings, grid squares, margins, page and note edges) found by the
+   probabilistic Hough transform, then bridge the strokes that crossed them.
+5. Connected components -> marks; specks, shapes that sit on a brightness edge of the surface (the
+   border of a page or a sticky note, a shadow's edge) and marks on a surface much darker than the
+   paper (the desk) are rejected with a reason. Marks stacked over each other are one digit (a "5"'s
+   separate bar, a "4" in two strokes, a broken stroke).
+6. Digits must be of a similar height on one line; a mark much wider than a digit is two or more
+   touching digits and is cut at the thinnest columns (predict.read lets the model choose how many).
+
+Everything is in OpenCV; `Found` keeps what a --debug picture needs.
+"""
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+WORK_SIZE = 800  # longer side the photo is analysed at
+POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
+MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
+MARK_CONTRAST = 64  # a digit's strokes stand at least this far (of 255) below the paper, mostly
+SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast per pixel
+MIN_HEIGHT = 0.025  # of the working image's shorter side: smaller marks are specks
+
+
+@dataclass
+class Mark:
+    """A candidate digit: its box (x, y, w, h) in working pixels and the component labels it covers."""
+
+    box: tuple[int, int, int, int]
+    labels: list[int]
+    reason: str | None = None  # why it was rejected, or None
+
+    @property
+    def x(self):
+        return self.box[0]
+
+    @property
+    def h(self):
+        return self.box[3]
+
+
+@dataclass
+class Found:
+    """What find_digits saw: the working image, its ink map and mask, the digits' ink crops (float,
+    white on black) with their boxes in the original image's pixels, and the marks it rejected."""
+
+    scale: float  # original pixels per working pixel
+    rgb: np.ndarray  # (H, W, 3) uint8 working image
+    ink: np.ndarray  # (H, W) uint8 ink strength
+    mask: np.ndarray  # (H, W) bool ink after clean-up
+    labels: np.ndarray  # (H, W) int32 connected components of the mask
+    lines: list = field(default_factory=list)  # the straight lines removed, (x1, y1, x2, y2)
+    digits: list[Mark] = field(default_factory=list)
+    rejected: list[Mark] = field(default_factory=list)
+    light_on_dark: bool = False
+
+    def crop(self, mark: Mark, box=None) -> np.ndarray:
+        """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own)."""
+        x, y, w, h = box or mark.box
+        own = np.isin(self.labels[y:y + h, x:x + w], mark.labels)
+        own = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # keep the soft edges
+        return np.where(own, self.ink[y:y + h, x:x + w], 0).astype(np.float32)
+
+    def original_box(self, box) -> list[int]:
+        x, y, w, h = box
+        s = self.scale
+        return [round(x * s), round(y * s), max(1, round(w * s)), max(1, round(h * s))]
+
+
+def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
+    """RGB uint8 at most WORK_SIZE on its longer side, and the original pixels per working pixel."""
+    rgb = np.asarray(image.convert("RGB"))
+    scale = max(image.size) / WORK_SIZE
+    if scale <= 1:
+        return rgb, 1.0
+    size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
+def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
+    """The surface's brightness per channel without the strokes, at 1/POOL of the size: max-pool
+    (thin strokes vanish), then a closing wider than any stroke and narrower than the page. The
+    border is replicated, so that light falling off towards the frame (vignetting) is followed."""
+    pool = POOL if min(rgb.shape[:2]) >= 8 * POOL else 1
+    small = cv2.dilate(rgb, np.ones((pool, pool), np.uint8))[pool // 2::pool, pool // 2::pool]
+    k = max(3, round(max(small.shape[:2]) / kernel)) | 1
+    padded = cv2.copyMakeBorder(small, k, k, k, k, cv2.BORDER_REPLICATE)
+    bg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return cv2.blur(bg, (3, 3))[k:-k, k:-k]
+
+
+def ink_map(rgb: np.ndarray, kernel: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Ink strength (uint8, 0 = paper) per pixel; the least ink strength that stands out of the
+    local noise there; the paper at 1/POOL size; and whether the ink is light on dark.
+
+    Ink is measured relative to the paper's own brightness, so that ink in a shadow is as dark as
+    ink in the light, and in the colour channel where it stands out most. The noise (camera grain,
+    JPEG blocks) is measured locally, as the median deviation from the paper, because a shadow or a
+    dark corner is noisier, relative to its brightness, than the lit page."""
+    h, w = rgb.shape[:2]
+    centre = rgb[h // 4: h - h // 4, w // 4: w - w // 4]
+    light_on_dark = float(np.median(centre[::4, ::4].max(axis=2))) < 100
+    if light_on_dark:
+        rgb = 255 - rgb
+    rgb = cv2.GaussianBlur(rgb, (3, 3), 0)  # camera grain and JPEG blocks
+    small = paper(rgb, kernel)
+    # The max-pooling and the closing lift the estimate a little above the paper's mean (most where
+    # the paper is grainy): measure that lift, and the grain, tile by tile, where the ink is a minority.
+    lum, small_lum = rgb.max(axis=2), small.max(axis=2)
+    lift, noise = local_noise(cv2.resize(small_lum, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16) - lum)
+    small = cv2.subtract(small, cv2.resize(lift, small.shape[1::-1], interpolation=cv2.INTER_LINEAR)[..., None]
+                         .round().clip(0, 255).astype(np.uint8).repeat(3, axis=2))
+    bg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    darker = cv2.subtract(bg, rgb)  # saturating: ink brighter than its paper is no ink
+    ratio = cv2.divide(darker, cv2.max(bg, 64), scale=255)
+    ink = cv2.max(cv2.max(ratio[..., 0], ratio[..., 1]), ratio[..., 2])
+    bg_lum = bg.max(axis=2)
+    noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
+    noise = 255 * noise / np.maximum(bg_lum, 64).astype(np.float32)  # relative, like the ink
+    return ink, noise, small, light_on_dark
+
+
+def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """How far the paper estimate lies above the paper, and the paper's grain, as two (rows, cols)
+    grids of tiles: the median of `deviation` (estimate minus image) and 1.4826 times its median
+    absolute deviation in each tile. Ink, a minority of any tile's pixels, hardly moves either."""
+    h, w = deviation.shape
+    size = max(8, max(h, w) // tiles) // 2 * 2
+    rows, cols = max(1, h // size), max(1, w // size)
+    d = deviation[: rows * size: 2, : cols * size: 2].astype(np.float32)
+    d = d.reshape(rows, size // 2, cols, size // 2).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
+    median = np.median(d, axis=2, keepdims=True)
+    mad = np.median(np.abs(d - median), axis=2)
+    return median[..., 0].clip(0, None), (1.4826 * mad + 0.5).astype(np.float32)
+
+
+def threshold(ink: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Hysteresis: pixels clearly above the local noise, connected to pixels far above it."""
+    strong = float(np.percentile(ink[::3, ::3], 99.9))
+    high = np.maximum(np.maximum(MIN_CONTRAST, 0.35 * strong), 6 * noise)
+    low = np.maximum(0.75 * MIN_CONTRAST, 3.5 * noise)
+    weak = (ink >= low).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    seeded = np.zeros(n, bool)
+    seeded[np.unique(labels[ink >= high])] = True
+    seeded[0] = False
+    return seeded[labels]
+
+
+def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, list]:
+    """The mask without long straight lines (rulings, grids, margins, edges), and those lines.
+
+    A line is found by the probabilistic Hough transform; along it, only pixels whose run of ink
+    across the line is no longer than the line is thick are removed, so strokes that cross the line
+    or lie on it with a thicker pen keep their pixels."""
+    h, w = mask.shape
+    m8 = mask.astype(np.uint8)
+    min_len = round(0.3 * min(h, w))
+    segments = cv2.HoughLinesP(m8, 1, np.pi / 180, threshold=min_len // 2, minLineLength=min_len,
+                               maxLineGap=max(3, min_len // 30))
+    if segments is None:
+        return mask, []
+    bands = [np.zeros_like(m8), np.zeros_like(m8)]  # near-horizontal lines, near-vertical lines
+    widths = [0, 0]
+    lines = []
+    for x1, y1, x2, y2 in segments.reshape(-1, 4).tolist():
+        vertical = abs(y2 - y1) > abs(x2 - x1)
+        if min(abs(y2 - y1), abs(x2 - x1)) > 0.6 * max(abs(y2 - y1), abs(x2 - x1)):
+            continue  # diagonal: no ruling runs at 30-60 degrees
+        # Thickness: the median, over points along the segment, of the ink across it (within 6 px).
+        t = np.linspace(0, 1, 64)
+        xs, ys = np.rint(x1 + t * (x2 - x1)).astype(int), np.rint(y1 + t * (y2 - y1)).astype(int)
+        offsets = np.arange(-6, 7)
+        if vertical:
+            across = m8[ys[:, None].clip(0, h - 1), (xs[:, None] + offsets).clip(0, w - 1)]
+        else:
+            across = m8[(ys[:, None] + offsets).clip(0, h - 1), xs[:, None].clip(0, w - 1)]
+        thick = float(np.median(across.sum(axis=1)))
+        if thick > 6 or thick < 1:  # a wide band (a thick stroke, a shadow) or mostly gaps
+            continue
+        cv2.line(bands[vertical], (x1, y1), (x2, y2), 1, round(thick) + 4)
+        widths[vertical] = max(widths[vertical], round(thick))
+        lines.append((x1, y1, x2, y2))
+    cleaned = m8.copy()
+    for band, width, kernel in zip(bands, widths, ((1, 0), (0, 1))):
+        if width:
+            k = width + 3
+            runs = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((k, 1) if kernel == (1, 0) else (1, k), np.uint8))
+            cleaned &= 1 - (band & (1 - runs))  # drop band pixels whose run across the line is short
+    return cleaned.astype(bool), lines
+
+
+def _merge_stacked(marks: list[Mark]) -> list[Mark]:
+    """Join marks that overlap horizontally by most of the narrower one's width and nearly touch
+    vertically: the pieces of one digit."""
+    marks = sorted(marks, key=lambda m: m.x)
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(marks):
+            for j in range(i + 1, len(marks)):
+                b = marks[j]
+                ax, ay, aw, ah = a.box
+                bx, by, bw, bh = b.box
+                overlap = min(ax + aw, bx + bw) - max(ax, bx)
+                gap = max(ay, by) - min(ay + ah, by + bh)  # negative when they overlap vertically
+                inside = overlap >= 0.9 * min(aw, bw) and gap < 0  # one inside the other's span
+                if (overlap > 0.5 * min(aw, bw) and gap < 0.35 * max(ah, bh)) or inside:
+                    x, y = min(ax, bx), min(ay, by)
+                    box = (x, y, max(ax + aw, bx + bw) - x, max(ay + ah, by + bh) - y)
+                    marks[i] = a = Mark(box, a.labels + b.labels)
+                    del marks[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return marks
+
+
+def find_digits(image: Image.Image) -> "Found":
+    """Find the handwritten (or printed) digits in a photo or drawing, left to right."""
+    rgb, scale = working_image(image)
+    photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
+    ink, noise, bg, light_on_dark = ink_map(rgb, 6 if photo else 3)
+    mask = threshold(ink, noise)
+    mask, lines = remove_lines(mask)
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    found = Found(scale, rgb, ink, mask, labels, lines, light_on_dark=light_on_dark)
+
+    # The surface's own brightness and its edges: ink sits on paper, not on the desk or an edge.
+    lum = bg.max(axis=2)
+    edge = cv2.morphologyEx(lum, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    paper_level = float(np.percentile(lum, 90))
+    pool = max(1, round(h / lum.shape[0]))
+
+    min_h = max(6, MIN_HEIGHT * min(h, w))
+    # A pen's stroke has a sharp edge; a shadow's, a fold's or a blur's is soft.
+    gradient = cv2.morphologyEx(ink, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    big = (np.maximum(stats[:, 2], stats[:, 3]) >= 0.4 * min_h) & (stats[:, 4] >= 0.1 * min_h ** 2 / 4)
+    marks = []
+    for i in np.nonzero(big[1:])[0] + 1:  # specks and JPEG noise are not worth a reason
+        x, y, bw, bh, area = stats[i].tolist()
+        ys, xs = np.nonzero(labels[y:y + bh, x:x + bw] == i)
+        ys, xs = ((ys + y) // pool).clip(0, lum.shape[0] - 1), ((xs + x) // pool).clip(0, lum.shape[1] - 1)
+        mark = Mark((x, y, bw, bh), [int(i)])
+        own = labels[y:y + bh, x:x + bw] == i
+        strength = float(np.percentile(ink[y:y + bh, x:x + bw][own], 90))
+        rim = own & ~cv2.erode(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        sharpness = float(np.median(gradient[y:y + bh, x:x + bw][rim])) / max(strength, 1) if rim.any() else 1.0
+        on_edge = float(edge[ys, xs].mean()) / max(paper_level, 1)
+        surface = float(np.median(lum[ys, xs]))
+        if strength < MARK_CONTRAST:
+            mark.reason = "too faint"
+        elif photo and sharpness < SHARPNESS:
+            mark.reason = "blurred edges: a shadow?"
+        elif photo and on_edge > 0.25:
+            mark.reason = "on an edge"
+        elif photo and surface < 0.45 * paper_level:
+            mark.reason = "off the paper"
+        elif photo and (bw > 0.8 * w or bh > 0.8 * h):
+            mark.reason = "too large"
+        elif photo and (x == 0 or y == 0 or x + bw == w or y + bh == h):
+            mark.reason = "cut by the picture's edge"
+        if mark.reason:
+            found.rejected.append(mark)
+        else:
+            marks.append(mark)
+
+    marks = _merge_stacked(marks)
+    for m in marks:
+        _, _, bw, bh = m.box
+        if bh < min_h and bw < min_h:
+            m.reason = "too small"
+        elif bw > 6 * bh and bh < 2 * min_h:
+            m.reason = "a line, not a digit"
+    found.rejected += [m for m in marks if m.reason]
+    marks = [m for m in marks if not m.reason]
+    if not marks:
+        return found
+
+    # One line of digits of similar height: the mark with the most company of its size beside it,
+    # then the tallest, sets the line.
+    def company(ref: Mark) -> list[Mark]:
+        cy = ref.box[1] + ref.h / 2
+        return [m for m in marks if 0.4 * ref.h <= m.h <= 2.5 * ref.h and abs(m.box[1] + m.h / 2 - cy) <= 0.75 * ref.h]
+
+    ref = max(marks, key=lambda m: (len(company(m)), m.h))
+    line = company(ref)
+    for m in marks:
+        if m not in line:
+            m.reason = "smaller than the digits" if m.h < 0.4 * ref.h else "off the line of digits"
+    found.rejected += [m for m in marks if m.reason]
+    found.digits = sorted((m for m in marks if not m.reason), key=lambda m: m.x)
+    return found
+
+
+def cuts(found: Found, mark: Mark, k: int) -> list[tuple[int, int, int, int]]:
+    """`mark`'s box cut into `k` boxes at the columns with the least ink near the even split."""
+    x, y, w, h = mark.box
+    if k == 1:
+        return [mark.box]
+    column_ink = found.crop(mark).sum(axis=0)
+    bounds = [0]
+    for i in range(1, k):
+        centre = round(w * i / k)
+        lo, hi = max(bounds[-1] + 1, centre - w // (3 * k)), min(w - 1, centre + w // (3 * k))
+        bounds.append(lo + int(np.argmin(column_ink[lo:hi + 1])) if hi > lo else centre)
+    bounds.append(w)
+    boxes = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        part = found.crop(mark, (x + a, y, b - a, h))
+        rows = np.nonzero(part.sum(axis=1) > 0)[0]
+        top, bottom = (rows[0], rows[-1] + 1) if len(rows) else (0, h)
+        boxes.append((x + a, y + int(top), b - a, int(bottom - top)))
+    return boxes
+
+
+def debug_picture(found: Found, boxes: list[tuple] = (), labels: list[str] = ()) -> Image.Image:
+    """The working image with the digits read in green (`boxes` in working pixels, `labels` above them),
+    the rejected marks in red with the reason and the removed lines in blue; the ink mask beside it."""
+    img = found.rgb.copy()
+    for x1, y1, x2, y2 in found.lines:
+        cv2.line(img, (int(x1), int(y1)), (int(x2), int(y2)), (40, 90, 255), 1)
+    for m in found.rejected:
+        x, y, w, h = m.box
+        cv2.rectangle(img, (x, y), (x + w, y + h), (220, 30, 30), 1)
+        cv2.putText(img, m.reason or "", (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (220, 30, 30), 1)
+    for (x, y, w, h), label in zip(boxes, labels):
+        cv2.rectangle(img, (x, y), (x + w, y + h), (20, 170, 20), 2)
+        cv2.putText(img, label, (x, max(14, y - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 170, 20), 2)
+    mask = np.repeat(found.mask[..., None].astype(np.uint8) * 255, 3, axis=2)
+    return Image.fromarray(np.concatenate([img, mask], axis=1 if img.shape[0] >= img.shape[1] else 0))
