@@ -93,15 +93,16 @@ def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
 
 
 def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
-    """The surface's brightness per channel without the strokes, at 1/POOL of the size: max-pool
-    (thin strokes vanish), then a closing wider than any stroke and narrower than the page. The
-    border is replicated, so that light falling off towards the frame (vignetting) is followed."""
+    """The surface's colour without the writing, at 1/POOL of the size: a median over a window much
+    wider than any stroke (1/`kernel` of the image), in which the ink is a minority whether it is
+    darker or, in some colour channel, lighter than the paper (blue ink on yellow paper). The border is
+    replicated, so that light falling off towards the frame (vignetting) is followed."""
     pool = POOL if min(rgb.shape[:2]) >= 8 * POOL else 1
-    small = cv2.dilate(rgb, np.ones((pool, pool), np.uint8))[pool // 2::pool, pool // 2::pool]
+    h, w = rgb.shape[:2]
+    small = cv2.resize(rgb, (max(1, w // pool), max(1, h // pool)), interpolation=cv2.INTER_AREA)
     k = max(3, round(max(small.shape[:2]) / kernel)) | 1
     padded = cv2.copyMakeBorder(small, k, k, k, k, cv2.BORDER_REPLICATE)
-    bg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    return cv2.blur(bg, (3, 3))[k:-k, k:-k]
+    return cv2.medianBlur(padded, min(k, 255))[k:-k, k:-k]
 
 
 def ink_map(rgb: np.ndarray, kernel: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
@@ -140,7 +141,7 @@ def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.n
     grids of tiles: the median of `deviation` (estimate minus image) and 1.4826 times its median
     absolute deviation in each tile. Ink, a minority of any tile's pixels, hardly moves either."""
     h, w = deviation.shape
-    size = max(8, max(h, w) // tiles) // 2 * 2
+    size = min(max(8, max(h, w) // tiles), h, w) // 2 * 2
     rows, cols = max(1, h // size), max(1, w // size)
     d = deviation[: rows * size: 2, : cols * size: 2].astype(np.float32)
     d = d.reshape(rows, size // 2, cols, size // 2).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
@@ -235,6 +236,9 @@ def _merge_stacked(marks: list[Mark]) -> list[Mark]:
 def find_digits(image: Image.Image) -> "Found":
     """Find the handwritten (or printed) digits in a photo or drawing, left to right."""
     rgb, scale = working_image(image)
+    if min(rgb.shape[:2]) < 16:  # a strip or a dot: no room for a digit
+        empty = np.zeros(rgb.shape[:2], np.uint8)
+        return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
     photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
     ink, noise, bg, light_on_dark = ink_map(rgb, 6 if photo else 3)
     mask = threshold(ink, noise)

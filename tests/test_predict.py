@@ -47,12 +47,12 @@ def test_preprocessing_recovers_mnist_convention(mnist):
 
 
 def test_big_inverted_digits_are_classified_correctly(trained_run, mnist, photos):
-    results = predict.predict_files(predict.TorchModel(trained_run), [photos])
-    assert len(results) == N and not any("error" in r or r["blank"] for r in results)
-    predicted = np.array([int(r["top"][0]["class"]) for r in results])
+    results = predict.read_files(predict.TorchModel(trained_run), [photos], single=True)
+    assert len(results) == N and not any("error" in r or r["status"] == "no_digit" for r in results)
+    predicted = np.array([int(r["digits"][0]["digit"]) for r in results])
     accuracy = (predicted == mnist.test_labels[:N].numpy()).mean()
     assert accuracy >= 0.95, accuracy
-    assert all(abs(sum(t["probability"] for t in r["top"]) - 1) < 0.5 for r in results)
+    assert all(abs(sum(t["probability"] for t in r["digits"][0]["top"]) - 1) < 0.5 for r in results)
 
 
 def test_blank_images_are_reported_as_blank(tmp_path, trained_run, capsys):
@@ -62,7 +62,7 @@ def test_blank_images_are_reported_as_blank(tmp_path, trained_run, capsys):
     Image.fromarray(noise).save(tmp_path / "paper.png")
     assert main(["predict", str(trained_run), str(tmp_path), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert [r["blank"] for r in results] == [True, True, True] and not any("top" in r for r in results)
+    assert [r["status"] for r in results] == ["no_digit"] * 3 and not any(r["digits"] for r in results)
 
 
 def test_transparent_drawing_and_thin_strokes(mnist):

@@ -1,0 +1,171 @@
+"""Digits in photos: real MNIST test digits written into photo-like scenes (paper, rulings, shadows,
+coloured paper and ink, a desk, EXIF rotation, JPEG) are found, read in order, or abstained from."""
+
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistlab import locate, predict
+from mnistlab.cli import main
+
+
+def photo(digits, seed=0, paper=(242, 240, 234), ink=(35, 45, 140), ruled=True, shadow=True, desk=False,
+          height=150, size=(1200, 900), exif=None) -> bytes:
+    """A phone-style JPEG of MNIST digits written left to right: paper with grain, optional blue
+    rulings, a soft shadow across the page, the desk around a tilted page; the EXIF-tagged variant
+    stores the pixels turned as a camera held sideways does."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = paper
+    if ruled:
+        for y in range(40, h, 36):
+            cv2.line(img, (0, y), (w, y + 6), (165, 185, 225), 2)
+    x = int(w * 0.3)
+    for d in digits:
+        big = cv2.resize(d, (height, height), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+        alpha = np.clip((big - 0.25) * 2.5, 0, 1)[..., None]
+        y = int(h * 0.4) + int(rng.integers(-10, 10))
+        img[y:y + height, x:x + height] = img[y:y + height, x:x + height] * (1 - alpha) + np.float32(ink) * alpha
+        x += int(height * rng.uniform(0.75, 0.95))
+    if shadow:
+        m = np.zeros((h, w), np.float32)
+        cv2.fillPoly(m, [np.array([[0, int(h * 0.6)], [w, int(h * 0.3)], [w, h], [0, h]])], 1)
+        img *= (1 - 0.4 * cv2.GaussianBlur(m, (0, 0), 20))[..., None]
+    if desk:
+        page = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(page, [np.array([[w // 10, h // 12], [w - w // 12, h // 15], [w - w // 15, h - h // 12],
+                                      [w // 12, h - h // 20]])], 1)
+        img[page == 0] = (95, 70, 50)
+    img += rng.normal(0, 2.5, img.shape)
+    image = Image.fromarray(img.clip(0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    if exif:
+        tag = Image.Exif()
+        tag[0x0112] = exif  # 6: the stored pixels must turn 90 degrees clockwise to display
+        image.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=88, exif=tag.tobytes())
+    else:
+        image.save(buf, "JPEG", quality=88)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model(trained_run):
+    return predict.TorchModel(trained_run)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    """Twelve test digits the model reads at 28x28 (the scenes test the finding, not the classifier)."""
+    return [(mnist.test_images[i].numpy(), str(int(mnist.test_labels[i]))) for i in range(40, 52)]
+
+
+def reading(model, blob, **kw):
+    return predict.read(model, predict.open_image(blob, size=locate.WORK_SIZE), **kw)
+
+
+def test_digit_on_ruled_paper_with_a_shadow(model, digits):
+    right = sum(reading(model, photo([d], seed=i))["text"] == label for i, (d, label) in enumerate(digits))
+    assert right >= 10, right
+
+
+def test_blue_ink_on_yellow_paper_and_on_a_desk(model, digits):
+    yellow = [photo([d], seed=i, paper=(236, 214, 120), ink=(40, 60, 170), ruled=False) for i, (d, _) in
+              enumerate(digits[:6])]
+    desk = [photo([d], seed=i, desk=True, ink=(25, 25, 25)) for i, (d, _) in enumerate(digits[6:])]
+    labels = [label for _, label in digits]
+    right = sum(reading(model, blob)["text"] == label for blob, label in zip(yellow + desk, labels))
+    assert right >= 10, right
+
+
+def test_a_number_is_read_in_order_with_boxes_inside_the_image(model, digits):
+    exact = 0
+    for i in range(4):
+        chosen = digits[3 * i: 3 * i + 3]
+        r = reading(model, photo([d for d, _ in chosen], seed=i, height=120))
+        exact += r["text"] == "".join(label for _, label in chosen)
+        xs = [d["box"][0] for d in r["digits"]]
+        assert xs == sorted(xs)
+        for d in r["digits"]:
+            x, y, w, h = d["box"]
+            assert 0 <= x and 0 <= y and x + w <= 1200 and y + h <= 900 and w > 0 and h > 0
+            assert 0 <= d["confidence"] <= 1 and d["top"][0]["class"] == d["digit"]
+        if r["status"] == "ok":
+            assert abs(r["confidence"] - np.prod([d["confidence"] for d in r["digits"]])) < 1e-3
+    assert exact >= 3, exact
+
+
+def test_photos_rotated_by_exif_are_read_with_upright_boxes(model, digits):
+    right = 0
+    for i, (d, label) in enumerate(digits[:6]):
+        r = reading(model, photo([d], seed=i, exif=6))
+        right += r["text"] == label
+        if r["digits"]:
+            x, y, w, h = r["digits"][0]["box"]
+            assert x + w <= 1200 and y + h <= 900  # the displayed (upright) image's coordinates
+    assert right >= 5, right
+
+
+@pytest.mark.parametrize("scene", ["ruled page", "ruled page in shadow", "plain paper", "page on a desk", "dark board"])
+def test_nothing_written_is_no_digit(model, scene):
+    kw = {"ruled page": {}, "ruled page in shadow": dict(shadow=True), "plain paper": dict(ruled=False),
+          "page on a desk": dict(desk=True), "dark board": dict(paper=(40, 48, 44), ruled=False)}[scene]
+    for seed in range(3):
+        r = reading(model, photo([], seed=seed, **kw))
+        assert r == {"text": None, "status": "no_digit", "confidence": None, "digits": []}
+
+
+def test_single_reads_only_the_largest_mark(model, digits):
+    (a, _), (b, label) = digits[0], digits[1]
+    r = reading(model, photo([a, b], height=150), single=True)
+    assert len(r["digits"]) == 1
+
+
+def test_a_scribble_is_not_claimed_confidently(model, digits):
+    """A tangle of strokes is not a digit: no answer above the confidence threshold."""
+    rng = np.random.default_rng(3)
+    img = np.full((900, 1200, 3), 240, np.uint8)
+    points = (rng.normal(0, 1, (40, 2)).cumsum(0) * 12 + (600, 450)).astype(np.int32)
+    cv2.polylines(img, [points], False, (30, 30, 30), 4)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG")
+    r = reading(model, buf.getvalue(), min_confidence=0.99)
+    assert r["status"] in ("unsure", "no_digit")
+
+
+def test_debug_writes_boxes_and_inputs(tmp_path, trained_run, digits, capsys):
+    (tmp_path / "seven.jpg").write_bytes(photo([digits[0][0], digits[1][0]], height=130))
+    assert main(["predict", str(trained_run), str(tmp_path / "seven.jpg"), "--debug", str(tmp_path / "debug"),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    picture = Image.open(tmp_path / "debug" / "seven.png")
+    inputs = Image.open(tmp_path / "debug" / "seven-digits.png")
+    assert picture.size[0] >= 800 and inputs.size[1] == 32 * 4
+    assert inputs.size[0] == 32 * 4 * len(result["digits"])
+    assert set(result) >= {"file", "text", "status", "confidence", "digits"}
+
+
+def test_bad_photos_get_an_answer_or_a_clear_error(tmp_path, trained_run, capsys):
+    whole = photo([], seed=1)
+    (tmp_path / "truncated.jpg").write_bytes(whole[: len(whole) // 3])
+    Image.new("RGB", (1, 1), "white").save(tmp_path / "dot.png")
+    Image.new("L", (20000, 20), 200).save(tmp_path / "strip.png")
+    Image.new("RGB", (1200, 900), "black").save(tmp_path / "black.jpg")
+    code = main(["predict", str(trained_run), str(tmp_path), "--json"])
+    out, err = capsys.readouterr()
+    results = {r["file"].rsplit("/", 1)[1]: r for r in json.loads(out)}
+    assert code == 1 and "Traceback" not in err
+    assert "cannot decode" in results["truncated.jpg"]["error"]
+    for name in ("dot.png", "strip.png", "black.jpg"):
+        assert results[name]["status"] == "no_digit", name
+
+
+def test_a_12_megapixel_jpeg_is_decoded_at_a_fraction_of_its_size(digits):
+    blob = photo([digits[0][0]], size=(4000, 3000), height=500, ruled=False, shadow=False)
+    image = predict.open_image(blob, size=locate.WORK_SIZE)
+    assert max(image.size) == 1000  # 1/4 scale straight from the JPEG's DCT
+    assert max(predict.open_image(blob).size) == 4000
