@@ -8,8 +8,8 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    (dark strokes narrower than the kernel vanish) on a max-pooled quarter-size copy; ink is how far a
    pixel falls below it, the largest over R, G and B, so blue ink on yellow paper counts as much as
    black on white. Shadows, gradients and vignetting are part of the estimated paper, so they cancel.
-   Light chalk or marker on a dark board is the same with the image inverted; the polarity is that of
-   the surface in the middle of the picture, where people put what they photograph.
+   Light chalk or marker on a dark board is the same with the image inverted: the middle of the
+   picture is dark and holds no sheet of paper.
 3. Threshold with hysteresis, relative to the map's own noise (paper grain, JPEG blocks).
 4. Remove long straight lines (rulings, grid squares, margins, page and note edges) found by the
    probabilistic Hough transform, then bridge the strokes that crossed them.
@@ -32,8 +32,9 @@ from PIL import Image
 WORK_SIZE = 800  # longer side the photo is analysed at
 POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
 MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
-MARK_CONTRAST = 64  # a digit's strokes stand at least this far (of 255) below the paper, mostly
+MARK_CONTRAST = 40  # a digit's strokes stand at least this far (of 255) below the paper, mostly
 SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast per pixel
+MAX_MARKS = 300  # marks considered at most (the largest), so that a busy scene stays fast
 MIN_HEIGHT = 0.025  # of the working image's shorter side: smaller marks are specks
 
 
@@ -105,6 +106,21 @@ def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
     return cv2.medianBlur(padded, min(k, 255))[k:-k, k:-k]
 
 
+def dark_board(rgb: np.ndarray) -> bool:
+    """Whether the writing is light on a dark surface (chalk on a board, white on black): the middle
+    of the picture is dark and no sheet of paper lies in it (a light region too broad to be strokes,
+    such as a sticky note on a dark desk)."""
+    h, w = rgb.shape[:2]
+    lum = cv2.resize(rgb.max(axis=2), (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    sh, sw = lum.shape
+    if float(np.median(lum[sh // 4: sh - sh // 4, sw // 4: sw - sw // 4])) >= 100:
+        return False
+    _, light = cv2.threshold(lum, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    k = max(3, round(max(sh, sw) / 25)) | 1  # wider than any stroke
+    sheet = cv2.morphologyEx(light, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return (sheet > 0).mean() < 0.03
+
+
 def ink_map(rgb: np.ndarray, kernel: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Ink strength (uint8, 0 = paper) per pixel; the least ink strength that stands out of the
     local noise there; the paper at 1/POOL size; and whether the ink is light on dark.
@@ -114,8 +130,7 @@ def ink_map(rgb: np.ndarray, kernel: int = 6) -> tuple[np.ndarray, np.ndarray, n
     JPEG blocks) is measured locally, as the median deviation from the paper, because a shadow or a
     dark corner is noisier, relative to its brightness, than the lit page."""
     h, w = rgb.shape[:2]
-    centre = rgb[h // 4: h - h // 4, w // 4: w - w // 4]
-    light_on_dark = float(np.median(centre[::4, ::4].max(axis=2))) < 100
+    light_on_dark = dark_board(rgb)
     if light_on_dark:
         rgb = 255 - rgb
     rgb = cv2.GaussianBlur(rgb, (3, 3), 0)  # camera grain and JPEG blocks
@@ -181,8 +196,6 @@ def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, list]:
     lines = []
     for x1, y1, x2, y2 in segments.reshape(-1, 4).tolist():
         vertical = abs(y2 - y1) > abs(x2 - x1)
-        if min(abs(y2 - y1), abs(x2 - x1)) > 0.6 * max(abs(y2 - y1), abs(x2 - x1)):
-            continue  # diagonal: no ruling runs at 30-60 degrees
         # Thickness: the median, over points along the segment, of the ink across it (within 6 px).
         t = np.linspace(0, 1, 64)
         xs, ys = np.rint(x1 + t * (x2 - x1)).astype(int), np.rint(y1 + t * (y2 - y1)).astype(int)
@@ -206,31 +219,67 @@ def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, list]:
     return cleaned.astype(bool), lines
 
 
+class Sheets:
+    """The surfaces of a photo (a page, a sticky note, the desk, a board), as regions of the paper
+    estimate (1/POOL size) whose colour changes only gradually: a flood fill from a mark's middle,
+    stopped by the sharp colour step at a sheet's edge but not by a soft shadow or a gradient."""
+
+    STEP = 6  # grey levels per small pixel that a surface's colour may change by
+
+    def __init__(self, bg: np.ndarray):
+        self.bg = cv2.GaussianBlur(bg, (3, 3), 0)
+        self.regions = np.zeros(bg.shape[:2], np.int32)  # 0: not yet filled
+
+    def inside(self, ys: np.ndarray, xs: np.ndarray) -> float:
+        """The part of a mark's pixels (small coordinates) on the surface under its middle pixel."""
+        y, x = int(np.median(ys)), int(np.median(xs))
+        if not self.regions[y, x]:
+            h, w = self.regions.shape
+            mask = np.zeros((h + 2, w + 2), np.uint8)
+            d = (self.STEP,) * 3
+            cv2.floodFill(self.bg.copy(), mask, (x, y), (0, 0, 0), d, d, 4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+            self.regions[mask[1:-1, 1:-1] > 0] = self.regions.max() + 1
+        return float((self.regions[ys, xs] == self.regions[y, x]).mean())
+
+
 def _merge_stacked(marks: list[Mark]) -> list[Mark]:
     """Join marks that overlap horizontally by most of the narrower one's width and nearly touch
-    vertically: the pieces of one digit."""
+    vertically: the pieces of one digit (a "5"'s bar, a "4" in two strokes, a broken stroke)."""
     marks = sorted(marks, key=lambda m: m.x)
-    merged = True
-    while merged:
-        merged = False
-        for i, a in enumerate(marks):
-            for j in range(i + 1, len(marks)):
-                b = marks[j]
-                ax, ay, aw, ah = a.box
-                bx, by, bw, bh = b.box
-                overlap = min(ax + aw, bx + bw) - max(ax, bx)
-                gap = max(ay, by) - min(ay + ah, by + bh)  # negative when they overlap vertically
-                inside = overlap >= 0.9 * min(aw, bw) and gap < 0  # one inside the other's span
-                if (overlap > 0.5 * min(aw, bw) and gap < 0.35 * max(ah, bh)) or inside:
-                    x, y = min(ax, bx), min(ay, by)
-                    box = (x, y, max(ax + aw, bx + bw) - x, max(ay + ah, by + bh) - y)
-                    marks[i] = a = Mark(box, a.labels + b.labels)
-                    del marks[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return marks
+    parent = list(range(len(marks)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(marks):
+        ax, ay, aw, ah = a.box
+        for j in range(i + 1, len(marks)):
+            bx, by, bw, bh = marks[j].box
+            if bx >= ax + aw:
+                break  # sorted by x: no later mark overlaps a horizontally
+            overlap = min(ax + aw, bx + bw) - max(ax, bx)
+            gap = max(ay, by) - min(ay + ah, by + bh)  # negative when they overlap vertically
+            stacked = overlap > 0.5 * min(aw, bw) and gap < 0.35 * max(ah, bh)
+            # Or the broken pieces of one narrow digit: nearly touching, together no wider than a digit.
+            ux0, uy0 = min(ax, bx), min(ay, by)
+            uw, uh = max(ax + aw, bx + bw) - ux0, max(ay + ah, by + bh) - uy0
+            near = max(bx - (ax + aw), gap) < 0.1 * max(ah, bh) and uw <= 0.8 * uh
+            if stacked or near:
+                parent[root(j)] = root(i)
+    groups = {}
+    for i, m in enumerate(marks):
+        groups.setdefault(root(i), []).append(m)
+    merged = []
+    for group in groups.values():
+        x0 = min(m.box[0] for m in group)
+        y0 = min(m.box[1] for m in group)
+        x1 = max(m.box[0] + m.box[2] for m in group)
+        y1 = max(m.box[1] + m.box[3] for m in group)
+        merged.append(Mark((x0, y0, x1 - x0, y1 - y0), [label for m in group for label in m.labels]))
+    return merged
 
 
 def find_digits(image: Image.Image) -> "Found":
@@ -247,11 +296,11 @@ def find_digits(image: Image.Image) -> "Found":
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     found = Found(scale, rgb, ink, mask, labels, lines, light_on_dark=light_on_dark)
 
-    # The surface's own brightness and its edges: ink sits on paper, not on the desk or an edge.
+    # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
     lum = bg.max(axis=2)
-    edge = cv2.morphologyEx(lum, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
     paper_level = float(np.percentile(lum, 90))
     pool = max(1, round(h / lum.shape[0]))
+    sheets = Sheets(bg)
 
     min_h = max(6, MIN_HEIGHT * min(h, w))
     # A pen's stroke has a sharp edge; a shadow's, a fold's or a blur's is soft.
@@ -267,14 +316,15 @@ def find_digits(image: Image.Image) -> "Found":
         strength = float(np.percentile(ink[y:y + bh, x:x + bw][own], 90))
         rim = own & ~cv2.erode(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         sharpness = float(np.median(gradient[y:y + bh, x:x + bw][rim])) / max(strength, 1) if rim.any() else 1.0
-        on_edge = float(edge[ys, xs].mean()) / max(paper_level, 1)
+        inside = sheets.inside(ys, xs) if photo else 1.0
         surface = float(np.median(lum[ys, xs]))
-        if strength < MARK_CONTRAST:
+        grain = float(np.median(noise[y:y + bh, x:x + bw][own]))
+        if strength < max(MARK_CONTRAST, 8 * grain):
             mark.reason = "too faint"
         elif photo and sharpness < SHARPNESS:
             mark.reason = "blurred edges: a shadow?"
-        elif photo and on_edge > 0.25:
-            mark.reason = "on an edge"
+        elif inside < 0.9:
+            mark.reason = "across an edge of the paper"
         elif photo and surface < 0.45 * paper_level:
             mark.reason = "off the paper"
         elif photo and (bw > 0.8 * w or bh > 0.8 * h):
@@ -286,7 +336,7 @@ def find_digits(image: Image.Image) -> "Found":
         else:
             marks.append(mark)
 
-    marks = _merge_stacked(marks)
+    marks = _merge_stacked(sorted(marks, key=lambda m: -m.box[2] * m.box[3])[:MAX_MARKS])
     for m in marks:
         _, _, bw, bh = m.box
         if bh < min_h and bw < min_h:
