@@ -35,7 +35,7 @@ MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at t
 MARK_CONTRAST = 40  # a digit's strokes stand at least this far (of 255) below the paper, mostly
 SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast per pixel
 MAX_MARKS = 300  # marks considered at most (the largest), so that a busy scene stays fast
-MIN_HEIGHT = 0.025  # of the working image's shorter side: smaller marks are specks
+MIN_HEIGHT = 0.018  # of the working image's shorter side: smaller marks are specks
 
 
 @dataclass
@@ -115,39 +115,53 @@ def dark_board(rgb: np.ndarray) -> bool:
     sh, sw = lum.shape
     if float(np.median(lum[sh // 4: sh - sh // 4, sw // 4: sw - sw // 4])) >= 100:
         return False
-    _, light = cv2.threshold(lum, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    otsu, _ = cv2.threshold(lum, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    light = ((lum > max(otsu, 120)) * 255).astype(np.uint8)  # paper is light, not a paler streak of board
     k = max(3, round(max(sh, sw) / 25)) | 1  # wider than any stroke
     sheet = cv2.morphologyEx(light, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return (sheet > 0).mean() < 0.03
 
 
-def ink_map(rgb: np.ndarray, kernel: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Ink strength (uint8, 0 = paper) per pixel; the least ink strength that stands out of the
-    local noise there; the paper at 1/POOL size; and whether the ink is light on dark.
+def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Ink strength (uint8, 0 = paper) per pixel; the noise there, on the same scale; the paper at
+    1/POOL size; and whether the ink is light on dark.
 
     Ink is measured relative to the paper's own brightness, so that ink in a shadow is as dark as
-    ink in the light, and in the colour channel where it stands out most. The noise (camera grain,
-    JPEG blocks) is measured locally, as the median deviation from the paper, because a shadow or a
-    dark corner is noisier, relative to its brightness, than the lit page."""
+    ink in the light, and in the colour channel where it stands out most. In a photo the paper's
+    colour and its grain (camera noise, JPEG blocks) are estimated locally, because light varies
+    across a page and a shadow or a dark corner is noisier, relative to its brightness, than the lit
+    page. A drawing or a scan (not a photo) has one background: the colour of its border, which a
+    digit that fills the frame does not hide."""
     h, w = rgb.shape[:2]
-    light_on_dark = dark_board(rgb)
-    if light_on_dark:
-        rgb = 255 - rgb
     rgb = cv2.GaussianBlur(rgb, (3, 3), 0)  # camera grain and JPEG blocks
-    small = paper(rgb, kernel)
-    # The max-pooling and the closing lift the estimate a little above the paper's mean (most where
-    # the paper is grainy): measure that lift, and the grain, tile by tile, where the ink is a minority.
-    lum, small_lum = rgb.max(axis=2), small.max(axis=2)
-    lift, noise = local_noise(cv2.resize(small_lum, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16) - lum)
-    small = cv2.subtract(small, cv2.resize(lift, small.shape[1::-1], interpolation=cv2.INTER_LINEAR)[..., None]
-                         .round().clip(0, 255).astype(np.uint8).repeat(3, axis=2))
+    if photo:
+        light_on_dark = dark_board(rgb)
+        if light_on_dark:
+            rgb = 255 - rgb
+        small = paper(rgb)
+        # The median of a window of paper with a little ink in it sits a little above the paper: measure
+        # that lift, and the grain, tile by tile, where the ink is a minority.
+        lum, small_lum = rgb.max(axis=2), small.max(axis=2)
+        lift, noise = local_noise(cv2.resize(small_lum, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16) - lum)
+        small = cv2.subtract(small, cv2.resize(lift, small.shape[1::-1], interpolation=cv2.INTER_LINEAR)[..., None]
+                             .round().clip(0, 255).astype(np.uint8).repeat(3, axis=2))
+        noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.float32)
+        colour = np.median(border, axis=0)
+        light_on_dark = colour.max() < 128
+        if light_on_dark:
+            rgb, colour = 255 - rgb, 255 - colour
+        lum = border.max(axis=1) if not light_on_dark else (255 - border).max(axis=1)
+        grain = 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
+        small = np.empty((max(1, h // POOL), max(1, w // POOL), 3), np.uint8)
+        small[:] = colour.round().astype(np.uint8)
+        noise = np.full((h, w), grain, np.float32)
     bg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     darker = cv2.subtract(bg, rgb)  # saturating: ink brighter than its paper is no ink
     ratio = cv2.divide(darker, cv2.max(bg, 64), scale=255)
     ink = cv2.max(cv2.max(ratio[..., 0], ratio[..., 1]), ratio[..., 2])
-    bg_lum = bg.max(axis=2)
-    noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
-    noise = 255 * noise / np.maximum(bg_lum, 64).astype(np.float32)  # relative, like the ink
+    noise = 255 * noise / np.maximum(bg.max(axis=2), 64).astype(np.float32)  # relative, like the ink
     return ink, noise, small, light_on_dark
 
 
@@ -289,7 +303,7 @@ def find_digits(image: Image.Image) -> "Found":
         empty = np.zeros(rgb.shape[:2], np.uint8)
         return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
     photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
-    ink, noise, bg, light_on_dark = ink_map(rgb, 6 if photo else 3)
+    ink, noise, bg, light_on_dark = ink_map(rgb, photo)
     mask = threshold(ink, noise)
     mask, lines = remove_lines(mask)
     h, w = mask.shape

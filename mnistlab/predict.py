@@ -194,12 +194,14 @@ def _ways(found: locate.Found, mark: locate.Mark, most: int) -> list[list[tuple]
     return [locate.cuts(found, mark, k) for k in range(1, most + 1)]
 
 
-def _expected_count(found: locate.Found, mark: locate.Mark) -> float:
-    """How many digits `mark` looks like by its width: against the other digits of its line when
-    there are some (handwriting differs in width more than in height), else against its height."""
+def _expected_count(found: locate.Found, mark: locate.Mark) -> tuple[float, float]:
+    """How many digits `mark` looks like by its width, and how much to trust that: against the other
+    digits of its line when there are some (handwriting differs in width more than in height), less
+    surely against its own height."""
     widths = [m.box[2] for m in found.digits if m is not mark and m.box[2] < 1.2 * m.box[3]]
-    unit = float(np.median(widths)) if len(widths) >= 2 else 0.7 * mark.box[3]
-    return mark.box[2] / max(unit, 1)
+    if len(widths) >= 2:
+        return mark.box[2] / max(float(np.median(widths)), 1), 0.5
+    return mark.box[2] / max(0.9 * mark.box[3], 1), 0.25
 
 
 def read(model, image: Image.Image, single: bool = False, min_confidence: float = MIN_CONFIDENCE,
@@ -232,13 +234,13 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     digits, inputs, boxes = [], [], []
     for mi, (mark, ways) in enumerate(zip(marks, options)):
         best, best_score = None, -np.inf
-        expected = _expected_count(found, mark)
+        expected, trust = _expected_count(found, mark)
         for wi, way in enumerate(ways):
             rows = [k for k, key in enumerate(index) if key == (mi, wi)]
             if any(crops[k] is None for k in rows):
                 continue
             # The model's confidence in the pieces, and how well their number fits the mark's width.
-            score = float(np.mean([np.log(probs[k].max() + 1e-9) for k in rows])) - 0.5 * abs(wi + 1 - expected)
+            score = float(np.mean([np.log(probs[k].max() + 1e-9) for k in rows])) - trust * abs(wi + 1 - expected)
             if score > best_score:
                 best, best_score = (way, rows), score
         if best is None:
