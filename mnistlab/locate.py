@@ -233,6 +233,17 @@ def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, list]:
     return cleaned.astype(bool), lines
 
 
+def on_a_line(ys: np.ndarray, xs: np.ndarray, lines: list, within: float = 2.5) -> bool:
+    """Whether nearly all of a mark's pixels lie within `within` pixels of one of the straight lines
+    found: a piece of a ruling or grid that the removal left behind, not a stroke."""
+    for x1, y1, x2, y2 in lines:
+        dx, dy = x2 - x1, y2 - y1
+        norm = np.hypot(dx, dy)
+        if norm and np.mean(np.abs(dy * (xs - x1) - dx * (ys - y1)) / norm <= within) > 0.9:
+            return True
+    return False
+
+
 class Sheets:
     """The surfaces of a photo (a page, a sticky note, the desk, a board), as regions of the paper
     estimate (1/POOL size) whose colour changes only gradually: a flood fill from a mark's middle,
@@ -323,7 +334,7 @@ def find_digits(image: Image.Image) -> "Found":
     marks = []
     for i in np.nonzero(big[1:])[0] + 1:  # specks and JPEG noise are not worth a reason
         x, y, bw, bh, area = stats[i].tolist()
-        ys, xs = np.nonzero(labels[y:y + bh, x:x + bw] == i)
+        ys_own, xs_own = ys, xs = np.nonzero(labels[y:y + bh, x:x + bw] == i)
         ys, xs = ((ys + y) // pool).clip(0, lum.shape[0] - 1), ((xs + x) // pool).clip(0, lum.shape[1] - 1)
         mark = Mark((x, y, bw, bh), [int(i)])
         own = labels[y:y + bh, x:x + bw] == i
@@ -333,7 +344,9 @@ def find_digits(image: Image.Image) -> "Found":
         inside = sheets.inside(ys, xs) if photo else 1.0
         surface = float(np.median(lum[ys, xs]))
         grain = float(np.median(noise[y:y + bh, x:x + bw][own]))
-        if strength < max(MARK_CONTRAST, 8 * grain):
+        if on_a_line(ys_own + y, xs_own + x, lines):
+            mark.reason = "part of a ruling"
+        elif strength < max(MARK_CONTRAST, 8 * grain):
             mark.reason = "too faint"
         elif photo and sharpness < SHARPNESS:
             mark.reason = "blurred edges: a shadow?"
@@ -353,7 +366,7 @@ def find_digits(image: Image.Image) -> "Found":
     marks = _merge_stacked(sorted(marks, key=lambda m: -m.box[2] * m.box[3])[:MAX_MARKS])
     for m in marks:
         _, _, bw, bh = m.box
-        if bh < min_h and bw < min_h:
+        if bh < min_h:  # every digit is at least as tall as wide, about
             m.reason = "too small"
         elif bw > 6 * bh and bh < 2 * min_h:
             m.reason = "a line, not a digit"
@@ -362,13 +375,13 @@ def find_digits(image: Image.Image) -> "Found":
     if not marks:
         return found
 
-    # One line of digits of similar height: the mark with the most company of its size beside it,
-    # then the tallest, sets the line.
+    # One line of digits of similar height: the line with the most writing (by the squares of its
+    # marks' heights, so that a row of specks does not outweigh a digit) is the one read.
     def company(ref: Mark) -> list[Mark]:
         cy = ref.box[1] + ref.h / 2
         return [m for m in marks if 0.4 * ref.h <= m.h <= 2.5 * ref.h and abs(m.box[1] + m.h / 2 - cy) <= 0.75 * ref.h]
 
-    ref = max(marks, key=lambda m: (len(company(m)), m.h))
+    ref = max(marks, key=lambda m: sum(c.h ** 2 for c in company(m)))
     line = company(ref)
     for m in marks:
         if m not in line:
