@@ -8,6 +8,7 @@ shrink to faint hairlines.
 """
 
 import io
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ def open_image(source, max_pixels: int | None = None) -> Image.Image:
     name = str(source) if not isinstance(source, (bytes, bytearray)) else "image"
     max_pixels = max_pixels or MAX_PIXELS
     try:
+        if not isinstance(source, (bytes, bytearray)):
+            check_regular_file(source)
         image = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
         if image.format not in ("PNG", "JPEG"):
             raise MnistlabError(f"{name}: not a PNG or JPEG image ({image.format})")
@@ -39,6 +42,8 @@ def open_image(source, max_pixels: int | None = None) -> Image.Image:
         image = ImageOps.exif_transpose(image)  # phone photos: honour the camera's orientation tag
     except FileNotFoundError:
         raise MnistlabError(f"{name}: no such file") from None
+    except PermissionError:
+        raise MnistlabError(f"{name}: permission denied") from None
     except Image.DecompressionBombError:  # PIL's own refusal, from the header, of far larger images
         raise MnistlabError(f"{name}: image is larger than {max_pixels:,} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -147,6 +152,15 @@ def classify(model, digits: list[np.ndarray], top: int = 3) -> list[list[dict]]:
     if not digits:
         return []
     return [ranked(p, model.meta["classes"], top) for p in model.probabilities(np.stack(digits))]
+
+
+def check_regular_file(path):
+    """Refuse anything but a regular file before opening it: reading a FIFO named x.png would wait
+    for a writer forever, and a device would never end."""
+    mode = Path(path).stat().st_mode  # FileNotFoundError and PermissionError are the caller's to report
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise MnistlabError(f"{path}: not a regular file ({kind}); skipped")
 
 
 def image_paths(inputs) -> list[Path]:
