@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flag answers whose top probability is below this (default: 0.5)")
     p.add_argument("--workers", type=_positive_int, default=1, help="server processes sharing the port (default: 1)")
     p.add_argument("--threads", type=_positive_int,
-                   help="inference threads per worker (default: one per core, or 1 with several workers)")
+                   help="inference threads, and requests worked on at once, per worker (default: one per core, "
+                        "or 1 with several workers)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--docs", action="store_true",
                    help="serve the Swagger UI page at /docs (the browser loads its scripts from a CDN)")
