@@ -4,11 +4,19 @@ A model checkpoint (`model.safetensors`) holds everything needed to rebuild and 
 architecture name and arguments, input standardisation, class names, data set, seed, training
 config, validation metrics and versions. A training state (`state.safetensors`) adds the optimiser
 and RNG state so that `--resume` continues exactly where training stopped.
+
+Every file carries a SHA-256 of its description (canonical JSON) and of its tensors, checked on every
+load, so that a flipped byte anywhere is an error rather than a different answer. Files of the first
+format ("mnistlab/1", whose SHA-256 covered the tensors only) still load; their description is
+validated like any other, and rewriting them (`mnistlab calibrate`) brings them to the current format.
 """
 
 import hashlib
 import json
+import math
+import os
 import platform
+import stat
 import time
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +29,8 @@ from .errors import MnistlabError
 from .files import write_bytes
 from .models import Classifier, build
 
-FORMAT = "mnistlab/1"
+FORMAT = "mnistlab/2"
+OLD_FORMAT = "mnistlab/1"  # its SHA-256 covers the tensors but not the description
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 
@@ -36,10 +45,15 @@ def versions() -> dict:
     return {"mnistlab": version("mnistlab"), "torch": torch.__version__, "python": platform.python_version()}
 
 
-def digest(tensors: dict) -> str:
-    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order: safetensors itself
-    checks only the layout, so this is what catches a flipped bit in the weights."""
+def digest(tensors: dict, meta: dict | None = None) -> str:
+    """SHA-256 over the description `meta` (as canonical JSON, without its own "sha256"), then every
+    tensor's name, dtype, shape and bytes, in name order: safetensors itself checks only the layout,
+    so this is what catches a flipped bit in the class names or the weights. Without `meta`: the
+    tensors alone, as the first format had it."""
     h = hashlib.sha256()
+    if meta is not None:
+        description = {k: v for k, v in meta.items() if k != "sha256"}
+        h.update(json.dumps(description, sort_keys=True, separators=(",", ":")).encode() + b"\0")
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{list(t.shape)};".encode())
@@ -49,14 +63,38 @@ def digest(tensors: dict) -> str:
 
 def _save(path, tensors: dict, meta: dict):
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {"format": FORMAT, **meta, "sha256": digest(tensors)}
+    meta = {"format": FORMAT, **{k: v for k, v in meta.items() if k not in ("format", "sha256")}}
+    meta["sha256"] = digest(tensors, meta)
     write_bytes(path, safetensors_bytes(tensors, metadata={"mnistlab": json.dumps(meta)}))
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """The file's status, or None when there is no such file; unreadable is an error of its own."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except PermissionError:
+        raise MnistlabError(f"{path}: permission denied") from None
+
+
+def _check_readable(path: Path):
+    """A regular file we may read (a FIFO would block the reader, a device never end)."""
+    status = _stat(path)
+    if status is None:
+        raise MnistlabError(f"{path}: no such checkpoint file")
+    if not stat.S_ISREG(status.st_mode):
+        raise MnistlabError(f"{path}: not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise MnistlabError(f"{path}: permission denied") from None
 
 
 def _load(path, with_tensors: bool = True) -> tuple[dict, dict]:
     path = Path(path)
-    if not path.is_file():
-        raise MnistlabError(f"{path}: no such checkpoint file")
+    _check_readable(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
@@ -65,12 +103,15 @@ def _load(path, with_tensors: bool = True) -> tuple[dict, dict]:
         raise MnistlabError(f"{path}: not a readable safetensors file ({e})") from None
     try:
         meta = json.loads(header["mnistlab"])
-        if meta.get("format") != FORMAT:
+        if meta.get("format") not in (FORMAT, OLD_FORMAT):
             raise KeyError
-    except (KeyError, TypeError, AttributeError, json.JSONDecodeError):
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError, RecursionError):
         raise MnistlabError(f"{path}: not an mnistlab checkpoint (no {FORMAT} metadata)") from None
-    if with_tensors and "sha256" in meta and digest(tensors) != meta["sha256"]:  # absent in older checkpoints
-        raise MnistlabError(f"{path}: corrupt checkpoint (its weights do not match their SHA-256)")
+    if meta["format"] == FORMAT and not isinstance(meta.get("sha256"), str):
+        raise MnistlabError(f"{path}: corrupt checkpoint (no SHA-256 in its description)")
+    if with_tensors and "sha256" in meta:  # the first format's earliest files had none
+        if digest(tensors, meta if meta["format"] == FORMAT else None) != meta["sha256"]:
+            raise MnistlabError(f"{path}: corrupt checkpoint (its description or weights do not match their SHA-256)")
     return tensors, meta
 
 
@@ -94,12 +135,13 @@ def save_model(path, model: Classifier, meta: dict):
 def resolve(path) -> Path:
     """A run folder or a checkpoint file -> the checkpoint file."""
     path = Path(path)
-    if path.is_dir():
-        if not (path / MODEL_FILE).is_file():
+    status = _stat(path)
+    if status is None:
+        raise MnistlabError(f"{path}: no such run folder or checkpoint")
+    if stat.S_ISDIR(status.st_mode):
+        if _stat(path / MODEL_FILE) is None:
             raise MnistlabError(f"{path}: no {MODEL_FILE} in this folder (is it a run folder?)")
         return path / MODEL_FILE
-    if not path.exists():
-        raise MnistlabError(f"{path}: no such run folder or checkpoint")
     return path
 
 
@@ -116,9 +158,40 @@ def load_model(path, device="cpu") -> tuple[Classifier, dict]:
         model = build(spec["name"], spec.get("args"), meta["input"]["mean"], meta["input"]["std"])
         model.net.load_state_dict(tensors, strict=True)
         model.temperature = float(meta.get("temperature", 1.0))
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        with torch.no_grad():
+            outputs = model.eval()(torch.zeros(1, 1, 28, 28)).shape[1]
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise MnistlabError(f"{path}: checkpoint does not match its architecture ({str(e).splitlines()[0]})") from None
+    problem = _invalid(meta, tensors, outputs)
+    if problem:
+        raise MnistlabError(f"{path}: invalid checkpoint ({problem})")
     return model.to(device, memory_format=torch.channels_last).eval(), meta  # the fast layout on CPU
+
+
+def _invalid(meta: dict, tensors: dict, outputs: int) -> str | None:
+    """What is wrong with a checkpoint's description or weights that would change its answers
+    (NaN probabilities, another class's name), or None. The SHA-256 catches corruption; this catches
+    a file written wrong in the first place, or by hand."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    temperature = meta.get("temperature", 1.0)
+    if not number(temperature) or temperature <= 0:
+        return f"temperature {temperature!r} is not a positive number"
+    mean, std = meta["input"].get("mean"), meta["input"].get("std")
+    if not number(mean) or not number(std) or std <= 0:
+        return f"input standardisation mean {mean!r}, std {std!r}: std must be a positive number"
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+        return "classes must be a list of names"
+    if len(set(classes)) != len(classes):
+        return f"class names repeat: {', '.join(sorted({c for c in classes if classes.count(c) > 1}))}"
+    if len(classes) != outputs:
+        return f"{len(classes)} class names for a model with {outputs} outputs"
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        return f"weights that are not finite numbers in {', '.join(sorted(bad)[:3])}"
+    return None
 
 
 # --- Training state for --resume ------------------------------------------------------------------

@@ -7,7 +7,7 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from .errors import MnistlabError
+from .errors import MnistlabError, missing_extra
 from .tracking import DEFAULT_MLFLOW_URI
 
 TRAIN_HELP = {
@@ -212,12 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=_positive_int, default=4096 * 4096,
                    help="largest image in pixels, checked before decoding (default: 4096x4096)")
     p.add_argument("--max-batch", type=_positive_int, default=256, help="most images per request (default: 256)")
+    p.add_argument("--max-total-pixels", type=_positive_int, default=2 * 4096 * 4096,
+                   help="most pixels in one request's images together, checked before decoding (default: 2x4096x4096)")
+    p.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds for a request's body to arrive, else 408 (default: 30)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="flag answers whose top probability is below this (default: 0.5)")
     p.add_argument("--workers", type=_positive_int, default=1, help="server processes sharing the port (default: 1)")
     p.add_argument("--threads", type=_positive_int,
-                   help="inference threads per worker (default: one per core, or 1 with several workers)")
+                   help="inference threads, and requests worked on at once, per worker (default: one per core, "
+                        "or 1 with several workers)")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--docs", action="store_true",
+                   help="serve the Swagger UI page at /docs (the browser loads its scripts from a CDN)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", help="export a model to ONNX (or torch.export .pt2), checked against PyTorch")
@@ -471,9 +478,13 @@ def cmd_serve(args):
 
     if not 0 <= args.min_confidence <= 1:
         raise MnistlabError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
-    limits = Limits(args.max_body, args.max_pixels, args.max_batch, args.min_confidence)
+    if not 0 < args.body_timeout < float("inf"):
+        raise MnistlabError(f"--body-timeout must be a positive number of seconds, got {args.body_timeout}")
+    limits = Limits(max_body=args.max_body, max_pixels=args.max_pixels, max_batch=args.max_batch,
+                    min_confidence=args.min_confidence, max_total_pixels=args.max_total_pixels,
+                    body_timeout=args.body_timeout)
     threads = args.threads or (1 if args.workers > 1 else None)
-    serve(args.model, args.backend, args.host, args.port, limits, args.workers, threads, args.access_log)
+    serve(args.model, args.backend, args.host, args.port, limits, args.workers, threads, args.access_log, args.docs)
 
 
 def cmd_export(args):
@@ -569,6 +580,8 @@ def main(argv=None) -> int:
         return args.func(args) or 0
     except MnistlabError as e:
         print(f"mnistlab: error: {e}", file=sys.stderr)
+    except ModuleNotFoundError as e:  # an optional part that is not installed
+        print(f"mnistlab: error: {missing_extra(e)}", file=sys.stderr)
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)
         return 130

@@ -59,6 +59,9 @@ def export(source, fmt: str = "onnx", out=None, data=None, check_images: int = 1
     out = Path(out) if out else path.parent / FORMATS[fmt]
 
     if fmt == "onnx":
+        import onnx  # noqa: F401 - the exporter needs both; importing them first names a missing one
+        import onnxscript  # noqa: F401
+
         # The exporter reports its progress on stdout, and warns that torchvision's operators are absent.
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 WORK_SIZE = 800  # longer side the photo is analysed at
+MIN_SIZE = 224  # an image under half this size is enlarged to it
 POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
 MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
 MARK_CONTRAST = 40  # a digit's strokes stand at least this far (of 255) below the paper, mostly
@@ -84,8 +85,13 @@ class Found:
 
 
 def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
-    """RGB uint8 at most WORK_SIZE on its longer side, and the original pixels per working pixel."""
+    """RGB uint8 at most WORK_SIZE on its longer side (and a tiny image enlarged), and the original
+    pixels per working pixel."""
     rgb = np.asarray(image.convert("RGB"))
+    if max(image.size) < MIN_SIZE // 2:  # a small image (MNIST's own 28x28): enlarge it to have room to work
+        scale = max(image.size) / MIN_SIZE
+        size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC), scale
     scale = max(image.size) / WORK_SIZE
     if scale <= 1:
         return rgb, 1.0
@@ -316,7 +322,7 @@ def find_digits(image: Image.Image) -> "Found":
     photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
     ink, noise, bg, light_on_dark = ink_map(rgb, photo)
     mask = threshold(ink, noise)
-    mask, lines = remove_lines(mask)
+    mask, lines = remove_lines(mask) if photo else (mask, [])
     h, w = mask.shape
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     found = Found(scale, rgb, ink, mask, labels, lines, light_on_dark=light_on_dark)

@@ -8,6 +8,7 @@ shrink to faint hairlines.
 """
 
 import io
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
     name = str(source) if not isinstance(source, (bytes, bytearray)) else "image"
     max_pixels = max_pixels or MAX_PIXELS
     try:
+        if not isinstance(source, (bytes, bytearray)):
+            check_regular_file(source)
         image = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
         if image.format not in ("PNG", "JPEG"):
             raise MnistlabError(f"{name}: not a PNG or JPEG image ({image.format})")
@@ -48,6 +51,8 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
         image = ImageOps.exif_transpose(image)  # phone photos: honour the camera's orientation tag
     except FileNotFoundError:
         raise MnistlabError(f"{name}: no such file") from None
+    except PermissionError:
+        raise MnistlabError(f"{name}: permission denied") from None
     except Image.DecompressionBombError:  # PIL's own refusal, from the header, of far larger images
         raise MnistlabError(f"{name}: image is larger than {max_pixels:,} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -170,6 +175,15 @@ def classify(model, digits: list[np.ndarray], top: int = 3) -> list[list[dict]]:
     return [ranked(p, model.meta["classes"], top) for p in model.probabilities(np.stack(digits))]
 
 
+def check_regular_file(path):
+    """Refuse anything but a regular file before opening it: reading a FIFO named x.png would wait
+    for a writer forever, and a device would never end."""
+    mode = Path(path).stat().st_mode  # FileNotFoundError and PermissionError are the caller's to report
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise MnistlabError(f"{path}: not a regular file ({kind}); skipped")
+
+
 def image_paths(inputs) -> list[Path]:
     """Expand files and folders (their PNG/JPEG files, sorted) into a list of image paths."""
     paths = []
@@ -213,7 +227,8 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     below `min_confidence` (then "text" is None and "guess" holds the best reading). Each digit has its
     "digit", "confidence", "box" [x, y, width, height] in the image's pixels and its "top" classes.
     With `single`, the image is taken to hold one digit: the largest mark. With `debug`, the dict is
-    filled with what a --debug picture needs ("found", "inputs")."""
+    filled with what a --debug picture needs ("found", "boxes", "inputs") and each digit's
+    class "probabilities"."""
     found = locate.find_digits(image)
     marks = found.digits
     if single and marks:
@@ -231,7 +246,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     probs = model.probabilities(np.stack([c if c is not None else np.zeros((28, 28), np.uint8) for c in crops])) \
         if crops else np.zeros((0, len(model.meta["classes"])))
     classes = model.meta["classes"]
-    digits, inputs, boxes = [], [], []
+    digits, inputs, boxes, chosen = [], [], [], []
     for mi, (mark, ways) in enumerate(zip(marks, options)):
         best, best_score = None, -np.inf
         expected, trust = _expected_count(found, mark)
@@ -252,8 +267,16 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
                            "box": found.original_box(box), "top": ranking})
             inputs.append(crops[k])
             boxes.append(box)
+            chosen.append(p)
     if debug is not None:
-        debug.update(found=found, inputs=inputs, boxes=boxes)
+        debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
+    return summarise(digits, min_confidence)
+
+
+def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE) -> dict:
+    """The reading of the digits found, left to right (each {"digit", "confidence", "box", "top"}):
+    "no_digit" when there are none, "unsure" (the text only as a "guess") when any digit's probability
+    is below `min_confidence`, else "ok"; the confidence of the whole is the product of the digits'."""
     if not digits:
         return {"text": None, "status": "no_digit", "confidence": None, "digits": []}
     text = "".join(d["digit"] for d in digits)

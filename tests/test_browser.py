@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from conftest import ROOT, Server
 
-from mnistlab.predict import TorchModel
-from mnistlab.serve import create_app
-
 sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("fastapi")  # the serve extra
+
+from mnistlab.predict import TorchModel  # noqa: E402
+from mnistlab.serve import create_app  # noqa: E402
+
 CHROMIUM = os.environ.get("MNISTLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (apt-get install chromium)")
 ARTIFACTS = ROOT / "test-artifacts"

@@ -5,14 +5,17 @@ import os
 import shutil
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
-from mnistlab.cli import main
-from mnistlab.errors import MnistlabError
-from mnistlab.export import OnnxModel, export, open_model
-from mnistlab.predict import TorchModel
+onnx = pytest.importorskip("onnx")  # the onnx extra
+pytest.importorskip("onnxscript")
+pytest.importorskip("onnxruntime")
+
+from mnistlab.cli import main  # noqa: E402
+from mnistlab.errors import MnistlabError  # noqa: E402
+from mnistlab.export import OnnxModel, export, open_model  # noqa: E402
+from mnistlab.predict import TorchModel  # noqa: E402
 
 
 @pytest.fixture(scope="module")

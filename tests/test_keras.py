@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistlab.cli import main
+pytest.importorskip("h5py")  # the keras extra
+
+from mnistlab.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("MNISTLAB_KERAS_FIXTURES") or ROOT.parent / "shared" / "fixtures" / "keras")

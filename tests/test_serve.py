@@ -3,22 +3,31 @@ error case, the metrics, and the onnxruntime backend giving PyTorch's answers.""
 
 import base64
 import io
+import json
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 
-import httpx
 import numpy as np
 import pytest
 from conftest import Server, free_socket
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
-from mnistlab.cli import main
-from mnistlab.export import OnnxModel, export
-from mnistlab.predict import TorchModel, classify, open_image, to_mnist
-from mnistlab.serve import Limits, answers, create_app
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")  # the serve extra
+pytest.importorskip("onnxruntime")  # the onnx extra
+
+from mnistlab.cli import main  # noqa: E402
+from mnistlab.export import OnnxModel, export  # noqa: E402
+from mnistlab.predict import TorchModel, open_image, read  # noqa: E402
+from mnistlab.serve import Limits, answers, create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +55,9 @@ def png(array: np.ndarray, size: int | None = None, invert: bool = False, fmt: s
     return buffer.getvalue()
 
 
-def expected(run, blob: bytes) -> str:
+def expected(run, blob: bytes) -> dict:
     """What `mnistlab predict` reads in the same image: the API must agree."""
-    return classify(TorchModel(run), [to_mnist(open_image(blob))])[0][0]["class"]
+    return read(TorchModel(run), open_image(blob, size=800))
 
 
 # --- Every input form -------------------------------------------------------------------------------
@@ -73,14 +82,34 @@ def test_every_single_image_form_reads_real_digits(api, run, mnist):
             assert body["model"] == "cnn-small" and body["blank"] is False and body["ms"] > 0
             assert body["digit"] == body["top"][0]["class"] and len(body["top"]) == 3
             assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-3
-        assert answers_[0].json()["digit"] == expected(run, photo)
+        same = expected(run, photo)
+        for key in ("text", "status", "confidence", "digits"):
+            assert answers_[0].json()[key] == same[key], key
         assert answers_[5].json()["digit"] == label  # the raw test digit, as MNIST has it
 
 
-def test_input_view_is_the_preprocessed_digit(api, mnist):
+def test_input_view_is_the_preprocessed_digit(api, run, mnist):
     photo = png(mnist.test_images[0].numpy(), 280, invert=True)
     body = api.post("/v1/predict?input=true", content=photo, headers={"Content-Type": "image/png"}).json()
-    assert np.array_equal(np.array(body["input"], np.uint8), to_mnist(open_image(photo)))
+    seen = {}
+    read(TorchModel(run), open_image(photo), debug=seen)
+    assert len(body["inputs"]) == len(seen["inputs"]) == 1
+    assert np.array_equal(np.array(body["inputs"][0], np.uint8), seen["inputs"][0])
+
+
+def test_a_number_in_a_photo_is_read_with_boxes(api, run, mnist):
+    """The API answers a photo of a written number as `mnistlab predict` does: the text, left to right,
+    with each digit's box in the photo's pixels."""
+    from test_locate import photo
+
+    digits = [mnist.test_images[i].numpy() for i in (40, 41, 42)]
+    blob = photo(digits, height=120)
+    body = api.post("/v1/predict", content=blob, headers={"Content-Type": "image/jpeg"}).json()
+    same = expected(run, blob)
+    assert {k: body[k] for k in ("text", "status", "confidence", "digits")} == \
+        {k: same[k] for k in ("text", "status", "confidence", "digits")}
+    assert body["status"] == "ok" and body["text"] == "".join(str(int(mnist.test_labels[i])) for i in (40, 41, 42))
+    assert body["digit"] is None and body["probabilities"] is None  # several digits: no single one to show
 
 
 def test_batch_forms(api, mnist):
@@ -102,7 +131,8 @@ def test_blank_input_is_no_digit(api):
               api.post("/v1/predict", json={"pixels": empty.tolist()})):
         assert r.status_code == 200
         assert r.json() | {"ms": 0} == {"model": "cnn-small", "digit": None, "blank": True, "low_confidence": False,
-                                        "top": [], "probabilities": None, "ms": 0}
+                                        "top": [], "probabilities": None, "ms": 0, "text": None,
+                                        "status": "no_digit", "confidence": None, "digits": []}
 
 
 def test_low_confidence_is_flagged(run, mnist):
@@ -150,8 +180,179 @@ def bomb() -> bytes:
 def test_bad_input_is_a_4xx_with_a_reason(api, kwargs, status, reason):
     r = api.post("/v1/predict", **kwargs)
     assert r.status_code == status, r.text
-    detail = r.json()["detail"]
-    assert reason in detail and "\n" not in detail
+    assert_one_line(r.json()["detail"], reason)
+
+
+def assert_one_line(detail, reason=""):
+    """A reason for a person: one line of text, with no Python object reprs or memory addresses."""
+    assert isinstance(detail, str) and reason in detail and "\n" not in detail, detail
+    assert " at 0x" not in detail and "object at" not in detail and "Traceback" not in detail, detail
+
+
+HUGE = "9" * 400  # a 400-digit integer: valid JSON, far beyond float64
+
+
+@pytest.mark.parametrize("path, body, status, reason", [
+    ("/v1/predict", "[" * 100_000 + "]" * 100_000, 422, "nested too deeply"),
+    ("/v1/predict", '{"pixels": ' + "[" * 100_000 + "]" * 100_000 + "}", 422, "nested too deeply"),
+    ("/v1/predict", '{"pixels": [' + ",".join([HUGE] * 784) + "]}", 422, "numbers from 0 to 255"),
+    ("/v1/predict", '{"pixels": [' + ",".join(["0"] * 783 + [HUGE]) + "]}", 422, "numbers from 0 to 255"),
+    ("/v1/predict/batch", '{"pixels": [[' + ",".join([HUGE] * 784) + "]]}", 422, "numbers from 0 to 255"),
+    ("/v1/predict", '{"pixels": ' + "[" * 60 + "1" + "]" * 60 + "}", 422, "pixels"),
+    ("/v1/predict", '{"pixels": [' + "9" * 5000 + "]}", 422, "malformed JSON"),  # over Python's int digit limit
+    ("/v1/predict", '{"pixels": [1e999]}', 422, "pixels"),
+    ("/v1/predict", '{"pixels": {"a": 1}}', 422, "pixels"),
+    ("/v1/predict", '{"pixels": [[{"a": 1}]]}', 422, "pixels"),
+    ("/v1/predict/batch", '{"pixels": [null, [1, 2]]}', 422, "pixels"),
+    ("/v1/predict/batch", '{"images": [null]}', 422, "base64 string"),
+    ("/v1/predict/batch", '{"pixels": [' + ",".join(["0"] * 400_000) + "]}", 413, "limit is 8 images"),
+    ("/v1/predict", b'{"pixels": "\xff\xfe"}', 422, "malformed JSON"),
+], ids=["nested", "nested-pixels", "huge-ints", "one-huge-int", "huge-ints-batch", "nested-60", "5000-digits",
+        "1e999", "dict", "dict-in-list", "null-in-batch", "null-image", "too-many-values", "not-utf8"])
+def test_malformed_json_is_a_4xx_with_a_reason(api, path, body, status, reason):
+    r = api.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == status, r.text[:300]
+    assert_one_line(r.json()["detail"], reason)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-10**500, max_value=10**500) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=30) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=200)
+
+
+@given(key=st.sampled_from(["pixels", "image", "images"]), value=JSON_VALUES, batch=st.booleans())
+def test_any_json_value_gets_an_answer_or_a_4xx(api, key, value, batch):
+    body = json.dumps({key: value}).encode()  # NaN and Infinity included, as Python writes them
+    r = api.post("/v1/predict/batch" if batch else "/v1/predict", content=body,
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 or 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    if r.status_code != 200:
+        assert_one_line(r.json()["detail"])
+
+
+def test_bad_query_parameters_are_one_line(api, mnist):
+    r = api.post("/v1/predict?input=maybe", json={"pixels": mnist.test_images[0].tolist()})
+    assert r.status_code == 422
+    assert_one_line(r.json()["detail"], "input")
+    assert "maybe" not in r.json()["detail"]  # the reason, not an echo of the input
+
+
+def big_png(digit: np.ndarray, size: int) -> bytes:
+    """A digit as a size x size photo with paper noise: slow to decode and preprocess, as a phone photo is."""
+    image = np.asarray(Image.fromarray(255 - digit).resize((size, size), Image.BILINEAR), np.float32)
+    image += np.random.default_rng(0).normal(0, 8, image.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def roomy(run):
+    """A server with room for large batches (64 MiB bodies, 64 images of 64 megapixels in all)."""
+    server = Server(create_app(TorchModel(run), Limits(max_body=64 << 20, max_batch=64, max_total_pixels=64 << 20)))
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        yield client
+    server.stop()
+
+
+def test_health_answers_while_a_big_batch_is_worked_on(roomy, mnist):
+    files = [("file", (f"{i}.png", big_png(mnist.test_images[i].numpy(), 2048), "image/png")) for i in range(12)]
+    done = threading.Event()
+    result = {}
+
+    def batch():
+        result["r"] = roomy.post("/v1/predict/batch", files=files)
+        done.set()
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    time.sleep(0.3)  # the upload is in, the work has begun
+    latencies = []
+    with httpx.Client(base_url=str(roomy.base_url), timeout=30) as other:
+        while not done.is_set():
+            start = time.perf_counter()
+            assert other.get("/health").status_code == 200
+            latencies.append(time.perf_counter() - start)
+            time.sleep(0.02)
+    thread.join()
+    assert result["r"].status_code == 200 and len(result["r"].json()["results"]) == 12
+    assert len(latencies) >= 10, "the batch was too quick to measure anything"
+    assert max(latencies) < 0.1, f"/health took {max(latencies) * 1000:.0f} ms while the server worked"
+
+
+def test_decoded_pixels_per_request_are_bounded(run, mnist):
+    """Each image is within max_pixels, but together they are over max_total_pixels: refused from
+    their headers before any is decoded."""
+    server = Server(create_app(TorchModel(run), Limits(max_pixels=1000 * 1000, max_total_pixels=2_500_000)))
+    photo = big_png(mnist.test_images[0].numpy(), 1000)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            ok = client.post("/v1/predict/batch", files=[("file", (f"{i}.png", photo, "image/png")) for i in range(2)])
+            assert ok.status_code == 200
+            b64 = base64.b64encode(photo).decode()
+            for r in (client.post("/v1/predict/batch", files=[("file", (f"{i}.png", photo, "image/png"))
+                                                               for i in range(3)]),
+                      client.post("/v1/predict/batch", json={"images": [b64] * 3})):
+                assert r.status_code == 413, r.text
+                assert_one_line(r.json()["detail"], "3,000,000 pixels in all; the limit per request is 2,500,000")
+    finally:
+        server.stop()
+
+
+def raw_request(url: str, head: bytes, body_parts, pause: float = 0, timeout: float = 10) -> bytes:
+    """Send a request by hand (headers, then body parts with a pause before each) and read the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(head)
+        try:
+            for part in body_parts:
+                time.sleep(pause)
+                s.sendall(part)
+        except (BrokenPipeError, ConnectionResetError):  # the server answered and closed: read its answer
+            pass
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_a_body_that_does_not_arrive_times_out(run):
+    server = Server(create_app(TorchModel(run), Limits(body_timeout=0.5)))
+    try:
+        start = time.perf_counter()
+        head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+        answer = raw_request(server.url, head, [b"\x89PNG"])  # then nothing: the server must not wait forever
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"did not arrive within 0.5 s" in answer and time.perf_counter() - start < 5
+        # A body that trickles in, a byte at a time, is cut off as well.
+        answer = raw_request(server.url, head, [b"x"] * 40, pause=0.05)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    finally:
+        server.stop()
+
+
+def test_a_client_leaving_mid_upload_is_not_an_error(run):
+    server = Server(create_app(TorchModel(run)))
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        host, port = server.url.removeprefix("http://").split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port))) as s:
+                s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                          b"Content-Length: 100000\r\n\r\n" + b"\0" * 1000)
+                time.sleep(0.2)  # the server is reading the body when the client goes
+        time.sleep(0.3)
+        metrics = httpx.get(server.url + "/metrics").text
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+        server.stop()
+    assert 'path="/v1/predict",status="500"' not in metrics
+    assert 'mnistlab_requests_total{path="/v1/predict",status="499"} 3.0' in metrics
+    assert not [r for r in records if r.levelno >= logging.ERROR], [r.getMessage() for r in records]
 
 
 def test_batch_limits(api):
@@ -179,7 +380,7 @@ def test_health_model_docs_and_metrics(api, mnist):
     info = api.get("/v1/model").json()
     assert info["classes"] == [str(d) for d in range(10)] and info["backend"] == "pytorch"
     assert info["model"]["params"] == 34_826 and info["limits"]["max_batch"] == 8
-    assert "swagger" in api.get("/docs").text.lower()
+    assert api.get("/docs").status_code == 404 and api.get("/redoc").status_code == 404  # CDN scripts: off
     spec = api.get("/openapi.json").json()
     assert {"image/png", "application/json", "multipart/form-data"} <= set(
         spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"])
@@ -195,6 +396,29 @@ def test_health_model_docs_and_metrics(api, mnist):
     assert counts['mnistlab_requests_total{path="/v1/predict",status="200"}'] >= 1
     assert counts['mnistlab_requests_total{path="/v1/predict",status="415"}'] >= 1
     assert 'mnistlab_request_seconds_bucket{le="0.01",path="/v1/predict"}' in text
+
+
+def test_docs_page_on_request(run):
+    server = Server(create_app(TorchModel(run), docs=True))
+    try:
+        assert "swagger" in httpx.get(server.url + "/docs").text.lower()
+    finally:
+        server.stop()
+
+
+def test_model_description_shows_no_paths_of_this_machine(run):
+    model = TorchModel(run)
+    model.meta = {**model.meta, "imported_from": "/home/alice/notebooks/models/seed.h5",
+                  "notes": "trained on C:\\Users\\alice\\data and ~/mnist, see /srv/runs/a/report.html",
+                  "config": {**model.meta["config"], "out": str(run), "data_dir": "runs/x"}}
+    server = Server(create_app(model))
+    try:
+        info = httpx.get(server.url + "/v1/model").json()
+    finally:
+        server.stop()
+    assert info["imported_from"] == "seed.h5" and info["config"]["out"] == "run"
+    assert info["notes"] == "trained on data and mnist, see report.html"
+    assert info["config"]["data_dir"] == "runs/x" and info["classes"] == model.meta["classes"]
 
 
 def test_onnxruntime_backend_serves_the_same_answers(api, run, mnist):

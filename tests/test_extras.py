@@ -1,0 +1,30 @@
+"""The optional parts: without their packages, the commands that need them say in one line which pip
+extra to install (the packages are hidden from the import system here, as if not installed)."""
+
+import sys
+
+import pytest
+from PIL import Image
+
+from mnistlab.cli import main
+
+
+@pytest.mark.parametrize("hidden, args, extra", [
+    ("fastapi", ["serve", "RUN"], "serve"),
+    ("uvicorn", ["serve", "RUN"], "serve"),
+    ("onnxscript", ["export", "RUN", "--check-images", "0"], "onnx"),
+    ("onnxruntime", ["predict", "RUN/model.onnx", "IMAGE"], "onnx"),
+    ("h5py", ["import-keras", "RUN/model.h5", "--out", "OUT"], "keras"),
+], ids=["serve-fastapi", "serve-uvicorn", "export-onnxscript", "predict-onnxruntime", "import-keras"])
+def test_a_missing_extra_is_named_in_one_line(hidden, args, extra, trained_run, tmp_path, monkeypatch, capsys):
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    args = [a.replace("RUN", str(trained_run)).replace("IMAGE", str(image)).replace("OUT", str(tmp_path / "out"))
+            for a in args]
+    monkeypatch.setitem(sys.modules, hidden, None)  # `import hidden` now fails as if it were not installed
+    for name in [m for m in sys.modules if m in ("mnistlab.serve", "mnistlab.keras")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, without the hidden package
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"pip install 'mnistlab[{extra}]'" in err, err
+    assert not (tmp_path / "out").exists()
