@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from mnistlab.train import reached
+from mnistlab.runfolder import reached
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

@@ -4,44 +4,12 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
+from .config import ConfigError, TrainConfig
 from .errors import MnistlabError
 from .tracking import DEFAULT_MLFLOW_URI
-
-TRAIN_HELP = {
-    "recipe": "start from a named preset (see `mnistlab recipes`); other flags override it",
-    "model": "model name (see `mnistlab models`)",
-    "model_args": "architecture argument KEY=VALUE, repeatable (e.g. width=64)",
-    "dataset": "data set: mnist, fashion-mnist, kmnist, qmnist or emnist-digits",
-    "epochs": "number of epochs",
-    "batch_size": "images per training step",
-    "optimizer": "adam, adamw or sgd (Nesterov momentum 0.9)",
-    "lr": "learning rate",
-    "weight_decay": "weight decay",
-    "schedule": "learning rate per step: constant, onecycle (linear warm-up and decay) or cosine",
-    "warmup": "fraction of the steps spent warming up the learning rate",
-    "label_smoothing": "label smoothing of the cross-entropy targets",
-    "ema": "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off)",
-    "rotate": "augmentation: random rotation up to this many degrees either way",
-    "scale": "augmentation: random zoom up to this fraction either way (0.1: 90%%-110%%)",
-    "shear": "augmentation: random shear up to this many degrees either way",
-    "translate": "augmentation: random shift up to this many pixels along each axis",
-    "elastic": "augmentation: elastic distortion, typical displacement in pixels",
-    "light": "augmentation: smooth background light up to this level (0-1) on a random half of the images",
-    "noise": "augmentation: salt-and-pepper noise on up to this fraction of pixels, on a random half",
-    "precision": "fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16 or AMX)",
-    "target_accuracy": "stop once the validation accuracy reaches this (e.g. 0.99) and report the time taken",
-    "val_fraction": "fraction of the training set held out for validation",
-    "stratify": "stratify the validation split by class",
-    "standardize": "standardise inputs with the training split's mean and std (--no-standardize: x/255 only)",
-    "patience": "early stopping: stop after this many epochs without a better validation accuracy",
-    "train_limit": "train on a seeded random subset of this many images (quick runs)",
-    "seed": "random seed (same seed, same numbers on CPU)",
-    "device": "auto (cuda, then mps, then cpu), cpu, cuda, mps",
-}
-
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not argparse's usage block
@@ -68,29 +36,34 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_train_options(p: argparse.ArgumentParser):
-    """One option per TrainConfig field: the dataclass is the single source of defaults. Options not
-    given are left out of the namespace, so that a recipe's settings apply unless a flag overrides them."""
-    from .train import TrainConfig
+def _checked(name: str, spec):
+    """argparse's `type` for an option: its declaration (config.Option) parses and checks the text."""
+    def parse(text):
+        try:
+            return spec.parse(name, text)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
+    parse.__name__ = spec.type.__name__  # argparse names the type in its own messages
+    return parse
+
+
+def _add_train_options(p: argparse.ArgumentParser):
+    """One option per TrainConfig field, built from its declaration (help, type, range). Options not
+    given are left out of the namespace, so that a recipe's settings apply unless a flag overrides them."""
     for f in fields(TrainConfig):
+        spec = f.metadata["option"]
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.name != "model_args" else None
-        helptext = TRAIN_HELP[f.name] + ("" if default is None or default is False else f" (default: {default})")
+        shown = f.default if f.default is not MISSING and f.default not in (None, False) else None
+        helptext = (spec.help + ("" if shown is None else f" (default: {shown})")).replace("%", "%%")
         kw = dict(default=argparse.SUPPRESS, help=helptext)
         if f.name == "model_args":
             p.add_argument("--model-arg", dest="model_args", type=_model_arg, action="append", metavar="KEY=VALUE",
                            **kw)
-        elif isinstance(default, bool):
+        elif spec.type is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif f.name in ("patience", "train_limit"):
-            p.add_argument(flag, type=_positive_int, **kw)
-        elif f.name == "target_accuracy":
-            p.add_argument(flag, type=float, **kw)
-        elif f.name == "recipe":
-            p.add_argument(flag, **kw)
         else:
-            p.add_argument(flag, type=type(default), **kw)
+            p.add_argument(flag, type=_checked(flag, spec), metavar=f.name.upper(), **kw)
 
 
 def _count(text: str) -> int:
@@ -152,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"also log to MLflow (default store: {DEFAULT_MLFLOW_URI}; needs mnistlab[tracking])")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files to RUN/tensorboard (needs mnistlab[tracking])")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds files of other programs")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test-set metrics, figures, metrics.json and probs.npy for a model")
@@ -270,83 +244,30 @@ def cmd_explore(args):
     console.print(f"figures in {out}/")
 
 
-def _newest_run() -> Path:
-    runs = sorted(Path("runs").glob("*/state.safetensors"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise MnistlabError("no run to resume under runs/; name one with --out")
-    return runs[-1].parent
-
-
 def cmd_train(args):
-    from .data import load
-    from .distributed import is_main
-    from .evaluate import evaluate
-    from .explore import write_overview
-    from .report import write_report
-    from .train import TrainConfig, best_epoch, check_run_dir, default_run_dir, reached, resumed_config, train
+    from .pipeline import configure, run
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "model_args" in given:
         given["model_args"] = dict(given["model_args"])
-    cfg = TrainConfig.from_recipe(given.pop("recipe", None), **given)
-    cfg.check()
-    workers = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
-    if workers > 1 and not args.out:
-        raise MnistlabError("under torchrun, name the run folder with --out (every process must agree on it)")
-    out = Path(args.out) if args.out else (_newest_run() if args.resume else default_run_dir(cfg))
-    check_run_dir(out, args.resume)
     if args.resume:
-        cfg = resumed_config(out, given.get("epochs"), given.get("device"))
-    main_process = is_main()
-    console = _console()
-    if main_process:
-        console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
-        console.print(f"run folder: {out}" + (f" ({workers} processes)" if workers > 1 else ""))
-    loggers = _loggers(args, out, cfg) if main_process else []  # before the data, so a bad URI fails at once
-    data = load(cfg.dataset, args.data_dir)
-    if not args.resume and main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        write_overview(data, out)
+        from .runfolder import newest_run
+
+        args.out = args.out or newest_run()
+    cfg = configure(given.pop("recipe", None), args.out if args.resume else None, **given)
     try:
-        history = train(cfg, out, data=data, resume=args.resume, console=console, loggers=loggers)
+        run(cfg, args.out, data_dir=args.data_dir, resume=args.resume, evaluate=args.evaluate, console=_console(),
+            mlflow=args.mlflow, tensorboard=args.tensorboard, force=args.force)
     except KeyboardInterrupt:
-        if main_process:
-            print(f"mnistlab: interrupted; {out} holds the training state as it stopped: continue with "
-                  f"`mnistlab train --resume --out {out}`", file=sys.stderr)
+        print(f"mnistlab: interrupted; {args.out} holds the training state as it stopped: continue with "
+              f"`mnistlab train --resume --out {args.out}`", file=sys.stderr)
         return 130
-    if not main_process:
-        return 0  # rank 0 reports, evaluates and writes
-    best = best_epoch(history)
-    seconds = sum(r["seconds"] for r in history)
-    console.print(f"trained {len(history)} epoch{'s' * (len(history) > 1)} in {seconds:.1f} s; "
-                  f"kept epoch {best['epoch']} (val_loss {best['val_loss']:.4f}, "
-                  f"val_accuracy {best['val_accuracy']:.2%}) in {out}/model.safetensors")
-    if cfg.target_accuracy is not None:
-        hit = reached(history, cfg.target_accuracy)
-        if hit:
-            took = sum(r["seconds"] for r in history[: hit["epoch"]])
-            console.print(f"target validation accuracy {cfg.target_accuracy:.2%} reached in epoch {hit['epoch']} "
-                          f"after {took:.1f} s of training")
-        else:
-            console.print(f"target validation accuracy {cfg.target_accuracy:.2%} not reached in {len(history)} epochs")
-    calibrate_run(out, data, console)
-    m = None
-    if args.evaluate:
-        m = evaluate(out, data_dir=args.data_dir, data=data)
-        console.print(f"test accuracy {m['test_accuracy']:.2%}, test loss {m['test_loss']:.4f} "
-                      f"({m['misclassified']} of {m['n']:,} misclassified)")
-    console.print(f"report: {write_report(out)}")
-    for log in loggers:
-        log.finish(m)
 
 
 def calibrate_run(run, data, console):
-    from .calibration import calibrate
+    from .pipeline import calibrate
 
-    c = calibrate(run, data)
-    console.print(f"temperature {c['temperature']:.3f} fitted on {c['val_images']:,} validation images: "
-                  f"ECE {c['val_ece_before']:.2%} -> {c['val_ece_after']:.2%}, "
-                  f"NLL {c['val_nll_before']:.4f} -> {c['val_nll_after']:.4f}")
+    calibrate(run, data, console)
 
 
 def cmd_robustness(args):
@@ -376,13 +297,6 @@ def cmd_calibrate(args):
     from .data import load
 
     calibrate_run(args.model, load(read_meta(args.model)["dataset"], args.data_dir), _console())
-
-
-def _loggers(args, out: Path, cfg) -> list:
-    from .tracking import MLflowLog, TensorBoardLog
-
-    loggers = [MLflowLog(args.mlflow, out, asdict(cfg))] if args.mlflow else []
-    return loggers + ([TensorBoardLog(out, asdict(cfg))] if args.tensorboard else [])
 
 
 def cmd_evaluate(args):
@@ -495,7 +409,7 @@ def _runs_table(rows, title):
 
 
 def cmd_runs(args):
-    from .runs import scan, select
+    from .runfolder import scan, select
 
     where = {k: getattr(args, k) for k in ("model", "dataset", "recipe", "name") if getattr(args, k)}
     rows = select(scan(args.dir), where, args.sort)
@@ -504,7 +418,7 @@ def cmd_runs(args):
 
 def cmd_compare(args):
     from .plots import plot_compare, save_figure
-    from .runs import summary
+    from .runfolder import summary
 
     rows = []
     for run in args.runs:
@@ -553,6 +467,9 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args) or 0
+    except ConfigError as e:  # a value outside its option's range: a usage error, like argparse's
+        print(f"mnistlab: error: {e}", file=sys.stderr)
+        return 2
     except MnistlabError as e:
         print(f"mnistlab: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:

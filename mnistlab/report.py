@@ -8,7 +8,7 @@ from pathlib import Path
 from . import checkpoint
 from .errors import MnistlabError
 from .files import write_text
-from .train import best_epoch
+from .runfolder import best_epoch
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; max-width: 1040px;
