@@ -7,7 +7,7 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig
+from .config import LIMIT, SEED, ConfigError, TrainConfig
 from .errors import MnistlabError
 from .tracking import DEFAULT_MLFLOW_URI
 
@@ -41,8 +41,8 @@ def _checked(name: str, spec):
     def parse(text):
         try:
             return spec.parse(name, text)
-        except ConfigError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+        except ConfigError as e:  # argparse names the option itself
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{name} ")) from None
 
     parse.__name__ = spec.type.__name__  # argparse names the type in its own messages
     return parse
@@ -88,6 +88,11 @@ def _add_backend(p):
                    help="pytorch (default), or onnxruntime with the model.onnx that `mnistlab export` wrote")
 
 
+def _add_force(p):
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it is a folder of other files, not an mnistlab run folder")
+
+
 def _add_data_dir(p):
     p.add_argument("--data-dir", help="folder holding the data set's IDX files (default: $MNISTLAB_DATA, "
                                       "else ~/.cache/mnistlab/NAME, downloaded on first use)")
@@ -96,10 +101,11 @@ def _add_data_dir(p):
 def _add_evaluate_options(p, default_out: str):
     _add_data_dir(p)
     p.add_argument("--out", help=f"folder for the results (default: {default_out})")
-    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N test images")
+    p.add_argument("--limit", type=_checked("--limit", LIMIT), help="evaluate only the first N test images")
     p.add_argument("--device", default="cpu", help="device (default: cpu)")
     p.add_argument("--tta", action="store_true", help="average over one-pixel shifts (test-time augmentation)")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not write report.html")
+    _add_force(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -111,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="mnist", help="data set name (default: mnist)")
     _add_data_dir(p)
     p.add_argument("--out", help="folder for the figures (default: runs/explore-DATASET)")
+    _add_force(p)
     p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("train", help="train a model, then evaluate it and write its report")
@@ -125,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"also log to MLflow (default store: {DEFAULT_MLFLOW_URI}; needs mnistlab[tracking])")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files to RUN/tensorboard (needs mnistlab[tracking])")
-    p.add_argument("--force", action="store_true", help="write into --out even if it holds files of other programs")
+    _add_force(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test-set metrics, figures, metrics.json and probs.npy for a model")
@@ -152,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("robustness", help="test error under MNIST-C's 15 corruptions; adds it to the run's report")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--limit", type=_positive_int, help="use only the first N test images")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random corruptions (default: 0)")
+    p.add_argument("--limit", type=_checked("--limit", LIMIT), help="use only the first N test images")
+    p.add_argument("--seed", type=_checked("--seed", SEED), default=0, help="seed of the random corruptions (default: 0)")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not rewrite report.html")
     _add_data_dir(p)
     p.set_defaults(func=cmd_robustness)
@@ -206,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="model.save() .h5, to_json() .json, or Keras 3 .keras file")
     p.add_argument("--weights", help="the save_weights() .h5 file that goes with a .json architecture")
     p.add_argument("--out", help="run folder for the checkpoint (default: runs/keras-FILE_STEM)")
+    _add_force(p)
     p.set_defaults(func=cmd_import_keras)
 
     p = sub.add_parser("models", help="list the models mnistlab can train")
@@ -217,20 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _console():
-    from rich.console import Console
+    from .api import console
 
-    # Piped output (logs, files) gets wide tables rather than rich's 80-column default.
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    return console()
 
 
 def cmd_explore(args):
     from rich.table import Table
 
-    from .data import load
-    from .explore import write_overview
+    from . import api
 
-    out = Path(args.out or f"runs/explore-{args.dataset}")
-    summary = write_overview(load(args.dataset, args.data_dir), out)
+    summary = api.explore(args.dataset, args.data_dir, args.out, args.force)
     console = _console()
     s, px = summary["shapes"], summary["pixels"]
     console.print(f"[bold]{summary['dataset']}[/]: train images {s['train_images']} {summary['dtypes']['images']}, "
@@ -241,18 +246,17 @@ def cmd_explore(args):
     for i, c in enumerate(summary["classes"]):
         table.add_row(c, f"{summary['counts']['train'][i]:,}", f"{summary['counts']['test'][i]:,}")
     console.print(table)
-    console.print(f"figures in {out}/")
+    console.print(f"figures in {args.out or f'runs/explore-{args.dataset}'}/")
 
 
 def cmd_train(args):
     from .pipeline import configure, run
+    from .runfolder import newest_run
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "model_args" in given:
         given["model_args"] = dict(given["model_args"])
     if args.resume:
-        from .runfolder import newest_run
-
         args.out = args.out or newest_run()
     cfg = configure(given.pop("recipe", None), args.out if args.resume else None, **given)
     try:
@@ -264,22 +268,12 @@ def cmd_train(args):
         return 130
 
 
-def calibrate_run(run, data, console):
-    from .pipeline import calibrate
-
-    calibrate(run, data, console)
-
-
 def cmd_robustness(args):
     from rich.table import Table
 
-    from .checkpoint import read_meta, resolve
-    from .data import load
-    from .report import write_report
-    from .robustness import robustness
+    from . import api
 
-    data = load(read_meta(args.model)["dataset"], args.data_dir)
-    r = robustness(args.model, data, args.seed, args.limit)
+    r = api.robustness(args.model, args.data_dir, args.seed, args.limit, args.report)
     table = Table("corruption", "test error", title=f"{r['model']} on MNIST-C corruptions ({r['n']:,} test images)")
     table.add_row("clean", f"{r['clean_error']:.2%}")
     for name, e in r["errors"].items():
@@ -287,32 +281,30 @@ def cmd_robustness(args):
     table.add_row("[bold]mean corruption error[/]", f"[bold]{r['mean_corruption_error']:.2%}[/]")
     console = _console()
     console.print(table)
-    run = resolve(args.model).parent
-    if args.report and ((run / "config.json").exists() or (run / "metrics.json").exists()):
-        console.print(f"report: {write_report(run)}")
+    if "report" in r:
+        console.print(f"report: {r['report']}")
 
 
 def cmd_calibrate(args):
-    from .checkpoint import read_meta
-    from .data import load
+    from . import api
 
-    calibrate_run(args.model, load(read_meta(args.model)["dataset"], args.data_dir), _console())
+    api.calibrate(args.model, args.data_dir, quiet=False)
 
 
 def cmd_evaluate(args):
     from rich.table import Table
 
-    from .evaluate import ensemble, evaluate
-    from .report import write_report
-    from .train import pick_device
+    from . import api
 
     console = _console()
+    options = dict(data_dir=args.data_dir, out=args.out, limit=args.limit, device=args.device, tta=args.tta,
+                   report=args.report, force=args.force)
     if args.command == "ensemble":
-        m = ensemble(args.models, args.out, args.data_dir, args.limit, pick_device(args.device), tta=args.tta)
+        m = api.ensemble(args.models, **options)
         for member in m["members"]:
             console.print(f"member {member['checkpoint']}: test accuracy {member['test_accuracy']:.2%}")
     else:
-        m = evaluate(args.model, args.out, args.data_dir, args.limit, pick_device(args.device), tta=args.tta)
+        m = api.evaluate(args.model, **options)
     macro = "n/a" if m["auroc_macro"] is None else f"{m['auroc_macro']:.5f}"  # n/a: no class both seen and unseen
     console.print(f"test accuracy {m['test_accuracy']:.2%}  top-2 {m['top2_accuracy']:.2%}  "
                   f"loss {m['test_loss']:.4f}  AUROC macro {macro} micro {m['auroc_micro']:.5f}  "
@@ -325,16 +317,15 @@ def cmd_evaluate(args):
     console.print(table)
     pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in m["most_confused"][:5])
     console.print(f"most confused: {pairs or 'none'}")
-    out = Path(args.out) if args.out else Path(m["out_dir"])
-    console.print(f"results in {out}/")
+    console.print(f"results in {m['out_dir']}/")
     if args.report:
-        console.print(f"report: {write_report(out)}")
+        console.print(f"report: {Path(m['out_dir']) / 'report.html'}")
 
 
 def cmd_report(args):
-    from .report import write_report
+    from . import api
 
-    print(f"report: {write_report(args.run, args.out)}")
+    print(f"report: {api.report(args.run, args.out)}")
 
 
 def cmd_predict(args):
@@ -377,18 +368,12 @@ def cmd_serve(args):
 
 
 def cmd_export(args):
-    from .checkpoint import read_meta
-    from .data import load
-    from .export import export
+    from . import api
 
-    data = None
-    if args.check_images > 0:
-        data = load(read_meta(args.model).get("dataset", "mnist"), args.data_dir)
-    out, diff = export(args.model, args.format, args.out, data, args.check_images)
+    out, diff, n = api.export_checked(args.model, args.out, args.format, args.check_images, args.data_dir)
     if diff is None:
         print(f"wrote {out} (not checked against PyTorch)")
     else:
-        n = min(args.check_images, len(data.test_images))
         print(f"wrote {out}: largest difference from PyTorch on {n:,} test images {diff:.1e}")
 
 
@@ -409,52 +394,47 @@ def _runs_table(rows, title):
 
 
 def cmd_runs(args):
-    from .runfolder import scan, select
+    from . import api
 
-    where = {k: getattr(args, k) for k in ("model", "dataset", "recipe", "name") if getattr(args, k)}
-    rows = select(scan(args.dir), where, args.sort)
+    def warn(message):
+        print(f"mnistlab: warning: {message}", file=sys.stderr)
+
+    rows = api.runs(args.dir, args.sort, warn, model=args.model, dataset=args.dataset, recipe=args.recipe,
+                    name=args.name)
     _console().print(_runs_table(rows, f"{len(rows)} run{'s' * (len(rows) != 1)} in {args.dir}/"))
 
 
 def cmd_compare(args):
-    from .plots import plot_compare, save_figure
-    from .runfolder import summary
+    from . import api
 
-    rows = []
-    for run in args.runs:
-        if not Path(run).is_dir():
-            raise MnistlabError(f"{run}: no such run folder")
-        rows.append(summary(run))
-    curves = {r["name"]: r["history"] for r in rows if r["history"]}
+    rows, chart = api.compare(args.runs, args.out)
     console = _console()
     console.print(_runs_table(rows, "Runs compared"))
-    if curves:
-        save_figure(plot_compare(curves), args.out)
-        console.print(f"curves: {args.out}")
+    if chart:
+        console.print(f"curves: {chart}")
 
 
 def cmd_import_keras(args):
     from .checkpoint import read_meta
-    from .keras import import_model
+    from . import api
 
-    out = Path(args.out) if args.out else Path("runs") / f"keras-{Path(args.file).stem}"
-    path = import_model(args.file, out, args.weights)
+    path = api.import_keras(args.file, args.weights, args.out, args.force)
     meta = read_meta(path)
     layers = " ".join(s["kind"] for s in meta["model"]["args"]["layers"])
     print(f"imported {args.file}: {meta['model']['params']:,} parameters ({layers}), input x/255 -> {path}")
 
 
 def cmd_models(args):
-    from .models import MODELS, build, count_params, describe
+    from . import api
 
-    for name in MODELS:
-        print(f"{name:10} {count_params(build(name)):>10,} params  {describe(name)}")
+    for name, (params, description) in api.list_models().items():
+        print(f"{name:10} {params:>10,} params  {description}")
 
 
 def cmd_recipes(args):
-    from .recipes import RECIPES
+    from . import api
 
-    for name, recipe in RECIPES.items():
+    for name, recipe in api.list_recipes().items():
         print(f"{name:9} {recipe.summary}")
         print(" " * 10 + "  ".join(f"{k}={json.dumps(v)}" for k, v in recipe.settings.items()))
 

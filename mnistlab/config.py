@@ -61,12 +61,9 @@ class Option:
     def describe(self) -> str:
         kind = {bool: "true or false", int: "a whole number", float: "a finite number", str: "text",
                 dict: "a mapping"}[self.type]
-        if self.min is not None and self.max is not None:
-            kind += f" {'above' if self.min_open else 'from'} {self.min:g} {'and below' if self.max_open else 'to'} " \
-                    f"{self.max:g}"
-        elif self.min is not None:
-            kind += f" {'above' if self.min_open else 'of at least'} {self.min:g}"
-        return kind
+        low = None if self.min is None else ("above " if self.min_open else "at least ") + _number(self.min)
+        high = None if self.max is None else ("below " if self.max_open else "at most ") + _number(self.max)
+        return kind + "".join(f" {part}" for part in (low, "and" if low and high else None, high) if part)
 
     def parse(self, name: str, text: str):
         """A command-line string -> the checked value (argparse's `type`)."""
@@ -83,6 +80,12 @@ class Option:
         else:
             value = text
         return self.check(name, value)
+
+
+def _number(x) -> str:
+    if x == MAX_SEED:
+        return "2**63 - 1"
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def option(default, help: str, type=None, **limits):
