@@ -18,12 +18,16 @@ from .runfolder import REPORT, Run, check_out_file, check_out_folder
 
 
 def console():
-    """The rich Console every command prints through: a bar on a terminal, plain lines elsewhere, HTML
-    in Jupyter (rich detects it), never raw escape codes in a log file."""
+    """The rich Console every command prints through: a progress bar and colours on a terminal; plain
+    lines elsewhere (a log file, CI, a Jupyter notebook), never escape codes."""
     from rich.console import Console
 
-    # Piped output (logs, files) gets wide lines rather than rich's 80-column default.
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    # Piped output (logs, files) gets wide lines rather than rich's 80-column default. In Jupyter, plain
+    # text on the cell's stdout: rich's own Jupyter output carries escape codes in its text/plain part,
+    # and the kernel sets FORCE_COLOR, which would make rich draw a terminal's bar into the cell.
+    jupyter = "ipykernel" in sys.modules
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160,
+                   force_jupyter=False if jupyter else None, force_terminal=False if jupyter else None)
 
 
 def _path(model) -> Path:
