@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .config import SEED, TrainConfig
 from .errors import MnistlabError
-from .runfolder import REPORT, Run, check_out_file, check_out_folder
+from .runfolder import CONFIG, METRICS, REPORT, Run, check_out_file, check_out_folder
 
 
 def console():
@@ -235,8 +235,7 @@ def robustness(model, data_dir=None, seed: int = 0, limit: int | None = None, re
     data = data if data is not None and data.name == dataset else load_data(dataset, data_dir)
     result = measure(path, data, seed, limit)
     run = Path(result["checkpoint"]).parent
-    if report and Run(run).summary()["model"] is not None and ((run / "config.json").exists()
-                                                                or (run / "metrics.json").exists()):
+    if report and any((run / name).exists() for name in (CONFIG, METRICS)):  # a run, not a loose checkpoint
         result["report"] = str(write_report(run))
     return result
 

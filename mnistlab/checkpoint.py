@@ -19,11 +19,11 @@ from safetensors.torch import save as safetensors_bytes
 
 from .errors import MnistlabError
 from .files import write_bytes
+from .runfolder import MODEL, STATE
 from .models import Classifier, build
 
 FORMAT = "mnistlab/1"
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "state.safetensors"
+MODEL_FILE, STATE_FILE = MODEL, STATE  # the run folder's names (runfolder.py)
 
 
 def versions() -> dict:

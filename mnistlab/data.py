@@ -28,6 +28,7 @@ FILES = {
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT"): data is big-endian.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_IDX_BYTES = 1 << 31  # 2 GiB: far above any MNIST-format file
+DOWNLOAD_TIMEOUT = 30  # seconds without an answer before a mirror counts as down
 MAX_IDX_DIMS = 4  # images (N, H, W) and label tables (N, K) need 3 and 2
 # A gzipped IDX file may not claim more than this many times its own size (past 64 MiB): real image
 # files compress about 5:1, while a decompression bomb of zeros compresses about 1000:1.
@@ -258,14 +259,12 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
-def download(name: str, checksum: Checksum, mirrors, directory: Path, timeout: float = 30.0,
-             progress: bool = True) -> Path:
+def download(name: str, checksum: Checksum, mirrors, directory: Path, progress: bool = True) -> Path:
     """Fetch the IDX file `name`.gz from the first mirror that has it right; see download_file."""
-    return download_file(f"{name}.gz", mirrors, directory, lambda path: verify(path, checksum), timeout, progress)
+    return download_file(f"{name}.gz", mirrors, directory, lambda path: verify(path, checksum), progress=progress)
 
 
-def download_file(filename: str, mirrors, directory: Path, check, timeout: float = 30.0,
-                  progress: bool = True) -> Path:
+def download_file(filename: str, mirrors, directory: Path, check, progress: bool = True) -> Path:
     """Fetch `filename` from each mirror in turn into `directory`; `check(path)` raises MnistlabError
     for a wrong file.
 
@@ -280,7 +279,7 @@ def download_file(filename: str, mirrors, directory: Path, check, timeout: float
         url = mirror.rstrip("/") + f"/{filename}"
         try:
             with atomic_path(target) as tmp:
-                with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(tmp, "wb") as out:
                     total = int(response.headers.get("Content-Length") or 0) or None
                     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                                   TransferSpeedColumn(), transient=True, disable=not progress) as bar:

@@ -20,6 +20,7 @@ import torch
 
 from .errors import MnistlabError
 from .models import Classifier, KerasSequential
+from .runfolder import MODEL
 
 SUPPORTED = ("InputLayer", "Dense", "Conv2D", "MaxPooling2D", "Dropout", "Flatten")
 
@@ -173,7 +174,7 @@ def import_model(path, out_dir, weights_path=None) -> Path:
     except RuntimeError as e:
         raise MnistlabError(f"{path}: weights do not match the architecture ({str(e).splitlines()[0]})") from None
     model = Classifier(net)  # the seeds feed x/255 with no standardisation: mean 0, std 1
-    out = Path(out_dir) / checkpoint.MODEL_FILE
+    out = Path(out_dir) / MODEL
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     meta = checkpoint.model_meta(model, "keras-sequential", {"layers": specs, "num_classes": len(classes)}, classes,
                                  "mnist", seed=None, imported_from=str(path))

@@ -26,7 +26,7 @@ from .runfolder import AUGMENTED, CONFIG, CURVES, HISTORY, MODEL, STATE, best_ep
 
 __all__ = ["TrainConfig", "train", "setup", "train_epoch", "best_epoch", "reached"]
 
-# fused=True: one kernel for all parameters; on CPU it cuts Adam's step from 2.5 ms to 0.4 ms for cnn-small.
+# fused=True: one kernel for all parameters rather than one per tensor, several times faster on CPU.
 OPTIMIZERS = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True),
     "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, fused=True),
