@@ -7,9 +7,12 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from .config import LIMIT, SEED, ConfigError, TrainConfig
+from .config import LIMIT, SEED, ConfigError, Option, TrainConfig
 from .errors import MnistlabError
 from .tracking import DEFAULT_MLFLOW_URI
+
+POSITIVE, COUNT, PORT = Option("", int, 1), Option("", int, 0), Option("", int, 1, 65535)
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not argparse's usage block
@@ -26,16 +29,6 @@ def _model_arg(text: str):
         return key, value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
-
-
 def _checked(name: str, spec):
     """argparse's `type` for an option: its declaration (config.Option) parses and checks the text."""
     def parse(text):
@@ -46,6 +39,9 @@ def _checked(name: str, spec):
 
     parse.__name__ = spec.type.__name__  # argparse names the type in its own messages
     return parse
+
+
+_positive, _count = _checked("", POSITIVE), _checked("", COUNT)
 
 
 def _add_train_options(p: argparse.ArgumentParser):
@@ -66,21 +62,11 @@ def _add_train_options(p: argparse.ArgumentParser):
             p.add_argument(flag, type=_checked(flag, spec), metavar=f.name.upper(), **kw)
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
 def _port(text: str) -> int:
-    value = _count(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {value}")
-    return value
+    try:
+        return PORT.parse("port", text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}") from None
 
 
 def _add_backend(p):
@@ -151,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="read digits in your own PNG/JPEG images")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
-    p.add_argument("--top", type=_positive_int, default=3, help="how many classes to show (default: 3)")
+    p.add_argument("--top", type=_positive, default=3, help="how many classes to show (default: 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--save-preprocessed", metavar="DIR", help="also save the 28x28 images the model sees")
     _add_backend(p)
@@ -160,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("robustness", help="test error under MNIST-C's 15 corruptions; adds it to the run's report")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--limit", type=_checked("--limit", LIMIT), help="use only the first N test images")
-    p.add_argument("--seed", type=_checked("--seed", SEED), default=0, help="seed of the random corruptions (default: 0)")
+    p.add_argument("--seed", type=_checked("--seed", SEED), default=0,
+                   help="seed of the random corruptions (default: 0)")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not rewrite report.html")
     _add_data_dir(p)
     p.set_defaults(func=cmd_robustness)
@@ -175,14 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0: all)")
     p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     _add_backend(p)
-    p.add_argument("--max-body", type=_positive_int, default=8 << 20, help="largest request in bytes (default: 8 MiB)")
-    p.add_argument("--max-pixels", type=_positive_int, default=4096 * 4096,
+    p.add_argument("--max-body", type=_positive, default=8 << 20, help="largest request in bytes (default: 8 MiB)")
+    p.add_argument("--max-pixels", type=_positive, default=4096 * 4096,
                    help="largest image in pixels, checked before decoding (default: 4096x4096)")
-    p.add_argument("--max-batch", type=_positive_int, default=256, help="most images per request (default: 256)")
+    p.add_argument("--max-batch", type=_positive, default=256, help="most images per request (default: 256)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="flag answers whose top probability is below this (default: 0.5)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="server processes sharing the port (default: 1)")
-    p.add_argument("--threads", type=_positive_int,
+    p.add_argument("--workers", type=_positive, default=1, help="server processes sharing the port (default: 1)")
+    p.add_argument("--threads", type=_positive,
                    help="inference threads per worker (default: one per core, or 1 with several workers)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(func=cmd_serve)

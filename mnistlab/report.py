@@ -108,7 +108,8 @@ def _data_section(run, data, **_) -> list[str]:
 def _config_section(config, meta, **_) -> list[str]:
     parts = []
     if config:
-        parts += ["<h2>Configuration</h2>", _table(["setting", "value"], [[k, json.dumps(v)] for k, v in config.items()])]
+        parts += ["<h2>Configuration</h2>",
+                  _table(["setting", "value"], [[k, json.dumps(v)] for k, v in config.items()])]
     if meta:
         versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
         parts.append(f'<p class="note">Input standardisation mean {meta["input"]["mean"]:.4f}, '

@@ -157,7 +157,8 @@ def check_out_file(path, kind: str, suffix: str, own: str) -> Path:
     if path.is_dir():
         raise MnistlabError(f"{path}: is a folder; give the {kind} file's name")
     if path.suffix.lower() != suffix:
-        raise MnistlabError(f"{path}: a {kind} is written to a {suffix} file, not {path.suffix or 'a name without one'}")
+        got = path.suffix or "a name without one"
+        raise MnistlabError(f"{path}: a {kind} is written to a {suffix} file, not {got}")
     if path.name in ARTEFACTS and path.name != own:
         raise MnistlabError(f"{path}: that name is a run's own {path.name}; refusing to write a {kind} over it")
     return path
