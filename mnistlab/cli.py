@@ -59,7 +59,7 @@ def _add_train_options(p: argparse.ArgumentParser):
         elif spec.type is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         else:
-            p.add_argument(flag, type=_checked(flag, spec), metavar=f.name.upper(), **kw)
+            p.add_argument(flag, type=_checked(f.name, spec), metavar=f.name.upper(), **kw)
 
 
 def _port(text: str) -> int:
@@ -87,7 +87,7 @@ def _add_data_dir(p):
 def _add_evaluate_options(p, default_out: str):
     _add_data_dir(p)
     p.add_argument("--out", help=f"folder for the results (default: {default_out})")
-    p.add_argument("--limit", type=_checked("--limit", LIMIT), help="evaluate only the first N test images")
+    p.add_argument("--limit", type=_checked("limit", LIMIT), help="evaluate only the first N test images")
     p.add_argument("--device", default="cpu", help="device (default: cpu)")
     p.add_argument("--tta", action="store_true", help="average over one-pixel shifts (test-time augmentation)")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not write report.html")
@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("robustness", help="test error under MNIST-C's 15 corruptions; adds it to the run's report")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--limit", type=_checked("--limit", LIMIT), help="use only the first N test images")
-    p.add_argument("--seed", type=_checked("--seed", SEED), default=0,
+    p.add_argument("--limit", type=_checked("limit", LIMIT), help="use only the first N test images")
+    p.add_argument("--seed", type=_checked("seed", SEED), default=0,
                    help="seed of the random corruptions (default: 0)")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not rewrite report.html")
     _add_data_dir(p)
