@@ -16,7 +16,7 @@ from .errors import MnistlabError
 
 _API = ("load_data", "explore", "train", "evaluate", "ensemble", "report", "load", "Model", "robustness",
         "calibrate", "export", "runs", "compare", "import_keras", "list_models", "list_recipes", "config")
-_ELSEWHERE = {"Run": "runfolder", "TrainConfig": "config", "ConfigError": "config"}
+_ELSEWHERE = {"Run": "runs", "TrainConfig": "config", "ConfigError": "config"}
 
 __all__ = ["MnistlabError", *_API, *_ELSEWHERE]
 

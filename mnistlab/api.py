@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .config import SEED, TrainConfig
 from .errors import MnistlabError
-from .runfolder import CONFIG, METRICS, REPORT, Run, check_out_file, check_out_folder
+from .runfolder import CONFIG, METRICS, REPORT, check_out_file, check_out_folder
+from .runs import Run
 
 
 def console():
@@ -279,7 +280,7 @@ def runs(dir="runs", sort: str | None = None, warn=None, **where) -> list[dict]:
     """One summary row per run folder under `dir` (see runfolder.summary), filtered by text in
     `where` (model, dataset, recipe, name) and sorted by a column. Malformed runs are skipped;
     `warn(message)` hears about each."""
-    from .runfolder import scan, select
+    from .runs import scan, select
 
     return select(scan(dir, warn), {k: v for k, v in where.items() if v}, sort)
 
@@ -288,7 +289,7 @@ def compare(runs, out="runs/compare.png") -> tuple[list[dict], Path | None]:
     """The runs' summary rows, and their validation curves on one chart written to `out` (None when
     no run has a history)."""
     from .plots import plot_compare, save_figure
-    from .runfolder import summary
+    from .runs import summary
 
     check_out_file(out, "comparison chart", ".png", "compare.png")
     rows = []

@@ -165,15 +165,6 @@ class TrainConfig:
         if self.device.split(":")[0] not in DEVICES:
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
 
-    def check(self):
-        """What the declarations cannot know without torch: the model registry (name and architecture
-        arguments) and the data set registry."""
-        from .data import get_spec
-        from .models import check_args
-
-        get_spec(self.dataset)
-        check_args(self.model, self.model_args)
-
     @property
     def augmentation(self) -> dict:
         return {name: getattr(self, name) for name in AUGMENTATION}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import MnistlabError
-from .runfolder import MODEL, Lock, Run, best_epoch, check_out_folder, default_folder, newest_run, reached, \
-    train_seconds
+from .runfolder import MODEL, Lock, best_epoch, check_out_folder, default_folder, newest_run, reached, train_seconds
+from .runs import Run
 
 
 def configure(recipe: str | None = None, resume_from=None, **options) -> TrainConfig:
@@ -40,8 +40,10 @@ def run(config: TrainConfig | None = None, out=None, data=None, data_dir=None, r
     saving the state, from which `resume=True` continues."""
     from .distributed import is_main
 
+    from .train import check
+
     cfg = config or TrainConfig()
-    cfg.check()
+    check(cfg)
     workers = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
     if workers > 1 and out is None:
         raise MnistlabError("under torchrun, name the run folder with --out (every process must agree on it)")

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from . import checkpoint, distributed
 from .augment import Augment
 from .config import TrainConfig
-from .data import Data, load, split_indices
+from .data import Data, get_spec, load, split_indices
 from .errors import MnistlabError
-from .models import build, logits_of, pixels
+from .models import build, check_args, logits_of, pixels
 from .runfolder import AUGMENTED, CONFIG, CURVES, HISTORY, MODEL, STATE, best_epoch, reached, read_json, write_json
 
 __all__ = ["TrainConfig", "train", "setup", "train_epoch", "best_epoch", "reached"]
@@ -86,6 +86,13 @@ def pick_device(name: str = "auto") -> torch.device:
     except (RuntimeError, AssertionError):
         raise MnistlabError(f"device {name!r} is not available on this machine; use auto or cpu") from None
     return device
+
+
+def check(cfg: TrainConfig):
+    """What config.py's declarations cannot know (it does not import torch): that the model and the
+    data set exist, and that the model takes the architecture arguments given."""
+    get_spec(cfg.dataset)
+    check_args(cfg.model, cfg.model_args)
 
 
 def check_run_dir(out_dir, resume: bool):
@@ -315,7 +322,7 @@ def train(cfg: TrainConfig, out_dir, data: Data | None = None, resume: bool = Fa
     The test split is never touched here: model selection and early stopping use validation only.
     Under torchrun, every process runs this with the same arguments (see distributed.py).
     """
-    cfg.check()
+    check(cfg)
     check_run_dir(out_dir, resume)
     out_dir = Path(out_dir)
     if resume:

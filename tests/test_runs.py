@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from mnistlab.cli import main
-from mnistlab.runfolder import scan, select
+from mnistlab.runs import scan, select
 
 
 @pytest.fixture(scope="module")
