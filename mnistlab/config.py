@@ -121,7 +121,7 @@ class TrainConfig:
     epochs: int = option(15, "number of epochs", min=1, max=100_000)
     batch_size: int = option(128, "images per training step", min=1, max=1 << 20)
     optimizer: str = option("adam", "adam, adamw or sgd (Nesterov momentum 0.9)", choices=("adam", "adamw", "sgd"))
-    lr: float = option(1e-3, "learning rate", min=0, min_open=True, max=100)
+    lr: float = option(1e-3, "learning rate", min=0, min_open=True)
     weight_decay: float = option(0.0, "weight decay", min=0, max=1)
     schedule: str = option("constant", "learning rate per step: constant, onecycle (linear warm-up and decay) or "
                            "cosine", choices=("constant", "onecycle", "cosine"))

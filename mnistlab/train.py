@@ -108,6 +108,7 @@ def check_run_dir(out_dir, resume: bool):
 def resumed_config(out_dir, epochs: int | None = None, device: str | None = None) -> TrainConfig:
     """A resumed run keeps its own config, except for the number of epochs (which may be extended;
     a schedule then stretches over the new total) and the device."""
+    check_run_dir(out_dir, resume=True)
     path = Path(out_dir) / CONFIG
     if not path.exists():
         raise MnistlabError(f"{path}: missing; the run cannot be resumed")

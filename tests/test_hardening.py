@@ -131,7 +131,7 @@ def test_temporaries_are_named_as_ours_and_stale_ones_go(run_copy):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--lr", "nan"], "argument --lr: must be a finite number above 0"),
+    (["train", "--lr", "nan"], "argument --lr: must be a finite number above 0, got nan"),
     (["train", "--weight-decay", "-1"], "argument --weight-decay: must be a finite number at least 0"),
     (["train", "--seed", str(2**64)], "argument --seed: must be a whole number at least 0 and at most 2**63 - 1"),
     (["train", "--model", "fast-cnn", "--model-arg", "width=-5"], "model argument width must be a whole number"),
