@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from mnistlab.train import reached
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -31,9 +30,3 @@ def write_section(name: str, body: str):
         text = text.rstrip() + "\n\n" + block + "\n"
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(text)
-
-
-def seconds_to(history: list[dict], target: float) -> float | None:
-    """Training seconds until the validation accuracy first reached `target` (None: never)."""
-    hit = reached(history, target)
-    return sum(r["seconds"] for r in history[: hit["epoch"]]) if hit else None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common import machine, write_section
 
-from mnistlab.train import best_epoch
+from mnistlab.runfolder import best_epoch
 
 
 def run(launcher: list[str], out: Path, args) -> dict:

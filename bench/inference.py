@@ -35,7 +35,7 @@ def measure(run: str, backend: str, data_dir) -> dict:
     x = pixels(data.test_images)
 
     def predict(batch):
-        return logits_of(model, batch, batch_size=len(batch), bf16=backend == "torch-bf16").argmax(1)
+        return logits_of(model, batch, bf16=backend == "torch-bf16").argmax(1)
 
     def best_of(passes, fn):
         fn()  # warm-up

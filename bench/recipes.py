@@ -14,20 +14,22 @@ import json
 import statistics
 from pathlib import Path
 
-from common import machine, seconds_to, write_section
+from common import machine, write_section
 
+from mnistlab import pipeline
+from mnistlab.config import TrainConfig
 from mnistlab.data import load
-from mnistlab.evaluate import ensemble, evaluate
+from mnistlab.evaluate import ensemble
 from mnistlab.recipes import RECIPES
-from mnistlab.train import TrainConfig, train
+from mnistlab.runfolder import seconds_to, train_seconds
 
 
-def run(name, seed, data, out: Path) -> dict:
-    cfg = TrainConfig.from_recipe(name, seed=seed)
-    history = train(cfg, out, data=data)
-    m = evaluate(out, data=data)
+def run(name, seed, data, out: Path, **overrides) -> dict:
+    """One recipe and seed through the same pipeline as `mnistlab train` (calibrated, evaluated, reported)."""
+    result = pipeline.run(TrainConfig.from_recipe(name, seed=seed, **overrides), out, data=data)
+    history, m = result.history, result.metrics
     row = dict(recipe=name, seed=seed, run=str(out), epochs=len(history),
-               train_seconds=sum(r["seconds"] for r in history), to_990=seconds_to(history, 0.99),
+               train_seconds=train_seconds(history), to_990=seconds_to(history, 0.99),
                to_995=seconds_to(history, 0.995), val_accuracy=max(r["val_accuracy"] for r in history),
                test_accuracy=m["test_accuracy"])
     print(json.dumps(row), flush=True)

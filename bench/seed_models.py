@@ -3,7 +3,8 @@
     python bench/seed_models.py --data-dir ../shared/data/mnist [--out runs/bench]
 
 For each model: Adam (lr 1e-3), the notebook's batch size and epochs, 10% validation split held out
-of the training set, then the full test set with the best-by-validation weights; seed 000's CNN once
+of the training set, then (through the same pipeline as `mnistlab train`: temperature fitted on the
+validation split) the full test set with the best-by-validation weights; seed 000's CNN once
 more in bfloat16. Prints a table and
 writes it into docs/benchmarks.md between this benchmark's markers.
 """
@@ -12,11 +13,12 @@ import argparse
 import time
 from pathlib import Path
 
-from common import machine, seconds_to, write_section
+from common import machine, write_section
 
+from mnistlab import pipeline
+from mnistlab.config import TrainConfig
 from mnistlab.data import load
-from mnistlab.evaluate import evaluate
-from mnistlab.train import TrainConfig, best_epoch, train
+from mnistlab.runfolder import best_epoch, seconds_to
 
 # Settings from the notebooks: seed 000 (cnn-small) and seed 001 (fnn, cnn); each in float32, and
 # seed 000's CNN once more with bfloat16 autocast.
@@ -41,8 +43,8 @@ def main():
     for name, precision in RUNS:
         cfg = TrainConfig(model=name, seed=args.seed, precision=precision, **SEEDS[name])
         out = Path(args.out) / f"{name}-{precision}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-        history = train(cfg, out, data=data)
-        metrics = evaluate(out, data=data)
+        run = pipeline.run(cfg, out, data=data)  # as `mnistlab train` does: calibrated, evaluated, reported
+        history, metrics = run.history, run.metrics
         seconds = [r["seconds"] for r in history]
         best = best_epoch(history)
         to_99 = seconds_to(history, 0.99)

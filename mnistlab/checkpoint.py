@@ -27,12 +27,12 @@ from safetensors.torch import save as safetensors_bytes
 
 from .errors import MnistlabError
 from .files import write_bytes
+from .runfolder import MODEL, STATE
 from .models import Classifier, build
 
 FORMAT = "mnistlab/2"
 OLD_FORMAT = "mnistlab/1"  # its SHA-256 covers the tensors but not the description
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "state.safetensors"
+MODEL_FILE, STATE_FILE = MODEL, STATE  # the run folder's names (runfolder.py)
 
 
 def versions() -> dict:

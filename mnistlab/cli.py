@@ -4,43 +4,15 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
+from .config import LIMIT, SEED, ConfigError, Option, TrainConfig
 from .errors import MnistlabError, missing_extra
 from .tracking import DEFAULT_MLFLOW_URI
 
-TRAIN_HELP = {
-    "recipe": "start from a named preset (see `mnistlab recipes`); other flags override it",
-    "model": "model name (see `mnistlab models`)",
-    "model_args": "architecture argument KEY=VALUE, repeatable (e.g. width=64)",
-    "dataset": "data set: mnist, fashion-mnist, kmnist, qmnist or emnist-digits",
-    "epochs": "number of epochs",
-    "batch_size": "images per training step",
-    "optimizer": "adam, adamw or sgd (Nesterov momentum 0.9)",
-    "lr": "learning rate",
-    "weight_decay": "weight decay",
-    "schedule": "learning rate per step: constant, onecycle (linear warm-up and decay) or cosine",
-    "warmup": "fraction of the steps spent warming up the learning rate",
-    "label_smoothing": "label smoothing of the cross-entropy targets",
-    "ema": "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off)",
-    "rotate": "augmentation: random rotation up to this many degrees either way",
-    "scale": "augmentation: random zoom up to this fraction either way (0.1: 90%%-110%%)",
-    "shear": "augmentation: random shear up to this many degrees either way",
-    "translate": "augmentation: random shift up to this many pixels along each axis",
-    "elastic": "augmentation: elastic distortion, typical displacement in pixels",
-    "light": "augmentation: smooth background light up to this level (0-1) on a random half of the images",
-    "noise": "augmentation: salt-and-pepper noise on up to this fraction of pixels, on a random half",
-    "precision": "fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16 or AMX)",
-    "target_accuracy": "stop once the validation accuracy reaches this (e.g. 0.99) and report the time taken",
-    "val_fraction": "fraction of the training set held out for validation",
-    "stratify": "stratify the validation split by class",
-    "standardize": "standardise inputs with the training split's mean and std (--no-standardize: x/255 only)",
-    "patience": "early stopping: stop after this many epochs without a better validation accuracy",
-    "train_limit": "train on a seeded random subset of this many images (quick runs)",
-    "seed": "random seed (same seed, same numbers on CPU)",
-    "device": "auto (cuda, then mps, then cpu), cpu, cuda, mps",
-}
+POSITIVE, COUNT, PORT = Option("", int, 1), Option("", int, 0), Option("", int, 1, 65535)
+PROBABILITY = Option("", float, 0, 1)
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,71 +30,54 @@ def _model_arg(text: str):
         return key, value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
+def _checked(name: str, spec):
+    """argparse's `type` for an option: its declaration (config.Option) parses and checks the text."""
+    def parse(text):
+        try:
+            return spec.parse(name, text)
+        except ConfigError as e:  # argparse names the option itself
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{name} ")) from None
+
+    parse.__name__ = spec.type.__name__  # argparse names the type in its own messages
+    return parse
+
+
+_positive, _count, _probability = _checked("", POSITIVE), _checked("", COUNT), _checked("", PROBABILITY)
 
 
 def _add_train_options(p: argparse.ArgumentParser):
-    """One option per TrainConfig field: the dataclass is the single source of defaults. Options not
+    """One option per TrainConfig field, built from its declaration (help, type, range). Options not
     given are left out of the namespace, so that a recipe's settings apply unless a flag overrides them."""
-    from .train import TrainConfig
-
     for f in fields(TrainConfig):
+        spec = f.metadata["option"]
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.name != "model_args" else None
-        helptext = TRAIN_HELP[f.name] + ("" if default is None or default is False else f" (default: {default})")
+        shown = f.default if f.default is not MISSING and f.default not in (None, False) else None
+        helptext = (spec.help + ("" if shown is None else f" (default: {shown})")).replace("%", "%%")
         kw = dict(default=argparse.SUPPRESS, help=helptext)
         if f.name == "model_args":
             p.add_argument("--model-arg", dest="model_args", type=_model_arg, action="append", metavar="KEY=VALUE",
                            **kw)
-        elif isinstance(default, bool):
+        elif spec.type is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif f.name in ("patience", "train_limit"):
-            p.add_argument(flag, type=_positive_int, **kw)
-        elif f.name == "target_accuracy":
-            p.add_argument(flag, type=float, **kw)
-        elif f.name == "recipe":
-            p.add_argument(flag, **kw)
         else:
-            p.add_argument(flag, type=type(default), **kw)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
-    return value
+            p.add_argument(flag, type=_checked(f.name, spec), metavar=f.name.upper(), **kw)
 
 
 def _port(text: str) -> int:
-    value = _count(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {value}")
-    return value
+    try:
+        return PORT.parse("port", text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}") from None
 
 
 def _add_backend(p):
     p.add_argument("--backend", default="pytorch", choices=["pytorch", "onnxruntime"],
                    help="pytorch (default), or onnxruntime with the model.onnx that `mnistlab export` wrote")
+
+
+def _add_force(p):
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it is a folder of other files, not an mnistlab run folder")
 
 
 def _add_data_dir(p):
@@ -133,10 +88,11 @@ def _add_data_dir(p):
 def _add_evaluate_options(p, default_out: str):
     _add_data_dir(p)
     p.add_argument("--out", help=f"folder for the results (default: {default_out})")
-    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N test images")
+    p.add_argument("--limit", type=_checked("limit", LIMIT), help="evaluate only the first N test images")
     p.add_argument("--device", default="cpu", help="device (default: cpu)")
     p.add_argument("--tta", action="store_true", help="average over one-pixel shifts (test-time augmentation)")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not write report.html")
+    _add_force(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -148,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="mnist", help="data set name (default: mnist)")
     _add_data_dir(p)
     p.add_argument("--out", help="folder for the figures (default: runs/explore-DATASET)")
+    _add_force(p)
     p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("train", help="train a model, then evaluate it and write its report")
@@ -162,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"also log to MLflow (default store: {DEFAULT_MLFLOW_URI}; needs mnistlab[tracking])")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files to RUN/tensorboard (needs mnistlab[tracking])")
+    _add_force(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test-set metrics, figures, metrics.json and probs.npy for a model")
@@ -183,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single", action="store_true", help="each image holds one digit: read only the largest mark")
     p.add_argument("--min-confidence", type=_probability, default=0.7,
                    help="a digit read with a lower probability makes the reading 'unsure' (default: 0.7)")
-    p.add_argument("--top", type=_positive_int, default=3, help="alternatives per digit in --json (default: 3)")
+    p.add_argument("--top", type=_positive, default=3, help="alternatives per digit in --json (default: 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--debug", metavar="DIR", help="write per image the boxes found and rejected, and the 28x28 "
                                                    "images the model read")
@@ -192,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("robustness", help="test error under MNIST-C's 15 corruptions; adds it to the run's report")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--limit", type=_positive_int, help="use only the first N test images")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random corruptions (default: 0)")
+    p.add_argument("--limit", type=_checked("limit", LIMIT), help="use only the first N test images")
+    p.add_argument("--seed", type=_checked("seed", SEED), default=0,
+                   help="seed of the random corruptions (default: 0)")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not rewrite report.html")
     _add_data_dir(p)
     p.set_defaults(func=cmd_robustness)
@@ -208,18 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0: all)")
     p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
     _add_backend(p)
-    p.add_argument("--max-body", type=_positive_int, default=8 << 20, help="largest request in bytes (default: 8 MiB)")
-    p.add_argument("--max-pixels", type=_positive_int, default=4096 * 4096,
+    p.add_argument("--max-body", type=_positive, default=8 << 20, help="largest request in bytes (default: 8 MiB)")
+    p.add_argument("--max-pixels", type=_positive, default=4096 * 4096,
                    help="largest image in pixels, checked before decoding (default: 4096x4096)")
-    p.add_argument("--max-batch", type=_positive_int, default=256, help="most images per request (default: 256)")
-    p.add_argument("--max-total-pixels", type=_positive_int, default=2 * 4096 * 4096,
+    p.add_argument("--max-batch", type=_positive, default=256, help="most images per request (default: 256)")
+    p.add_argument("--max-total-pixels", type=_positive, default=2 * 4096 * 4096,
                    help="most pixels in one request's images together, checked before decoding (default: 2x4096x4096)")
     p.add_argument("--body-timeout", type=float, default=30.0,
                    help="seconds for a request's body to arrive, else 408 (default: 30)")
-    p.add_argument("--min-confidence", type=float, default=0.5,
-                   help="flag answers whose top probability is below this (default: 0.5)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="server processes sharing the port (default: 1)")
-    p.add_argument("--threads", type=_positive_int,
+    p.add_argument("--min-confidence", type=_probability, default=0.7,
+                   help="a digit read with a lower probability makes the answer 'unsure' (default: 0.7)")
+    p.add_argument("--workers", type=_positive, default=1, help="server processes sharing the port (default: 1)")
+    p.add_argument("--threads", type=_positive,
                    help="inference threads, and requests worked on at once, per worker (default: one per core, "
                         "or 1 with several workers)")
     p.add_argument("--access-log", action="store_true", help="log every request")
@@ -253,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="model.save() .h5, to_json() .json, or Keras 3 .keras file")
     p.add_argument("--weights", help="the save_weights() .h5 file that goes with a .json architecture")
     p.add_argument("--out", help="run folder for the checkpoint (default: runs/keras-FILE_STEM)")
+    _add_force(p)
     p.set_defaults(func=cmd_import_keras)
 
     p = sub.add_parser("models", help="list the models mnistlab can train")
@@ -264,20 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _console():
-    from rich.console import Console
+    from .api import console
 
-    # Piped output (logs, files) gets wide tables rather than rich's 80-column default.
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    return console()
 
 
 def cmd_explore(args):
     from rich.table import Table
 
-    from .data import load
-    from .explore import write_overview
+    from . import api
 
-    out = Path(args.out or f"runs/explore-{args.dataset}")
-    summary = write_overview(load(args.dataset, args.data_dir), out)
+    summary = api.explore(args.dataset, args.data_dir, args.out, args.force)
     console = _console()
     s, px = summary["shapes"], summary["pixels"]
     console.print(f"[bold]{summary['dataset']}[/]: train images {s['train_images']} {summary['dtypes']['images']}, "
@@ -288,98 +245,34 @@ def cmd_explore(args):
     for i, c in enumerate(summary["classes"]):
         table.add_row(c, f"{summary['counts']['train'][i]:,}", f"{summary['counts']['test'][i]:,}")
     console.print(table)
-    console.print(f"figures in {out}/")
-
-
-def _newest_run() -> Path:
-    runs = sorted(Path("runs").glob("*/state.safetensors"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise MnistlabError("no run to resume under runs/; name one with --out")
-    return runs[-1].parent
+    console.print(f"figures in {args.out or f'runs/explore-{args.dataset}'}/")
 
 
 def cmd_train(args):
-    from .data import load
-    from .distributed import is_main
-    from .evaluate import evaluate
-    from .explore import write_overview
-    from .report import write_report
-    from .train import TrainConfig, best_epoch, check_run_dir, default_run_dir, reached, resumed_config, train
+    from .pipeline import configure, run
+    from .runfolder import newest_run
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "model_args" in given:
         given["model_args"] = dict(given["model_args"])
-    cfg = TrainConfig.from_recipe(given.pop("recipe", None), **given)
-    cfg.check()
-    workers = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
-    if workers > 1 and not args.out:
-        raise MnistlabError("under torchrun, name the run folder with --out (every process must agree on it)")
-    out = Path(args.out) if args.out else (_newest_run() if args.resume else default_run_dir(cfg))
-    check_run_dir(out, args.resume)
     if args.resume:
-        cfg = resumed_config(out, given.get("epochs"), given.get("device"))
-    main_process = is_main()
-    console = _console()
-    if main_process:
-        console.print("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
-        console.print(f"run folder: {out}" + (f" ({workers} processes)" if workers > 1 else ""))
-    loggers = _loggers(args, out, cfg) if main_process else []  # before the data, so a bad URI fails at once
-    data = load(cfg.dataset, args.data_dir)
-    if not args.resume and main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        write_overview(data, out)
+        args.out = args.out or newest_run()
+    cfg = configure(given.pop("recipe", None), args.out if args.resume else None, **given)
     try:
-        history = train(cfg, out, data=data, resume=args.resume, console=console, loggers=loggers)
+        run(cfg, args.out, data_dir=args.data_dir, resume=args.resume, evaluate=args.evaluate, console=_console(),
+            mlflow=args.mlflow, tensorboard=args.tensorboard, force=args.force)
     except KeyboardInterrupt:
-        if main_process:
-            print(f"mnistlab: interrupted; {out} holds the training state as it stopped: continue with "
-                  f"`mnistlab train --resume --out {out}`", file=sys.stderr)
+        print(f"mnistlab: interrupted; {args.out} holds the training state as it stopped: continue with "
+              f"`mnistlab train --resume --out {args.out}`", file=sys.stderr)
         return 130
-    if not main_process:
-        return 0  # rank 0 reports, evaluates and writes
-    best = best_epoch(history)
-    seconds = sum(r["seconds"] for r in history)
-    console.print(f"trained {len(history)} epoch{'s' * (len(history) > 1)} in {seconds:.1f} s; "
-                  f"kept epoch {best['epoch']} (val_loss {best['val_loss']:.4f}, "
-                  f"val_accuracy {best['val_accuracy']:.2%}) in {out}/model.safetensors")
-    if cfg.target_accuracy is not None:
-        hit = reached(history, cfg.target_accuracy)
-        if hit:
-            took = sum(r["seconds"] for r in history[: hit["epoch"]])
-            console.print(f"target validation accuracy {cfg.target_accuracy:.2%} reached in epoch {hit['epoch']} "
-                          f"after {took:.1f} s of training")
-        else:
-            console.print(f"target validation accuracy {cfg.target_accuracy:.2%} not reached in {len(history)} epochs")
-    calibrate_run(out, data, console)
-    m = None
-    if args.evaluate:
-        m = evaluate(out, data_dir=args.data_dir, data=data)
-        console.print(f"test accuracy {m['test_accuracy']:.2%}, test loss {m['test_loss']:.4f} "
-                      f"({m['misclassified']} of {m['n']:,} misclassified)")
-    console.print(f"report: {write_report(out)}")
-    for log in loggers:
-        log.finish(m)
-
-
-def calibrate_run(run, data, console):
-    from .calibration import calibrate
-
-    c = calibrate(run, data)
-    console.print(f"temperature {c['temperature']:.3f} fitted on {c['val_images']:,} validation images: "
-                  f"ECE {c['val_ece_before']:.2%} -> {c['val_ece_after']:.2%}, "
-                  f"NLL {c['val_nll_before']:.4f} -> {c['val_nll_after']:.4f}")
 
 
 def cmd_robustness(args):
     from rich.table import Table
 
-    from .checkpoint import read_meta, resolve
-    from .data import load
-    from .report import write_report
-    from .robustness import robustness
+    from . import api
 
-    data = load(read_meta(args.model)["dataset"], args.data_dir)
-    r = robustness(args.model, data, args.seed, args.limit)
+    r = api.robustness(args.model, args.data_dir, args.seed, args.limit, args.report)
     table = Table("corruption", "test error", title=f"{r['model']} on MNIST-C corruptions ({r['n']:,} test images)")
     table.add_row("clean", f"{r['clean_error']:.2%}")
     for name, e in r["errors"].items():
@@ -387,39 +280,30 @@ def cmd_robustness(args):
     table.add_row("[bold]mean corruption error[/]", f"[bold]{r['mean_corruption_error']:.2%}[/]")
     console = _console()
     console.print(table)
-    run = resolve(args.model).parent
-    if args.report and ((run / "config.json").exists() or (run / "metrics.json").exists()):
-        console.print(f"report: {write_report(run)}")
+    if "report" in r:
+        console.print(f"report: {r['report']}")
 
 
 def cmd_calibrate(args):
-    from .checkpoint import read_meta
-    from .data import load
+    from . import api
 
-    calibrate_run(args.model, load(read_meta(args.model)["dataset"], args.data_dir), _console())
-
-
-def _loggers(args, out: Path, cfg) -> list:
-    from .tracking import MLflowLog, TensorBoardLog
-
-    loggers = [MLflowLog(args.mlflow, out, asdict(cfg))] if args.mlflow else []
-    return loggers + ([TensorBoardLog(out, asdict(cfg))] if args.tensorboard else [])
+    api.calibrate(args.model, args.data_dir, quiet=False)
 
 
 def cmd_evaluate(args):
     from rich.table import Table
 
-    from .evaluate import ensemble, evaluate
-    from .report import write_report
-    from .train import pick_device
+    from . import api
 
     console = _console()
+    options = dict(data_dir=args.data_dir, out=args.out, limit=args.limit, device=args.device, tta=args.tta,
+                   report=args.report, force=args.force)
     if args.command == "ensemble":
-        m = ensemble(args.models, args.out, args.data_dir, args.limit, pick_device(args.device), tta=args.tta)
+        m = api.ensemble(args.models, **options)
         for member in m["members"]:
             console.print(f"member {member['checkpoint']}: test accuracy {member['test_accuracy']:.2%}")
     else:
-        m = evaluate(args.model, args.out, args.data_dir, args.limit, pick_device(args.device), tta=args.tta)
+        m = api.evaluate(args.model, **options)
     macro = "n/a" if m["auroc_macro"] is None else f"{m['auroc_macro']:.5f}"  # n/a: no class both seen and unseen
     console.print(f"test accuracy {m['test_accuracy']:.2%}  top-2 {m['top2_accuracy']:.2%}  "
                   f"loss {m['test_loss']:.4f}  AUROC macro {macro} micro {m['auroc_micro']:.5f}  "
@@ -432,16 +316,15 @@ def cmd_evaluate(args):
     console.print(table)
     pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in m["most_confused"][:5])
     console.print(f"most confused: {pairs or 'none'}")
-    out = Path(args.out) if args.out else Path(m["out_dir"])
-    console.print(f"results in {out}/")
+    console.print(f"results in {m['out_dir']}/")
     if args.report:
-        console.print(f"report: {write_report(out)}")
+        console.print(f"report: {Path(m['out_dir']) / 'report.html'}")
 
 
 def cmd_report(args):
-    from .report import write_report
+    from . import api
 
-    print(f"report: {write_report(args.run, args.out)}")
+    print(f"report: {api.report(args.run, args.out)}")
 
 
 def cmd_predict(args):
@@ -476,8 +359,6 @@ def describe(reading: dict) -> str:
 def cmd_serve(args):
     from .serve import Limits, serve
 
-    if not 0 <= args.min_confidence <= 1:
-        raise MnistlabError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     if not 0 < args.body_timeout < float("inf"):
         raise MnistlabError(f"--body-timeout must be a positive number of seconds, got {args.body_timeout}")
     limits = Limits(max_body=args.max_body, max_pixels=args.max_pixels, max_batch=args.max_batch,
@@ -488,18 +369,12 @@ def cmd_serve(args):
 
 
 def cmd_export(args):
-    from .checkpoint import read_meta
-    from .data import load
-    from .export import export
+    from . import api
 
-    data = None
-    if args.check_images > 0:
-        data = load(read_meta(args.model).get("dataset", "mnist"), args.data_dir)
-    out, diff = export(args.model, args.format, args.out, data, args.check_images)
+    out, diff, n = api.export_checked(args.model, args.out, args.format, args.check_images, args.data_dir)
     if diff is None:
         print(f"wrote {out} (not checked against PyTorch)")
     else:
-        n = min(args.check_images, len(data.test_images))
         print(f"wrote {out}: largest difference from PyTorch on {n:,} test images {diff:.1e}")
 
 
@@ -520,52 +395,47 @@ def _runs_table(rows, title):
 
 
 def cmd_runs(args):
-    from .runs import scan, select
+    from . import api
 
-    where = {k: getattr(args, k) for k in ("model", "dataset", "recipe", "name") if getattr(args, k)}
-    rows = select(scan(args.dir), where, args.sort)
+    def warn(message):
+        print(f"mnistlab: warning: {message}", file=sys.stderr)
+
+    rows = api.runs(args.dir, args.sort, warn, model=args.model, dataset=args.dataset, recipe=args.recipe,
+                    name=args.name)
     _console().print(_runs_table(rows, f"{len(rows)} run{'s' * (len(rows) != 1)} in {args.dir}/"))
 
 
 def cmd_compare(args):
-    from .plots import plot_compare, save_figure
-    from .runs import summary
+    from . import api
 
-    rows = []
-    for run in args.runs:
-        if not Path(run).is_dir():
-            raise MnistlabError(f"{run}: no such run folder")
-        rows.append(summary(run))
-    curves = {r["name"]: r["history"] for r in rows if r["history"]}
+    rows, chart = api.compare(args.runs, args.out)
     console = _console()
     console.print(_runs_table(rows, "Runs compared"))
-    if curves:
-        save_figure(plot_compare(curves), args.out)
-        console.print(f"curves: {args.out}")
+    if chart:
+        console.print(f"curves: {chart}")
 
 
 def cmd_import_keras(args):
     from .checkpoint import read_meta
-    from .keras import import_model
+    from . import api
 
-    out = Path(args.out) if args.out else Path("runs") / f"keras-{Path(args.file).stem}"
-    path = import_model(args.file, out, args.weights)
+    path = api.import_keras(args.file, args.weights, args.out, args.force)
     meta = read_meta(path)
     layers = " ".join(s["kind"] for s in meta["model"]["args"]["layers"])
     print(f"imported {args.file}: {meta['model']['params']:,} parameters ({layers}), input x/255 -> {path}")
 
 
 def cmd_models(args):
-    from .models import MODELS, build, count_params, describe
+    from . import api
 
-    for name in MODELS:
-        print(f"{name:10} {count_params(build(name)):>10,} params  {describe(name)}")
+    for name, (params, description) in api.list_models().items():
+        print(f"{name:10} {params:>10,} params  {description}")
 
 
 def cmd_recipes(args):
-    from .recipes import RECIPES
+    from . import api
 
-    for name, recipe in RECIPES.items():
+    for name, recipe in api.list_recipes().items():
         print(f"{name:9} {recipe.summary}")
         print(" " * 10 + "  ".join(f"{k}={json.dumps(v)}" for k, v in recipe.settings.items()))
 
@@ -578,6 +448,9 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args) or 0
+    except ConfigError as e:  # a value outside its option's range: a usage error, like argparse's
+        print(f"mnistlab: error: {e}", file=sys.stderr)
+        return 2
     except MnistlabError as e:
         print(f"mnistlab: error: {e}", file=sys.stderr)
     except ModuleNotFoundError as e:  # an optional part that is not installed

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import urllib.request
@@ -27,6 +28,8 @@ FILES = {
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT"): data is big-endian.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_IDX_BYTES = 1 << 31  # 2 GiB: far above any MNIST-format file
+DOWNLOAD_TIMEOUT = 30  # seconds without an answer before a mirror counts as down
+MAX_IDX_DIMS = 4  # images (N, H, W) and label tables (N, K) need 3 and 2
 # A gzipped IDX file may not claim more than this many times its own size (past 64 MiB): real image
 # files compress about 5:1, while a decompression bomb of zeros compresses about 1000:1.
 MAX_GZIP_RATIO, RATIO_CHECKED_FROM = 100, 64 << 20
@@ -181,10 +184,13 @@ def read_idx(path) -> tuple[np.ndarray, str]:
             zero, type_code, ndim = struct.unpack(">HBB", header)
             if zero != 0 or type_code not in IDX_TYPES or ndim == 0:
                 raise MnistlabError(f"{path.name}: not an IDX file (bad magic number {header.hex()})")
+            if ndim > MAX_IDX_DIMS:
+                raise MnistlabError(f"{path.name}: IDX header declares {ndim} dimensions; MNIST-format files have "
+                                    f"at most {MAX_IDX_DIMS}")
             dims_bytes = _read_exact(f, 4 * ndim, path.name)
             dims = struct.unpack(f">{ndim}I", dims_bytes)
             dtype = np.dtype(IDX_TYPES[type_code])
-            size = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+            size = math.prod(dims) * dtype.itemsize  # Python integers: no overflow, however absurd the header
             if size > MAX_IDX_BYTES:
                 raise MnistlabError(f"{path.name}: IDX header claims {size} bytes of data, refusing")
             packed = path.stat().st_size
@@ -253,14 +259,12 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
-def download(name: str, checksum: Checksum, mirrors, directory: Path, timeout: float = 30.0,
-             progress: bool = True) -> Path:
+def download(name: str, checksum: Checksum, mirrors, directory: Path, progress: bool = True) -> Path:
     """Fetch the IDX file `name`.gz from the first mirror that has it right; see download_file."""
-    return download_file(f"{name}.gz", mirrors, directory, lambda path: verify(path, checksum), timeout, progress)
+    return download_file(f"{name}.gz", mirrors, directory, lambda path: verify(path, checksum), progress=progress)
 
 
-def download_file(filename: str, mirrors, directory: Path, check, timeout: float = 30.0,
-                  progress: bool = True) -> Path:
+def download_file(filename: str, mirrors, directory: Path, check, progress: bool = True) -> Path:
     """Fetch `filename` from each mirror in turn into `directory`; `check(path)` raises MnistlabError
     for a wrong file.
 
@@ -275,7 +279,7 @@ def download_file(filename: str, mirrors, directory: Path, check, timeout: float
         url = mirror.rstrip("/") + f"/{filename}"
         try:
             with atomic_path(target) as tmp:
-                with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(tmp, "wb") as out:
                     total = int(response.headers.get("Content-Length") or 0) or None
                     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                                   TransferSpeedColumn(), transient=True, disable=not progress) as bar:
@@ -363,12 +367,9 @@ def load(name: str = "mnist", data_dir=None, progress: bool = True) -> Data:
         arrays[role] = verify(path, spec.checksums[path.name.removesuffix(".gz")])
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if spec.label_column is not None and labels.ndim == 2:
+        if spec.label_column is not None and labels.ndim == 2 and labels.shape[1] > spec.label_column:
             labels = arrays[f"{split}_labels"] = labels[:, spec.label_column]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise MnistlabError(f"{name}: {split} images {images.shape} do not match labels {labels.shape}")
-        if labels.min() < 0 or labels.max() >= len(spec.classes):
-            raise MnistlabError(f"{name}: {split} labels outside 0..{len(spec.classes) - 1}")
+        check_split(f"{name}: {split}", images, labels, len(spec.classes))
         if spec.transposed:
             arrays[f"{split}_images"] = np.ascontiguousarray(images.transpose(0, 2, 1))
     return Data(
@@ -379,6 +380,23 @@ def load(name: str = "mnist", data_dir=None, progress: bool = True) -> Data:
         test_images=torch.from_numpy(arrays["test_images"].astype(np.uint8)),
         test_labels=torch.from_numpy(arrays["test_labels"].astype(np.int64)),
     )
+
+
+def check_split(what: str, images: np.ndarray, labels: np.ndarray, num_classes: int):
+    """What the rest of mnistlab relies on: some 28x28 images, and as many whole-number labels, each a
+    class index."""
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise MnistlabError(f"{what} images have shape {images.shape}; expected (N, 28, 28)")
+    if images.dtype != np.uint8:
+        raise MnistlabError(f"{what} images are {images.dtype}; expected unsigned bytes (0-255)")
+    if labels.ndim != 1 or len(images) != len(labels):
+        raise MnistlabError(f"{what} images {images.shape} do not match labels {labels.shape}")
+    if len(labels) == 0:
+        raise MnistlabError(f"{what} split has no images")
+    if labels.dtype.kind not in "iu":
+        raise MnistlabError(f"{what} labels are {labels.dtype}; expected whole numbers")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise MnistlabError(f"{what} labels outside 0..{num_classes - 1}")
 
 
 def split_indices(labels: torch.Tensor, val_fraction: float, seed: int, stratify: bool = False):

@@ -2,7 +2,6 @@
 confusion and mistakes."""
 
 import io
-import json
 import time
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from . import checkpoint
 from .calibration import bins_of, ece
 from .data import Data, load
 from .errors import MnistlabError
-from .files import atomic_path, write_text
+from .files import atomic_path
 from .models import logits_of, pixels
 from .plots import plot_confusion, plot_misclassified, plot_reliability, plot_roc, save_figure
+from .runfolder import METRICS, PROBS, write_json
 
 FIGURES = ("confusion_matrix.png", "roc.png", "misclassified.png", "reliability.png")
 
@@ -154,8 +154,8 @@ def write_results(result: dict, probs: np.ndarray, images: torch.Tensor, labels:
     `uncalibrated`: the probabilities before temperature scaling, for the reliability diagram."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result["out_dir"] = str(out_dir)
-    write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
-    with atomic_path(out_dir / "probs.npy") as tmp:
+    write_json(out_dir / METRICS, result)
+    with atomic_path(out_dir / PROBS) as tmp:
         buf = io.BytesIO()
         np.save(buf, probs)
         tmp.write_bytes(buf.getvalue())

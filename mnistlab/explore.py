@@ -1,14 +1,13 @@
 """Looking at a data set before training: shapes, class balance, sample grid, mean images, pixel statistics."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .data import Data
-from .files import write_text
 from .plots import plot_class_counts, plot_grid, plot_pixel_histogram, save_figure
+from .runfolder import DATA, write_json
 
 FIGURES = ("class_counts.png", "samples.png", "mean_images.png", "pixel_histogram.png")
 
@@ -46,7 +45,7 @@ def write_overview(data: Data, out_dir) -> dict:
     """Write data.json and the overview figures into `out_dir`; returns the summary."""
     out_dir = Path(out_dir)
     summary = summarize(data)
-    write_text(out_dir / "data.json", json.dumps(summary, indent=2))
+    write_json(out_dir / DATA, summary)
     classes = data.classes
     save_figure(plot_class_counts(summary["counts"], classes), out_dir / "class_counts.png")
     grid = examples_per_class(data.train_images, data.train_labels, len(classes))

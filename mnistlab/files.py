@@ -5,6 +5,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+# A temporary is named .NAME.RANDOM.PID.mnistlab.tmp: recognisably ours, and with the process that
+# writes it, so that one left by a killed process can be told from one being written right now.
+TEMP_SUFFIX = ".mnistlab.tmp"
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -21,7 +25,7 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{os.getpid()}{TEMP_SUFFIX}")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
     try:
@@ -47,3 +51,28 @@ def write_bytes(path, data: bytes):
 
 def write_text(path, text: str):
     write_bytes(path, text.encode())
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # another user's process (or a pid that cannot be one)
+    return True
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Delete the temporaries in `folder` that a killed process left behind (its pid no longer runs);
+    returns what was removed. Temporaries of live processes, and files not named as ours, stay."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
+        pid = tmp.name.removesuffix(TEMP_SUFFIX).rsplit(".", 1)[-1]
+        if pid.isdigit() and not alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

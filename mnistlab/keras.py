@@ -17,43 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from .errors import MnistlabError
+from .models import Classifier, KerasSequential
+from .runfolder import MODEL
 
 SUPPORTED = ("InputLayer", "Dense", "Conv2D", "MaxPooling2D", "Dropout", "Flatten")
-
-
-class KerasSequential(nn.Module):
-    """A Sequential Keras model imported from its layer list (see mnistlab.keras)."""
-
-    def __init__(self, layers: list | None = None, num_classes: int = 10):
-        super().__init__()
-        self.specs = layers or []
-        self.layers = nn.ModuleList()
-        for spec in self.specs:
-            kind = spec["kind"]
-            if kind == "conv":
-                self.layers.append(nn.Conv2d(spec["in"], spec["out"], spec["kernel"], padding=spec["padding"]))
-            elif kind == "dense":
-                self.layers.append(nn.Linear(spec["in"], spec["out"]))
-            else:
-                self.layers.append(nn.Identity())  # pooling, flatten, dropout: no weights
-        if not self.specs or self.specs[-1].get("out") != num_classes:
-            raise ValueError(f"the last layer must have {num_classes} outputs")
-
-    def forward(self, x):
-        for spec, layer in zip(self.specs, self.layers):
-            if spec["kind"] == "pool":
-                x = F.max_pool2d(x, spec["size"], spec["stride"])
-            elif spec["kind"] == "flatten":
-                x = x.flatten(1)
-            elif spec["kind"] in ("conv", "dense"):
-                x = layer(x)
-                if spec["relu"]:
-                    x = F.relu(x)
-        return x  # logits: a final softmax is left to the consumer, like every mnistlab model
 
 
 def read(path, weights_path=None) -> tuple[dict, dict]:
@@ -192,21 +161,20 @@ def _kernel_and_bias(arrays: list, name: str):
     return arrays
 
 
-def import_model(path, out_dir, weights_path=None, classes=None) -> Path:
+def import_model(path, out_dir, weights_path=None) -> Path:
     """Import a Keras file and write an mnistlab checkpoint `out_dir/model.safetensors`; returns its path."""
     from . import checkpoint
-    from .models import Classifier
 
     config, weights = read(path, weights_path)
     specs, state = convert(config, weights)
-    classes = list(classes or [str(d) for d in range(specs[-1]["out"])])
+    classes = [str(d) for d in range(specs[-1]["out"])]
     net = KerasSequential(specs, len(classes))
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise MnistlabError(f"{path}: weights do not match the architecture ({str(e).splitlines()[0]})") from None
     model = Classifier(net)  # the seeds feed x/255 with no standardisation: mean 0, std 1
-    out = Path(out_dir) / checkpoint.MODEL_FILE
+    out = Path(out_dir) / MODEL
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     meta = checkpoint.model_meta(model, "keras-sequential", {"layers": specs, "num_classes": len(classes)}, classes,
                                  "mnist", seed=None, imported_from=str(path))

@@ -5,10 +5,13 @@ Every network takes images of shape (B, 1, 28, 28) and returns logits (B, num_cl
 (evaluate, predict, serve, export) feeds plain pixels scaled to [0, 1].
 """
 
+import inspect
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import ConfigError, Option
 from .errors import MnistlabError
 
 
@@ -25,8 +28,8 @@ def keras_init(module: nn.Module, kernel: str = "glorot_uniform"):
 
 
 class Dropout(nn.Dropout):
-    """nn.Dropout with the mask drawn by `rand` instead of `bernoulli_`, which is 2.5x slower on CPU
-    (2.3 ms vs 0.9 ms for a 128x1600 batch in torch 2.13); same distribution, same scaling."""
+    """nn.Dropout with the mask drawn by `rand` instead of `bernoulli_`, which is slower on CPU; same
+    distribution, same scaling."""
 
     def forward(self, x):
         if not self.training or self.p == 0:
@@ -147,10 +150,39 @@ class FastCNN(nn.Module):
 
 MODELS = {"fnn": FNN, "cnn-small": CNNSmall, "cnn": CNN, "bn-cnn": BNCNN, "fast-cnn": FastCNN}
 
+class KerasSequential(nn.Module):
+    """A Sequential Keras model imported from its layer list (see mnistlab.keras)."""
+
+    def __init__(self, layers: list | None = None, num_classes: int = 10):
+        super().__init__()
+        self.specs = layers or []
+        self.layers = nn.ModuleList()
+        for spec in self.specs:
+            kind = spec["kind"]
+            if kind == "conv":
+                self.layers.append(nn.Conv2d(spec["in"], spec["out"], spec["kernel"], padding=spec["padding"]))
+            elif kind == "dense":
+                self.layers.append(nn.Linear(spec["in"], spec["out"]))
+            else:
+                self.layers.append(nn.Identity())  # pooling, flatten, dropout: no weights
+        if not self.specs or self.specs[-1].get("out") != num_classes:
+            raise ValueError(f"the last layer must have {num_classes} outputs")
+
+    def forward(self, x):
+        for spec, layer in zip(self.specs, self.layers):
+            if spec["kind"] == "pool":
+                x = F.max_pool2d(x, spec["size"], spec["stride"])
+            elif spec["kind"] == "flatten":
+                x = x.flatten(1)
+            elif spec["kind"] in ("conv", "dense"):
+                x = layer(x)
+                if spec["relu"]:
+                    x = F.relu(x)
+        return x  # logits: a final softmax is left to the consumer, like every mnistlab model
+
+
 # Architectures that checkpoints can hold but `mnistlab train` does not build: models brought in by
 # `mnistlab import-keras` (their layer list is their architecture argument).
-from .keras import KerasSequential  # noqa: E402
-
 IMPORTED = {"keras-sequential": KerasSequential}
 
 
@@ -170,6 +202,28 @@ class Classifier(nn.Module):
         if self.mean != 0.0 or self.std != 1.0:
             x = (x - self.mean) / self.std
         return self.net(x)
+
+
+# Architecture arguments a user may set (--model-arg), declared once with their ranges. num_classes is
+# not among them: it comes from the data set.
+ARGS = {
+    "width": Option("channels of the first block, doubled per block", int, 1, 1024),
+    "hidden": Option("units of the hidden dense layer", int, 1, 1 << 16),
+    "dropout": Option("dropout probability", float, 0, 1, max_open=True),
+}
+
+
+def check_args(name: str, args: dict):
+    """Refuse an unknown model, an argument its class does not take, or a value outside ARGS's range."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    takes = [p for p in inspect.signature(MODELS[name]).parameters if p in ARGS]
+    for key, value in args.items():
+        if key == "num_classes":
+            raise ConfigError("num_classes comes from the data set's classes; it is not a model argument")
+        if key not in takes:
+            raise ConfigError(f"model {name!r} has no argument {key!r}; it takes {', '.join(takes) or 'none'}")
+        ARGS[key].check(f"model argument {key}", value)
 
 
 def build(name: str, args: dict | None = None, mean: float = 0.0, std: float = 1.0) -> Classifier:
@@ -197,17 +251,19 @@ def pixels(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255)
 
 
+CHUNK = 128  # images per forward pass: small enough for the activations to stay in the CPU's caches
+
+
 @torch.inference_mode()
-def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, bf16: bool = False) -> torch.Tensor:
+def logits_of(model: nn.Module, x: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     """Run `model` in eval mode over x (N, 1, 28, 28); returns float32 logits (N, num_classes).
 
-    Work goes in chunks of at most 128 images in channels_last layout, whatever `batch_size` a caller
-    asks for: on a 2-core CPU that runs cnn-small at 42,000 images/s, against 4,700 for one NCHW batch
-    of 1,000 (whose activations overflow the caches). `bf16` runs under bfloat16 autocast (about 1.5x
-    faster again on CPUs with AVX512-BF16; probabilities then differ by up to about 1%)."""
+    Work goes in chunks of CHUNK images in channels_last layout: one NCHW batch of 1,000 overflows the
+    caches and runs several times slower. `bf16` runs under bfloat16 autocast (probabilities then
+    differ by up to about 1%)."""
     was_training = model.training
     model.eval()
-    chunk = min(batch_size, 128)
+    chunk = CHUNK
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = [model(x[i:i + chunk].contiguous(memory_format=torch.channels_last)).float()
                for i in range(0, len(x), chunk)]

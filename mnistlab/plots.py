@@ -1,10 +1,13 @@
 """Figures: every chart mnistlab draws, as functions from numbers to a matplotlib Figure."""
 
 import io
+import os
+import sys
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only, no screen needed
+if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")  # files only, no screen needed (a notebook keeps its inline backend)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -18,6 +21,12 @@ def save_figure(fig, path, dpi: int = 110):
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     write_bytes(path, buf.getvalue())
+
+
+def detached(fig):
+    """A figure for a caller to show (a notebook displays it once) rather than for pyplot to keep."""
+    plt.close(fig)
+    return fig
 
 
 def plot_curves(history: list[dict]):

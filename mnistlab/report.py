@@ -8,7 +8,8 @@ from pathlib import Path
 from . import checkpoint
 from .errors import MnistlabError
 from .files import write_text
-from .train import best_epoch
+from .runfolder import AUGMENTED, CONFIG, CURVES, DATA, METRICS, MODEL, REPORT, ROBUSTNESS, best_epoch, open_folder, \
+    read_dict, read_history, train_seconds
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; max-width: 1040px;
@@ -27,15 +28,6 @@ img { max-width: 100%; height: auto; display: block; margin: .6em 0; }
 .note { color: #666; font-size: .85em; }
 code { background: #f3f3f3; padding: 0 .3em; border-radius: 3px; }
 """
-
-
-def _read_json(path: Path):
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, OSError) as e:
-        raise MnistlabError(f"{path}: unreadable ({e}); re-run the command that wrote it") from None
 
 
 def _img(path: Path, alt: str) -> str:
@@ -58,51 +50,63 @@ def _card(value: str, label: str) -> str:
 
 
 def build(run_dir) -> str:
-    """The report's HTML for a run folder (or any folder holding evaluation results)."""
+    """The report's HTML for a run folder (or any folder holding evaluation results), section by section."""
     run = Path(run_dir)
     if not run.is_dir():
         raise MnistlabError(f"{run}: no such run folder")
-    config = _read_json(run / "config.json")
-    history = _read_json(run / "history.json")
-    metrics = _read_json(run / "metrics.json")
-    data = _read_json(run / "data.json")
-    meta = checkpoint.read_meta(run) if (run / checkpoint.MODEL_FILE).exists() else None
-    if not any((config, history, metrics, meta)):
+    r = dict(run=run, config=read_dict(run / CONFIG), history=read_history(run), metrics=read_dict(run / METRICS),
+             data=read_dict(run / DATA), robust=read_dict(run / ROBUSTNESS),
+             meta=checkpoint.read_meta(run) if (run / MODEL).exists() else None)
+    if not any((r["config"], r["history"], r["metrics"], r["meta"])):
         raise MnistlabError(f"{run}: nothing to report (no config, history, metrics or model)")
+    sections = (_header, _data_section, _config_section, _training_section, _evaluation_section, _robustness_section)
+    try:
+        parts = [html for section in sections for html in section(**r)]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise MnistlabError(f"{run}: malformed results, cannot report them ({type(e).__name__}: {e})") from None
+    parts.append('<p class="note">Made by mnistlab. Figures are embedded; this file needs no network.</p>')
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>mnistlab: {escape(run.resolve().name)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(p for p in parts if p) + "</body></html>")
 
+
+def _header(run, config, history, metrics, meta, **_) -> list[str]:
     model = (meta or {}).get("model") or (metrics or {}).get("model") or {"name": (config or {}).get("model", "?")}
     dataset = (meta or {}).get("dataset") or (config or {}).get("dataset", "?")
     parts = [f"<h1>mnistlab run: {escape(run.resolve().name)}</h1>",
              f'<p class="sub">{escape(model["name"])} on {escape(dataset)}'
              + (f', created {escape(meta["created"])}' if meta else "") + "</p>"]
-
     cards = []
     if metrics:
         cards += [_card(f"{metrics['test_accuracy']:.2%}", f"test accuracy ({metrics['n']:,} images)"),
                   _card(f"{metrics['test_loss']:.4f}", "test loss"),
                   _card(f"{metrics['misclassified']:,}", "misclassified")]
-    best = best_epoch(history) if history else None
     if history:
+        best = best_epoch(history)
         cards += [_card(f"{best['val_accuracy']:.2%}", f"validation accuracy (epoch {best['epoch']})"),
-                  _card(f"{sum(r['seconds'] for r in history):.1f} s",
-                        f"training, {len(history)} epoch{'s' * (len(history) > 1)}")]
+                  _card(f"{train_seconds(history):.1f} s", f"training, {len(history)} epoch{'s' * (len(history) > 1)}")]
     if "params" in model:
         cards.append(_card(f"{model['params']:,}", "parameters"))
-    parts.append('<div class="cards">' + "".join(cards) + "</div>")
+    return parts + ['<div class="cards">' + "".join(cards) + "</div>"]
 
-    if data:
-        counts = data["counts"]
-        px = data["pixels"]
-        parts += ["<h2>Data</h2>",
-                  f"<p>Training images {data['shapes']['train_images']}, test images {data['shapes']['test_images']}, "
-                  f"dtype {escape(data['dtypes']['images'])}. Pixels (scaled to [0, 1]): mean {px['mean']:.4f}, "
-                  f"std {px['std']:.4f}; {px['fraction_zero']:.1%} of pixels are 0.</p>",
-                  _table(["class", "train", "test"],
-                         [[c, counts["train"][i], counts["test"][i]] for i, c in enumerate(data["classes"])]),
-                  _img(run / "class_counts.png", "images per class"), _img(run / "samples.png", "sample grid"),
-                  _img(run / "mean_images.png", "mean image per class"),
-                  _img(run / "pixel_histogram.png", "pixel histogram")]
 
+def _data_section(run, data, **_) -> list[str]:
+    if not data:
+        return []
+    counts, px = data["counts"], data["pixels"]
+    return ["<h2>Data</h2>",
+            f"<p>Training images {data['shapes']['train_images']}, test images {data['shapes']['test_images']}, "
+            f"dtype {escape(data['dtypes']['images'])}. Pixels (scaled to [0, 1]): mean {px['mean']:.4f}, "
+            f"std {px['std']:.4f}; {px['fraction_zero']:.1%} of pixels are 0.</p>",
+            _table(["class", "train", "test"],
+                   [[c, counts["train"][i], counts["test"][i]] for i, c in enumerate(data["classes"])]),
+            _img(run / "class_counts.png", "images per class"), _img(run / "samples.png", "sample grid"),
+            _img(run / "mean_images.png", "mean image per class"),
+            _img(run / "pixel_histogram.png", "pixel histogram")]
+
+
+def _config_section(config, meta, **_) -> list[str]:
+    parts = []
     if config:
         parts += ["<h2>Configuration</h2>",
                   _table(["setting", "value"], [[k, json.dumps(v)] for k, v in config.items()])]
@@ -110,78 +114,85 @@ def build(run_dir) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
         parts.append(f'<p class="note">Input standardisation mean {meta["input"]["mean"]:.4f}, '
                      f'std {meta["input"]["std"]:.4f}. Versions: {escape(versions)}.</p>')
+    return parts
 
-    if history:
-        parts += ["<h2>Training</h2>", _img(run / "curves.png", "accuracy and loss curves"),
-                  _img(run / "augmented.png", "augmented training images"),
-                  _table(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
-                         [[r["epoch"], f"{r['loss']:.4f}", f"{r['accuracy']:.4f}", f"{r['val_loss']:.4f}",
-                           f"{r['val_accuracy']:.4f}", f"{r['seconds']:.1f}"] for r in history],
-                         ["best" if r["epoch"] == best["epoch"] else "" for r in history]),
-                  '<p class="note">Highlighted: the epoch with the highest validation accuracy (then lowest '
-                  "loss), whose weights are kept. The test set plays no part in training or model selection.</p>"]
 
-    if metrics:
-        report = metrics["classification_report"]
-        names = list(metrics["auroc"])
-        rows = [[n, f"{report[n]['precision']:.4f}", f"{report[n]['recall']:.4f}", f"{report[n]['f1-score']:.4f}",
-                 f"{report[n]['support']:,.0f}", "n/a" if metrics["auroc"][n] is None else f"{metrics['auroc'][n]:.5f}"]
-                for n in names]
-        rows += [[avg, f"{report[avg]['precision']:.4f}", f"{report[avg]['recall']:.4f}",
-                  f"{report[avg]['f1-score']:.4f}", f"{report[avg]['support']:,.0f}", ""]
-                 for avg in ("macro avg", "weighted avg")]
-        parts.append("<h2>Evaluation on the test set</h2>")
-        if metrics.get("members"):
-            parts += [f"<p>The mean of {len(metrics['members'])} models' class probabilities"
-                      + (", each averaged over one-pixel shifts of the image (test-time augmentation)"
-                         if metrics.get("tta") else "") + ".</p>",
-                      _table(["member", "model", "test accuracy"],
-                             [[m["checkpoint"], m["model"], f"{m['test_accuracy']:.2%}"] for m in metrics["members"]])]
-        parts += [_table(["metric", "value"], [
-                      ["accuracy", f"{metrics['test_accuracy']:.2%}"],
-                      ["top-2 accuracy", f"{metrics['top2_accuracy']:.2%}"],
-                      ["loss (cross-entropy)", f"{metrics['test_loss']:.5f}"],
-                      ["AUROC, macro", "n/a" if metrics["auroc_macro"] is None else f"{metrics['auroc_macro']:.6f}"],
-                      ["AUROC, micro", f"{metrics['auroc_micro']:.6f}"]]),
-                  "<h3>Classification report</h3>",
-                  _table(["class", "precision", "recall", "F1", "support", "AUROC"], rows),
-                  "<h3>Confusion matrix and ROC curves</h3>",
-                  '<div class="row">' + _img(run / "confusion_matrix.png", "confusion matrix")
-                  + _img(run / "roc.png", "ROC curves") + "</div>",
-                  "<h3>Most confused pairs</h3>",
-                  _table(["true", "predicted as", "count"],
-                         [[p["true"], p["predicted"], p["count"]] for p in metrics["most_confused"]]),
-                  "<h3>Mistakes</h3>", _img(run / "misclassified.png", "misclassified test images")]
-        calibration = metrics.get("calibration") or {}
-        if calibration:
-            rows = [["expected calibration error (15 bins)", f"{calibration['ece']:.3%}"]]
-            if "ece_uncalibrated" in calibration:
-                rows = [["temperature (fitted on the validation split)", f"{calibration['temperature']:.4f}"],
-                        ["ECE before temperature scaling", f"{calibration['ece_uncalibrated']:.3%}"],
-                        ["ECE after", f"{calibration['ece']:.3%}"],
-                        ["loss before temperature scaling", f"{calibration['loss_uncalibrated']:.5f}"],
-                        ["loss after", f"{metrics['test_loss']:.5f}"]]
-            parts += ["<h3>Calibration</h3>", _table(["", "test set"], rows),
-                      _img(run / "reliability.png", "reliability diagram")]
-    robust = _read_json(run / "robustness.json")
-    if robust:
-        rows = [["clean", f"{robust['clean_error']:.2%}", ""]]
-        rows += [[name.replace("_", " "), f"{e:.2%}", robust["severity"].get(name, "")]
-                 for name, e in robust["errors"].items()]
-        rows.append(["mean corruption error", f"{robust['mean_corruption_error']:.2%}", ""])
-        parts += ["<h2>Robustness: MNIST-C corruptions</h2>",
-                  f"<p>Test error on the first {robust['n']:,} test images, clean and under each of MNIST-C's 15 "
-                  f"corruptions (seed {robust['seed']}).</p>",
-                  _table(["corruption", "test error", "what it does"], rows),
-                  _img(run / "robustness.png", "test error per corruption"),
-                  _img(run / "corruptions.png", "test digits under each corruption")]
-    parts.append('<p class="note">Made by mnistlab. Figures are embedded; this file needs no network.</p>')
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>mnistlab: {escape(run.resolve().name)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(p for p in parts if p) + "</body></html>")
+def _training_section(run, history, **_) -> list[str]:
+    if not history:
+        return []
+    best = best_epoch(history)
+    return ["<h2>Training</h2>", _img(run / CURVES, "accuracy and loss curves"),
+            _img(run / AUGMENTED, "augmented training images"),
+            _table(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
+                   [[r["epoch"], f"{r['loss']:.4f}", f"{r['accuracy']:.4f}", f"{r['val_loss']:.4f}",
+                     f"{r['val_accuracy']:.4f}", f"{r['seconds']:.1f}"] for r in history],
+                   ["best" if r["epoch"] == best["epoch"] else "" for r in history]),
+            '<p class="note">Highlighted: the epoch with the highest validation accuracy (then lowest '
+            "loss), whose weights are kept. The test set plays no part in training or model selection.</p>"]
+
+
+def _evaluation_section(run, metrics, **_) -> list[str]:
+    if not metrics:
+        return []
+    report = metrics["classification_report"]
+    rows = [[n, f"{report[n]['precision']:.4f}", f"{report[n]['recall']:.4f}", f"{report[n]['f1-score']:.4f}",
+             f"{report[n]['support']:,.0f}", "n/a" if metrics["auroc"][n] is None else f"{metrics['auroc'][n]:.5f}"]
+            for n in metrics["auroc"]]
+    rows += [[avg, f"{report[avg]['precision']:.4f}", f"{report[avg]['recall']:.4f}",
+              f"{report[avg]['f1-score']:.4f}", f"{report[avg]['support']:,.0f}", ""]
+             for avg in ("macro avg", "weighted avg")]
+    parts = ["<h2>Evaluation on the test set</h2>"]
+    if metrics.get("members"):
+        parts += [f"<p>The mean of {len(metrics['members'])} models' class probabilities"
+                  + (", each averaged over one-pixel shifts of the image (test-time augmentation)"
+                     if metrics.get("tta") else "") + ".</p>",
+                  _table(["member", "model", "test accuracy"],
+                         [[m["checkpoint"], m["model"], f"{m['test_accuracy']:.2%}"] for m in metrics["members"]])]
+    parts += [_table(["metric", "value"], [
+                  ["accuracy", f"{metrics['test_accuracy']:.2%}"],
+                  ["top-2 accuracy", f"{metrics['top2_accuracy']:.2%}"],
+                  ["loss (cross-entropy)", f"{metrics['test_loss']:.5f}"],
+                  ["AUROC, macro", "n/a" if metrics["auroc_macro"] is None else f"{metrics['auroc_macro']:.6f}"],
+                  ["AUROC, micro", f"{metrics['auroc_micro']:.6f}"]]),
+              "<h3>Classification report</h3>",
+              _table(["class", "precision", "recall", "F1", "support", "AUROC"], rows),
+              "<h3>Confusion matrix and ROC curves</h3>",
+              '<div class="row">' + _img(run / "confusion_matrix.png", "confusion matrix")
+              + _img(run / "roc.png", "ROC curves") + "</div>",
+              "<h3>Most confused pairs</h3>",
+              _table(["true", "predicted as", "count"],
+                     [[p["true"], p["predicted"], p["count"]] for p in metrics["most_confused"]]),
+              "<h3>Mistakes</h3>", _img(run / "misclassified.png", "misclassified test images")]
+    calibration = metrics.get("calibration") or {}
+    if calibration:
+        rows = [["expected calibration error (15 bins)", f"{calibration['ece']:.3%}"]]
+        if "ece_uncalibrated" in calibration:
+            rows = [["temperature (fitted on the validation split)", f"{calibration['temperature']:.4f}"],
+                    ["ECE before temperature scaling", f"{calibration['ece_uncalibrated']:.3%}"],
+                    ["ECE after", f"{calibration['ece']:.3%}"],
+                    ["loss before temperature scaling", f"{calibration['loss_uncalibrated']:.5f}"],
+                    ["loss after", f"{metrics['test_loss']:.5f}"]]
+        parts += ["<h3>Calibration</h3>", _table(["", "test set"], rows),
+                  _img(run / "reliability.png", "reliability diagram")]
+    return parts
+
+
+def _robustness_section(run, robust, **_) -> list[str]:
+    if not robust:
+        return []
+    rows = [["clean", f"{robust['clean_error']:.2%}", ""]]
+    rows += [[name.replace("_", " "), f"{e:.2%}", robust["severity"].get(name, "")]
+             for name, e in robust["errors"].items()]
+    rows.append(["mean corruption error", f"{robust['mean_corruption_error']:.2%}", ""])
+    return ["<h2>Robustness: MNIST-C corruptions</h2>",
+            f"<p>Test error on the first {robust['n']:,} test images, clean and under each of MNIST-C's 15 "
+            f"corruptions (seed {robust['seed']}).</p>",
+            _table(["corruption", "test error", "what it does"], rows),
+            _img(run / "robustness.png", "test error per corruption"),
+            _img(run / "corruptions.png", "test digits under each corruption")]
 
 
 def write_report(run_dir, out=None) -> Path:
-    out = Path(out) if out else Path(run_dir) / "report.html"
+    out = Path(out) if out else open_folder(run_dir) / REPORT
     write_text(out, build(run_dir))
     return out

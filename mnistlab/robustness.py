@@ -2,8 +2,6 @@
 its clean error, and the mean corruption error. Writes robustness.json, robustness.png and
 corruptions.png into the run folder; the report shows them."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,12 +11,13 @@ from .corruptions import CORRUPTIONS, SEVERITY, corrupt
 from .data import Data
 from .errors import MnistlabError
 from .evaluate import predict_probs
-from .files import write_text
 from .plots import plot_grid, plot_robustness, save_figure
+from .runfolder import ROBUSTNESS, write_json
 
 
-def robustness(model_path, data: Data, seed: int = 0, limit: int | None = None, out_dir=None) -> dict:
-    """Test error of a run's model on the clean test set and under each corruption."""
+def robustness(model_path, data: Data, seed: int = 0, limit: int | None = None) -> dict:
+    """Test error of a run's model on the clean test set and under each corruption; the results go
+    beside its checkpoint."""
     if limit is not None and limit < 1:
         raise MnistlabError("--limit must be at least 1")
     model, meta = checkpoint.load_model(model_path)
@@ -44,8 +43,8 @@ def robustness(model_path, data: Data, seed: int = 0, limit: int | None = None, 
         "mean_corruption_error": float(np.mean(list(errors.values()))),
         "severity": SEVERITY,
     }
-    out = Path(out_dir) if out_dir else checkpoint.resolve(model_path).parent
-    write_text(out / "robustness.json", json.dumps(result, indent=2))
+    out = checkpoint.resolve(model_path).parent
+    write_json(out / ROBUSTNESS, result)
     save_figure(plot_robustness(result), out / "robustness.png")
     grid = plot_grid(np.stack(samples), ["clean"] + list(CORRUPTIONS), "The first test digits under each corruption")
     save_figure(grid, out / "corruptions.png")

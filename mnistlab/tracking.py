@@ -69,7 +69,9 @@ class MLflowLog:
     def finish(self, metrics: dict | None):
         for key, value in _scalars(metrics or {}).items():
             self.client.log_metric(self.run_id, key, value)
-        for name in ("metrics.json", "report.html", "curves.png", "confusion_matrix.png"):
+        from .runfolder import CURVES, METRICS, REPORT
+
+        for name in (METRICS, REPORT, CURVES, "confusion_matrix.png"):
             if (self.run_dir / name).exists():
                 self.client.log_artifact(self.run_id, str(self.run_dir / name))
         self.client.set_terminated(self.run_id)

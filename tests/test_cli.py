@@ -76,14 +76,15 @@ def errors(tmp_path, trained_run, mnist_dir):
         "unknown data set": (["explore", "--dataset", "cifar10"], "unknown data set 'cifar10'"),
         "undecodable image": (["predict", str(trained_run), str(tmp_path / "notes.txt")], "cannot decode image"),
         "missing image": (["predict", str(trained_run), str(tmp_path / "none.png")], "no such file or folder"),
-        "bad option": (["train", "--epochs", "many"], "invalid int value"),
+        "bad option": (["train", "--epochs", "many"], "argument --epochs: must be a whole number"),
         "bad limit": (["evaluate", str(trained_run), "--limit", "0"], "at least 1"),
         "unknown command": (["fly"], "invalid choice"),
         "resume nothing": (["train", "--resume", "--out", str(tmp_path / "norun")], "nothing to resume"),
         "bad model arg": (["train", "--model-arg", "width", "--data-dir", str(mnist_dir)], "expected KEY=VALUE"),
         "unknown device": (["evaluate", str(trained_run), "--device", "banana"], "unknown device 'banana'"),
         "unknown recipe": (["train", "--recipe", "fastest", "--data-dir", str(mnist_dir)], "unknown recipe"),
-        "bad target": (["train", "--target-accuracy", "99", "--data-dir", str(mnist_dir)], "target accuracy"),
+        "bad target": (["train", "--target-accuracy", "99", "--data-dir", str(mnist_dir)],
+                       "argument --target-accuracy: must be a finite number above 0 and at most 1"),
         "lone ensemble": (["ensemble", str(trained_run), "--data-dir", str(mnist_dir)], "at least two models"),
     }
 

@@ -74,4 +74,4 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
         export(tmp_path, "onnx", data=None, check_images=10)
     with pytest.raises(SystemExit):
         main(["export", str(tmp_path), "--check-images", "-1"])
-    assert "expected 0 or more" in capsys.readouterr().err
+    assert "must be a whole number at least 0, got -1" in capsys.readouterr().err

@@ -41,7 +41,7 @@ def test_unknown_model_and_bad_arguments():
 def test_logits_of_batches_and_restores_mode():
     model = models.build("bn-cnn").train()
     x = torch.rand(2500, 1, 28, 28)
-    out = models.logits_of(model, x, batch_size=1000)
+    out = models.logits_of(model, x)
     assert out.shape == (2500, 10) and model.training
     model.eval()
     assert torch.allclose(out[:10], model(x[:10]), atol=1e-5)

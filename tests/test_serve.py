@@ -466,8 +466,9 @@ def test_serve_options_are_checked(run, capsys):
     with pytest.raises(SystemExit) as e:  # argparse's own one-line error
         main(["serve", str(run), "--port", "70000"])
     assert e.value.code == 2 and "expected a port from 1 to 65535" in capsys.readouterr().err
-    assert main(["serve", str(run), "--min-confidence", "2"]) == 1
-    assert "--min-confidence must be between 0 and 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["serve", str(run), "--min-confidence", "2"])
+    assert e.value.code == 2 and "--min-confidence" in (err := capsys.readouterr().err) and "at most 1" in err
 
 
 def test_serve_command_refuses_a_bad_model(tmp_path):

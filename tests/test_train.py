@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import signal
 
 import pytest
@@ -185,3 +186,22 @@ def test_ctrl_c_waits_for_the_step_then_a_second_one_stops_at_once():
             os.kill(os.getpid(), signal.SIGINT)
     with Interrupt(enabled=False) as interrupt:  # under torchrun: Ctrl-C is left alone
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_without_a_terminal_training_prints_plain_lines_and_a_heartbeat(mnist, tmp_path, monkeypatch):
+    """A log file, CI or nohup: no bar and no escape codes; a progress line at least every HEARTBEAT
+    seconds within an epoch (here 0: after every step), then the epoch's line."""
+    import importlib
+    import io
+
+    from rich.console import Console
+
+    training = importlib.import_module("mnistlab.train")  # the module (mnistlab.train is also the API's function)
+    monkeypatch.setattr(training, "HEARTBEAT", 0.0)
+    out = io.StringIO()
+    train(TrainConfig(**{**QUICK, "epochs": 1, "train_limit": 640}), tmp_path, data=mnist, console=Console(file=out, width=200))
+    lines = out.getvalue().splitlines()
+    assert "\x1b" not in out.getvalue()
+    beats = [line for line in lines if re.fullmatch(r"Epoch 1/1  \d+/10  \d+s  loss \d\.\d{4}  accuracy \d\.\d{4}", line)]
+    assert len(beats) >= 9 and beats[0].startswith("Epoch 1/1  1/10")
+    assert re.fullmatch(r"Epoch 1/1  10/10  \d+\.\ds  loss .*  val_accuracy \d\.\d{4}  best", lines[-1])
