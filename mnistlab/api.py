@@ -158,32 +158,28 @@ class Model:
         in [0, 1]."""
         return self.runtime.probabilities(_digits(images))
 
-    def predict(self, images):
+    def predict(self, images, single: bool = False, min_confidence: float | None = None):
         """For an image file or a PIL image: what `mnistlab predict` reads in it, a dict with "text" (the
-        digits read), "status", "confidence" and "digits". For a list of those: a list of such dicts.
-        For an array or tensor of 28x28 images: the class names, one per image (one str for one image)."""
+        digits read), "status" ("ok", "no_digit" or "unsure"), "confidence" and "digits" (each with its
+        "box" in the image's pixels). For a list of those: a list of such dicts. `single` and
+        `min_confidence` as in `mnistlab predict`. For an array or tensor of 28x28 images: the class
+        names, one per image (one str for one image)."""
+        from .predict import MIN_CONFIDENCE
+
+        options = dict(single=single, min_confidence=MIN_CONFIDENCE if min_confidence is None else min_confidence)
         if _is_image(images):
-            return self._read(images)
+            return self._read(images, **options)
         if isinstance(images, (list, tuple)) and images and all(_is_image(i) for i in images):
-            return [self._read(i) for i in images]
+            return [self._read(i, **options) for i in images]
         single = _ndim(images) == 2
         names = [self.classes[i] for i in self.probabilities(images).argmax(1)]
         return names[0] if single else names
 
-    def _read(self, image) -> dict:
-        from . import predict
+    def _read(self, image, **options) -> dict:
+        from . import locate, predict
 
-        if hasattr(predict, "read"):  # the photo reader: several digits per image
-            return predict.read(self.runtime, image)
-        from PIL import Image
-
-        picture = image if isinstance(image, Image.Image) else predict.open_image(image)
-        digit = predict.to_mnist(picture)
-        if digit is None:
-            return {"text": "", "status": "blank", "confidence": None, "digits": []}
-        top = predict.classify(self.runtime, [digit], 3)[0]
-        return {"text": top[0]["class"], "status": "ok", "confidence": top[0]["probability"],
-                "digits": [{"class": top[0]["class"], "probability": top[0]["probability"], "top": top}]}
+        picture = image if not isinstance(image, (str, Path)) else predict.open_image(image, size=locate.WORK_SIZE)
+        return predict.read(self.runtime, picture, **options)
 
 
 def _is_image(x) -> bool:

@@ -140,8 +140,9 @@ class TrainConfig:
                           "the images", min=0, max=1)
     noise: float = option(0.0, "augmentation: salt-and-pepper noise on up to this fraction of pixels, on a random "
                           "half", min=0, max=1, max_open=True)
-    precision: str = option("fp32", "fp32, or bf16 (autocast; faster on CPUs with AVX512-BF16 or AMX)",
-                            choices=("fp32", "bf16"))
+    precision: str = option("fp32", "fp32; bf16 (autocast: faster on CPUs with AVX512-BF16 or AMX, about 10x "
+                            "slower on those without); or auto: bf16 where the CPU runs it natively, else fp32",
+                            choices=("fp32", "bf16", "auto"))
     target_accuracy: float | None = option(None, "stop once the validation accuracy reaches this (e.g. 0.99) and "
                                            "report the time taken", min=0, min_open=True, max=1)
     val_fraction: float = option(0.1, "fraction of the training set held out for validation", min=0, max=1,

@@ -60,6 +60,11 @@ def run(config: TrainConfig | None = None, out=None, data=None, data_dir=None, r
             cfg = resumed_config(out, cfg.epochs, cfg.device)
         say("config: " + "  ".join(f"{k}={v}" for k, v in asdict(cfg).items()))
         say(f"run folder: {out}" + (f" ({workers} processes)" if workers > 1 else ""))
+        if cfg.precision == "auto":
+            from .train import pick_device, precision
+
+            chosen, why = precision("auto", pick_device(cfg.device))
+            say(f"precision: {chosen} ({why})")
         loggers = list(loggers) + (_trackers(mlflow, tensorboard, out, cfg) if main else [])  # before the data:
         data = _data(cfg.dataset, data, data_dir, console)  # a bad tracking URI fails at once
         if not resume and main:

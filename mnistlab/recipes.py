@@ -28,18 +28,18 @@ RECIPES = {
         "99.5% within a minute: fast-cnn at width 32, light augmentation, EMA, bf16, 7 one-cycle epochs",
         dict(model="fast-cnn", model_args={"width": 32}, epochs=7, batch_size=64, optimizer="sgd", lr=0.2,
              weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1, ema=0.999,
-             rotate=8, scale=0.08, translate=2, precision="bf16"),
+             rotate=8, scale=0.08, translate=2, precision="auto"),
     ),
     "robust": Recipe(
         "balanced, plus random light (brighter and foggy pages) and salt-and-pepper noise: for real-world input",
         dict(model="fast-cnn", model_args={"width": 32}, epochs=7, batch_size=64, optimizer="sgd", lr=0.2,
              weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1, ema=0.999,
-             rotate=8, scale=0.08, translate=2, light=0.8, noise=0.2, precision="bf16"),
+             rotate=8, scale=0.08, translate=2, light=0.8, noise=0.2, precision="auto"),
     ),
     "best": Recipe(
         "the most accurate single model: bn-cnn, affine and elastic augmentation, EMA, bf16, 30 epochs",
         dict(model="bn-cnn", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
-             schedule="onecycle", warmup=0.15, label_smoothing=0.1, ema=0.999, precision="bf16",
+             schedule="onecycle", warmup=0.15, label_smoothing=0.1, ema=0.999, precision="auto",
              rotate=10, scale=0.1, shear=5, translate=2, elastic=1.0),
     ),
 }
