@@ -83,3 +83,32 @@ def test_drawn_digits_are_read_and_clear_shows_no_digit(page, mnist):
     expect(page.locator("#prediction")).to_have_text("no digit")
     assert page.locator("#confidence").inner_text() == "Nothing drawn yet."
     page.screenshot(path=str(ARTIFACTS / "drawing-page-cleared.png"))
+
+
+def test_a_photo_uploaded_on_the_page_is_read_with_boxes(page, mnist, tmp_path):
+    """Upload mode: a phone-style photo of a written number is read, and a box with its digit is
+    drawn over each digit found."""
+    from test_locate import photo
+
+    chosen = (40, 41, 42)
+    (tmp_path / "number.jpg").write_bytes(photo([mnist.test_images[i].numpy() for i in chosen], height=120))
+    expect = sync_api.expect
+    page.click("#mode-photo")
+    expect(page.locator("#photo-file")).to_be_visible()
+    assert page.get_attribute("#photo-file", "capture") == "environment"  # a phone opens its camera
+    with page.expect_response(lambda r: "/v1/predict" in r.url):
+        page.set_input_files("#photo-file", str(tmp_path / "number.jpg"))
+    text = "".join(str(int(mnist.test_labels[i])) for i in chosen)
+    expect(page.locator("#prediction")).to_have_text(text)
+    labels = page.eval_on_selector_all("#photo-view .box span", "spans => spans.map(s => s.textContent)")
+    assert [label.split()[0] for label in labels] == list(text)
+    inside = page.evaluate("""() => { const v = document.getElementById('photo-view').getBoundingClientRect();
+        return Array.from(document.querySelectorAll('#photo-view .box')).every(b => {
+            const r = b.getBoundingClientRect();
+            return r.left >= v.left && r.right <= v.right + 1 && r.top >= v.top && r.bottom <= v.bottom + 1; }); }""")
+    assert inside
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "drawing-page-photo.png"))
+    page.click("#clear")
+    expect(page.locator("#prediction")).to_have_text("no digit")
+    page.click("#mode-draw")
