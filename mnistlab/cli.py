@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--single", action="store_true", help="each image holds one digit: read only the largest mark")
-    p.add_argument("--min-confidence", type=_probability, default=0.7,
-                   help="a digit read with a lower probability makes the reading 'unsure' (default: 0.7)")
+    p.add_argument("--min-confidence", type=_probability, default=0.9,
+                   help="a digit read with a lower probability makes the reading 'unsure' (default: 0.9)")
     p.add_argument("--top", type=_positive, default=3, help="alternatives per digit in --json (default: 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--debug", metavar="DIR", help="write per image the boxes found and rejected, and the 28x28 "
@@ -175,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most pixels in one request's images together, checked before decoding (default: 2x4096x4096)")
     p.add_argument("--body-timeout", type=float, default=30.0,
                    help="seconds for a request's body to arrive, else 408 (default: 30)")
-    p.add_argument("--min-confidence", type=_probability, default=0.7,
-                   help="a digit read with a lower probability makes the answer 'unsure' (default: 0.7)")
+    p.add_argument("--min-confidence", type=_probability, default=0.9,
+                   help="a digit read with a lower probability makes the answer 'unsure' (default: 0.9)")
     p.add_argument("--workers", type=_positive, default=1, help="server processes sharing the port (default: 1)")
     p.add_argument("--threads", type=_positive,
                    help="inference threads, and requests worked on at once, per worker (default: one per core, "

@@ -24,7 +24,7 @@ from .models import logits_of, pixels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them
-MIN_CONFIDENCE = 0.7  # a digit read with a lower probability is reported as unsure
+MIN_CONFIDENCE = 0.9  # a digit read with a lower probability is reported as unsure
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 WORK_SIZE = 160  # digits are measured and thickened at this size before the final 20-pixel scaling
 

@@ -48,7 +48,7 @@ class Limits:
     max_body: int = 8 << 20  # bytes in one request
     max_pixels: int = 4096 * 4096  # per image, read from its header before it is decoded
     max_batch: int = 256  # images in one request
-    min_confidence: float = 0.7  # a digit read with a lower probability makes the answer "unsure"
+    min_confidence: float = 0.9  # a digit read with a lower probability makes the answer "unsure"
     # Pixels in one request, summed over its images from their headers before any is decoded: this
     # bounds the work one request can ask for (two noisy photos of max_pixels: 3-4 s on 2 busy cores).
     max_total_pixels: int = 2 * 4096 * 4096
