@@ -53,11 +53,10 @@ def test_explore_command(mnist_dir, tmp_path, capsys):
 
 def test_predict_text_output(trained_run, mnist, tmp_path, capsys):
     Image.fromarray(255 - mnist.test_images[1].numpy()).resize((300, 300)).save(tmp_path / "two.png")
-    assert main(["predict", str(trained_run), str(tmp_path / "two.png"), "--top", "2",
-                 "--save-preprocessed", str(tmp_path / "seen")]) == 0
+    assert main(["predict", str(trained_run), str(tmp_path / "two.png"), "--debug", str(tmp_path / "seen")]) == 0
     line = capsys.readouterr().out.strip()
-    assert re.fullmatch(r".*two\.png: 2 \d+\.\d%  \d \d+\.\d%", line), line
-    assert Image.open(tmp_path / "seen" / "two.png").size == (28, 28)
+    assert re.fullmatch(r".*two\.png: 2 \(\d+\.\d%\)", line), line
+    assert Image.open(tmp_path / "seen" / "two-digits.png").size == (32 * 4, 32 * 4)  # one 28x28 input, framed
 
 
 def run_cli(*args, cwd=None):
