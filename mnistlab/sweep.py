@@ -44,7 +44,7 @@ def _require_optuna():
         raise MnistlabError("mnistlab sweep needs Optuna: pip install 'mnistlab[sweep]'") from None
     import warnings
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours to print (failures: the CLI)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 
@@ -207,11 +207,13 @@ def open_storage(url: str | None = None):
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = {"connect_args": {"timeout": 60}}  # workers sharing the file wait for each other's writes
-    elif url.startswith("postgresql"):
+    elif url.startswith(("postgresql", "postgres:")):
         engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the sweep extra installs psycopg2.
+    driver_url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT, grace_period=4 * HEARTBEAT,
+            driver_url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT, grace_period=4 * HEARTBEAT,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     except ModuleNotFoundError as e:
         raise MnistlabError(f"storage {_redacted(url)} needs the Python module {e.name}: "
