@@ -20,6 +20,7 @@ from optuna.trial import TrialState  # noqa: E402
 import mnistlab as ml  # noqa: E402
 from mnistlab.cli import main  # noqa: E402
 from mnistlab.config import TrainConfig  # noqa: E402
+from mnistlab.sweep import open_storage  # noqa: E402
 
 from conftest import ROOT, free_socket  # noqa: E402
 
@@ -29,7 +30,7 @@ TINY = ["--recipe", "balanced", "--train-limit", "300", "--val-fraction", "0.02"
 
 
 def trials(storage: str, study: str) -> list:
-    return optuna.load_study(study_name=study, storage=storage).get_trials()
+    return optuna.load_study(study_name=study, storage=open_storage(storage)).get_trials()
 
 
 def sweep_process(cwd: Path, mnist_dir, *args) -> subprocess.Popen:
