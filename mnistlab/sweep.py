@@ -236,7 +236,7 @@ def open_study(name: str, storage, settings: dict):
     optuna = _require_optuna()
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
     saved = study.user_attrs.get(SETTINGS)
     if saved is None:
         study.set_user_attr(SETTINGS, settings)

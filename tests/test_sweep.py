@@ -107,6 +107,9 @@ def test_ctrl_c_marks_the_trial_failed_and_a_rerun_continues(tmp_path, mnist_dir
 
 
 def test_a_pruned_trial_stops_early(tmp_path, mnist):
+    import mnistlab.sweep  # noqa: F401  (the module does not hide the API function of the same name)
+
+    assert ml.sweep.__module__ == "mnistlab.api"
     s = ml.sweep("balanced", trials=1, study="prune", storage=f"sqlite:///{tmp_path}/s.db", dir=tmp_path,
                  data=mnist, quiet=True, pruner=optuna.pruners.ThresholdPruner(upper=0.0),  # every loss is above 0
                  train_limit=300, val_fraction=0.02, epochs=3, model_args={"width": 8})
