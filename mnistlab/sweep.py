@@ -439,20 +439,24 @@ def _png(ax) -> str:
 def plots(study) -> list[tuple[str, str | None, str]]:
     """Optuna's standard plots as (title, base64 PNG or None, note); a plot the study cannot have yet
     (too few finished trials) is None with the reason."""
+    import matplotlib
+
     from . import plots as _backend  # noqa: F401  (selects matplotlib's file backend outside notebooks)
 
     _require_optuna()
     from optuna.visualization import matplotlib as vis
 
     out = []
-    for title, draw in (("Optimisation history (validation error, lower is better)", vis.plot_optimization_history),
-                        ("Parameter importances (fANOVA)", vis.plot_param_importances),
-                        ("Parallel coordinates", vis.plot_parallel_coordinate),
-                        ("Validation loss per epoch (what the pruner sees)", vis.plot_intermediate_values)):
-        try:
-            out.append((title, _png(draw(study)), ""))
-        except Exception as e:  # Optuna refuses plots that need more completed trials or parameters
-            out.append((title, None, str(e).splitlines()[0] if str(e) else type(e).__name__))
+    with matplotlib.rc_context():  # Optuna switches pyplot to its ggplot style: keep that to these figures
+        for title, draw in (("Optimisation history (validation error, lower is better)",
+                             vis.plot_optimization_history),
+                            ("Parameter importances (fANOVA)", vis.plot_param_importances),
+                            ("Parallel coordinates", vis.plot_parallel_coordinate),
+                            ("Validation loss per epoch (what the pruner sees)", vis.plot_intermediate_values)):
+            try:
+                out.append((title, _png(draw(study)), ""))
+            except Exception as e:  # Optuna refuses plots that need more completed trials or parameters
+                out.append((title, None, str(e).splitlines()[0] if str(e) else type(e).__name__))
     return out
 
 

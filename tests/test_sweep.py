@@ -2,6 +2,7 @@
 two workers on one study, Ctrl-C then resume, a pruned trial stopped early, and the one-line errors."""
 
 import glob
+import importlib
 import json
 import os
 import shutil
@@ -103,7 +104,30 @@ def test_ctrl_c_marks_the_trial_failed_and_a_rerun_continues(tmp_path, mnist_dir
     rerun = sweep_process(tmp_path, mnist_dir, *args)
     assert rerun.wait(300) == 0, rerun.stderr.read()
     assert "0 of 1 trials so far" in rerun.stdout.read()
-    assert [t.state for t in trials(f"sqlite:///{tmp_path}/runs/sweeps.db", "int")] == [TrialState.FAIL, TrialState.COMPLETE]
+    states = [t.state for t in trials(f"sqlite:///{tmp_path}/runs/sweeps.db", "int")]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_a_killed_worker_s_trial_is_failed_and_retried(tmp_path, mnist, mnist_dir, monkeypatch):
+    search = importlib.import_module("mnistlab.sweep")  # the module; ml.sweep is the API function
+    worker = sweep_process(tmp_path, mnist_dir, *TINY, "--trials", "1", "--study", "kill")
+    started = tmp_path / "runs/sweep-kill/trial-0/config.json"
+    deadline = time.time() + 120
+    while not started.exists() and worker.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    worker.kill()  # SIGKILL: no chance to tell the study anything
+    worker.wait()
+    storage = f"sqlite:///{tmp_path}/runs/sweeps.db"
+    assert [t.state for t in trials(storage, "kill")] == [TrialState.RUNNING]
+    # The next worker finds its heartbeat stale (grace period shortened here from 4 x 30 s), fails it and
+    # runs its settings again.
+    monkeypatch.setattr(search, "HEARTBEAT", 1)
+    time.sleep(4.5)
+    ml.sweep("balanced", trials=1, study="kill", storage=storage, dir=tmp_path / "runs", data=mnist, quiet=True,
+             train_limit=300, val_fraction=0.02, epochs=1, model_args={"width": 8})
+    killed, retried = trials(storage, "kill")
+    assert killed.state == TrialState.FAIL and retried.state == TrialState.COMPLETE
+    assert retried.params == killed.params
 
 
 def test_a_pruned_trial_stops_early(tmp_path, mnist):
