@@ -286,7 +286,11 @@ class Pruning:
         pass
 
 
-def objective(base: TrainConfig, space: dict, sweep_dir: Path, data):
+class Surplus(Exception):
+    """Raised for a trial that another worker's made unnecessary (the study already has enough)."""
+
+
+def objective(base: TrainConfig, space: dict, sweep_dir: Path, data, trials: int):
     """Optuna's objective: one run through `pipeline.run` (no test set), scored by the validation error
     of the kept epoch, 1 - val_accuracy (minimised, as the validation loss it reports is)."""
 
@@ -295,6 +299,12 @@ def objective(base: TrainConfig, space: dict, sweep_dir: Path, data):
 
         from .pipeline import run
 
+        # Two workers may both see one trial missing and both start one: the later number stands down
+        # (it is closed as failed, marked surplus, and left out of the results).
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+        if sum(t.number < trial.number for t in trial.study.get_trials(deepcopy=False, states=states)) >= trials:
+            trial.set_user_attr("surplus", True)
+            raise Surplus
         values = {name: p.suggest(trial) for name, p in space.items()}
         cfg = trial_config(base, values)
         out = sweep_dir / f"trial-{trial.number}"
@@ -356,12 +366,15 @@ def sweep(base: TrainConfig, trials: int, space: dict, name: str, storage=None, 
         say(trial_line(t))
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    run_trial = objective(base, space, sweep_dir, data)
+    run_trial = objective(base, space, sweep_dir, data, trials)
     while True:
         optuna.storages.fail_stale_trials(study)  # a dead worker's trial is failed (and retried) first
         if counted(study) >= trials or deadline is not None and time.monotonic() >= deadline:
             break
-        study.optimize(run_trial, n_trials=1, callbacks=[tell])
+        try:
+            study.optimize(run_trial, n_trials=1, callbacks=[tell])
+        except Surplus:
+            break
     return summary(study)
 
 
@@ -383,6 +396,8 @@ def summary(study) -> dict:
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
+        if a.get("surplus"):
+            continue
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and \
             t.datetime_start else None
         rows.append(dict(number=t.number, state=t.state.name.lower(), val_accuracy=a.get("val_accuracy"),

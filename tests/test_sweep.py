@@ -130,6 +130,22 @@ def test_a_killed_worker_s_trial_is_failed_and_retried(tmp_path, mnist, mnist_di
     assert retried.params == killed.params
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask() by hand, not through optimize()
+def test_a_trial_beyond_the_count_stands_down(tmp_path):
+    """Two workers that both saw one trial missing both start one; the later number runs nothing."""
+    search = importlib.import_module("mnistlab.sweep")
+    base = TrainConfig.from_recipe("balanced")
+    space = search.search_space(base)
+    study = search.open_study("race", search.open_storage(f"sqlite:///{tmp_path}/s.db"), {"config": {}, "space": {}})
+    first, second = study.ask(), study.ask()  # both running: the study asked for 1
+    with pytest.raises(search.Surplus):
+        search.objective(base, space, tmp_path, None, trials=1)(second)
+    assert not (tmp_path / "trial-1").exists()
+    study.tell(first, 0.5)
+    study.tell(second, state=TrialState.FAIL)
+    assert [r["number"] for r in search.summary(study)["trials"]] == [0]
+
+
 def test_a_pruned_trial_stops_early(tmp_path, mnist):
     import mnistlab.sweep  # noqa: F401  (the module does not hide the API function of the same name)
 
