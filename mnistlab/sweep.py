@@ -211,7 +211,7 @@ def open_storage(url: str | None = None):
         engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the sweep extra installs psycopg2.
     driver_url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import DBAPIError
 
     try:
         for attempt in range(3):
@@ -219,8 +219,8 @@ def open_storage(url: str | None = None):
                 return optuna.storages.RDBStorage(
                     driver_url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT, grace_period=4 * HEARTBEAT,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-            except IntegrityError:  # workers starting together on an empty database both create its tables
-                if attempt == 2:
+            except DBAPIError as e:  # workers starting together on an empty database both create its tables
+                if attempt == 2 or not re.search(r"already exists|unique|duplicate key|locked", str(e), re.I):
                     raise
                 time.sleep(1 + attempt)
     except ModuleNotFoundError as e:
