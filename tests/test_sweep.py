@@ -69,10 +69,10 @@ def test_sweep_sqlite_show_and_train_best(tmp_path, monkeypatch, mnist_dir, caps
     # The best settings, trained again with a command-line option over them.
     best_json = tmp_path / "runs/sweep-balanced/best.json"
     assert TrainConfig.from_dict(json.loads(best_json.read_text())).lr == best.params["lr"]
-    assert main(["train", "--config", str(best_json), "--epochs", "2", "--no-evaluate", "--out", "again",
+    assert main(["train", "--config", str(best_json), "--seed", "1", "--no-evaluate", "--out", "again",
                  "--data-dir", str(mnist_dir)]) == 0
     again = ml.Run(tmp_path / "again").config
-    assert again == {**json.loads(best_json.read_text()), "epochs": 2}
+    assert again == {**json.loads(best_json.read_text()), "seed": 1}
 
 
 def test_two_workers_share_a_sqlite_study(tmp_path, mnist_dir):
@@ -87,7 +87,7 @@ def test_two_workers_share_a_sqlite_study(tmp_path, mnist_dir):
 
 
 def test_ctrl_c_marks_the_trial_failed_and_a_rerun_continues(tmp_path, mnist_dir):
-    args = [*TINY, "--train-limit", "3000", "--epochs", "2", "--trials", "1", "--study", "int"]
+    args = [*TINY, "--train-limit", "1500", "--trials", "1", "--study", "int"]
     worker = sweep_process(tmp_path, mnist_dir, *args)
     started = tmp_path / "runs/sweep-int/trial-0/config.json"  # written when training begins
     deadline = time.time() + 120
@@ -243,3 +243,14 @@ def test_two_workers_share_a_postgresql_study(postgres, tmp_path, mnist_dir):
     assert len({t.user_attrs["pid"] for t in done}) == 2
     folders = sorted(p.name for m in machines for p in (m / "runs/sweep-pg").iterdir())
     assert folders == ["trial-0", "trial-1", "trial-2"]
+
+
+def test_train_config_file_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", "nosuch.json"]) == 1
+    assert capsys.readouterr().err == "mnistlab: error: nosuch.json: no such config file\n"
+    Path("bad.json").write_text('{"lr": -1}')
+    assert main(["train", "--config", "bad.json"]) == 2
+    assert "bad.json: lr must be a finite number above 0" in capsys.readouterr().err
+    assert main(["train", "--config", "bad.json", "--recipe", "fast"]) == 2
+    assert capsys.readouterr().err == "mnistlab: error: give --recipe or --config, not both\n"
