@@ -298,6 +298,7 @@ def cmd_sweep(args):
     from rich.table import Table
 
     from . import api
+    from .sweep import percent, value_text
 
     if args.show:
         s = api.sweep(show=args.show, storage=args.storage, dir=args.dir, data_dir=args.data_dir)
@@ -309,12 +310,9 @@ def cmd_sweep(args):
     table = Table("trial", "state", "val acc", "test acc", "epochs", "s", *names,
                   title=f"study {s['study']}: " + ", ".join(f"{n} {k}" for k, n in s["counts"].items() if n))
     for r in s["trials"]:
-        test = r.get("test_accuracy")
-        table.add_row(str(r["number"]), r["state"], "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.2%}",
-                      "" if test is None else f"{test:.2%}", str(r["epochs"] or "-"),
-                      "-" if r["seconds"] is None else f"{r['seconds']:.0f}",
-                      *("" if r["params"].get(k) is None else f"{r['params'][k]:.4g}"
-                        if isinstance(r["params"][k], float) else str(r["params"][k]) for k in names))
+        table.add_row(str(r["number"]), r["state"], percent(r["val_accuracy"]), percent(r.get("test_accuracy")),
+                      str(r["epochs"] or ""), "" if r["seconds"] is None else f"{r['seconds']:.0f}",
+                      *(value_text(r["params"].get(k)) for k in names))
     console = _console()
     console.print(table)
     best = s["best"]

@@ -287,7 +287,7 @@ class Pruning:
 
 
 class Surplus(Exception):
-    """Raised for a trial that another worker's made unnecessary (the study already has enough)."""
+    """Raised in a trial that is not needed: other workers already run or ran the trials asked for."""
 
 
 def objective(base: TrainConfig, space: dict, sweep_dir: Path, data, trials: int):
@@ -381,7 +381,7 @@ def sweep(base: TrainConfig, trials: int, space: dict, name: str, storage=None, 
 def trial_line(t) -> str:
     """One fixed-format line per finished trial."""
     a = t.user_attrs
-    params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+    params = "  ".join(f"{k}={value_text(v)}" for k, v in t.params.items())
     acc = f"val_accuracy {a['val_accuracy']:.2%}" if "val_accuracy" in a else "no epoch finished"
     return f"trial {t.number:3d}  {t.state.name.lower():8}  {acc}  epochs {a.get('epochs', 0)}  {params}"
 
@@ -482,16 +482,16 @@ def write_page(study, s: dict, path: Path) -> Path:
 
     best = s["best"]
     names = sorted({k for r in s["trials"] for k in r["params"]})
-    rows = [[r["number"], r["state"], _pct(r["val_accuracy"]),
-             _pct(r.get("test_accuracy")) if r is best else "", r["epochs"] or "",
-             "" if r["seconds"] is None else f"{r['seconds']:.0f}"] + [_fmt(r["params"].get(k)) for k in names]
+    rows = [[r["number"], r["state"], percent(r["val_accuracy"]),
+             percent(r.get("test_accuracy")) if r is best else "", r["epochs"] or "",
+             "" if r["seconds"] is None else f"{r['seconds']:.0f}"] + [value_text(r["params"].get(k)) for k in names]
             for r in s["trials"]]
     counts = ", ".join(f"{n} {state}" for state, n in s["counts"].items() if n)
     head = (f"<h1>Sweep {escape(s['study'])}</h1><p class='sub'>{len(s['trials'])} trials ({escape(counts)}); "
             "chosen by validation accuracy; test accuracy of the best trial only.</p>")
     if best:
-        head += (f"<p>Best: trial {best['number']}, validation accuracy {_pct(best['val_accuracy'])}"
-                 + (f", test accuracy {_pct(best['test_accuracy'])}" if best.get("test_accuracy") else "")
+        head += (f"<p>Best: trial {best['number']}, validation accuracy {percent(best['val_accuracy'])}"
+                 + (f", test accuracy {percent(best['test_accuracy'])}" if best.get("test_accuracy") else "")
                  + f". Train it again with <code>mnistlab train --config {escape(BEST_CONFIG)}</code>.</p>")
     table = _table(["trial", "state", "val accuracy", "test accuracy", "epochs", "seconds"] + names, rows,
                    ["best" if r is best else "" for r in s["trials"]])
@@ -503,9 +503,9 @@ def write_page(study, s: dict, path: Path) -> Path:
     return path
 
 
-def _pct(v) -> str:
+def percent(v) -> str:
     return "" if v is None else f"{v:.2%}"
 
 
-def _fmt(v) -> str:
+def value_text(v) -> str:
     return "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
