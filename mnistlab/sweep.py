@@ -160,6 +160,9 @@ def parse_param(text: str, base: TrainConfig) -> Param:
 def search_space(base: TrainConfig, params=(), fixed=()) -> dict[str, Param]:
     """The searched options: those of `params` (--param texts), or without any, every option the base
     config sets that has a default range; options in `fixed` (given on the command line) are not searched."""
+    from .train import check
+
+    check(base)  # the model and data set exist, the fixed model arguments fit the model
     space = {}
     for text in params:
         p = parse_param(text, base)
