@@ -15,7 +15,7 @@ import types
 from .errors import MnistlabError
 
 _API = ("load_data", "explore", "train", "evaluate", "ensemble", "report", "load", "Model", "robustness",
-        "calibrate", "export", "runs", "compare", "import_keras", "list_models", "list_recipes", "config")
+        "calibrate", "export", "runs", "compare", "import_keras", "list_models", "list_recipes", "config", "sweep")
 _ELSEWHERE = {"Run": "runs", "TrainConfig": "config", "ConfigError": "config"}
 
 __all__ = ["MnistlabError", *_API, *_ELSEWHERE]

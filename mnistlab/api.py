@@ -78,6 +78,31 @@ def train(recipe: str | None = None, data_dir=None, out=None, resume: bool = Fal
                console=None if quiet else console(), mlflow=mlflow, tensorboard=tensorboard, force=force)
 
 
+def sweep(recipe: str | None = None, trials: int = 20, params=(), timeout=None, study: str | None = None,
+          storage: str | None = None, data_dir=None, dir="runs", data=None, show: str | None = None,
+          quiet: bool = False, pruner=None, **options) -> dict:
+    """Hyperparameter search on Optuna, as `mnistlab sweep` does (see sweep.py): `trials` runs of the
+    recipe with `options` fixed and `params` searched (--param texts such as "lr=1e-4:1e-2:log"; none:
+    the default space from the options' declarations), in study `study` (default: the recipe's name)
+    of `storage` (default: sqlite:///runs/sweeps.db). Returns the summary: trials best first, "best".
+    `show="NAME"` runs nothing: it adds the best trial's test accuracy and writes best.json and sweep.html."""
+    from .sweep import parse_duration, search_space
+    from .sweep import show as show_study
+    from .sweep import sweep as run_sweep
+
+    if show is not None:
+        return show_study(show, storage, dir, data, data_dir)
+    from .config import Option
+
+    trials = Option("", int, 1).check("trials", trials)
+    base = TrainConfig.from_recipe(recipe, **options)
+    fixed = set(options) - {"model_args"} | set(options.get("model_args") or {})
+    space = search_space(base, params, fixed)
+    say = None if quiet else (lambda text, c=console(): c.print(text, markup=False))
+    return run_sweep(base, trials, space, study or recipe or "default", storage, dir, data, data_dir,
+                     parse_duration(timeout), say, pruner)
+
+
 def evaluate(model, data_dir=None, out=None, limit: int | None = None, device: str = "cpu", tta: bool = False,
              report: bool = True, data=None, force: bool = False) -> dict:
     """Test-set metrics of a run or checkpoint: accuracy, loss, confusion matrix, classification report,

@@ -119,8 +119,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"also log to MLflow (default store: {DEFAULT_MLFLOW_URI}; needs mnistlab[tracking])")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files to RUN/tensorboard (needs mnistlab[tracking])")
+    p.add_argument("--config", metavar="FILE", help="start from the settings in a JSON file (a run's config.json, "
+                                                   "a sweep's best.json); options given as well override them")
     _add_force(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="hyperparameter search on Optuna: trials scored on validation accuracy")
+    _add_train_options(p)  # given here, an option is fixed for every trial and not searched
+    p.add_argument("--trials", type=_positive, default=20, help="trials in the study, all workers' (default: 20)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=LOW:HIGH[:log]|NAME=A,B|NAME",
+                   help="search this option (repeatable); without any, the recipe's lr, weight decay, width and "
+                        "augmentation, around its values within their declared ranges")
+    p.add_argument("--timeout", help="start no trial after this long, e.g. 30m or 2h")
+    p.add_argument("--study", help="study name (default: the recipe's name); workers with the same name and "
+                                   "--storage share it")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///runs/sweeps.db; postgresql://... "
+                                     "for several machines)")
+    p.add_argument("--dir", default="runs", help="trials go to DIR/sweep-STUDY/trial-K (default: runs)")
+    p.add_argument("--show", metavar="STUDY", help="list the study's trials, best first; write best.json and "
+                                                   "sweep.html into DIR/sweep-STUDY (runs no trial)")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("evaluate", help="test-set metrics, figures, metrics.json and probs.npy for a model")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
@@ -248,13 +267,21 @@ def cmd_explore(args):
     console.print(f"figures in {args.out or f'runs/explore-{args.dataset}'}/")
 
 
+def _given(args) -> dict:
+    """The training options given on the command line (model_args as a dict)."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if "model_args" in given:
+        given["model_args"] = dict(given["model_args"])
+    return given
+
+
 def cmd_train(args):
     from .pipeline import configure, run
     from .runfolder import newest_run
 
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    if "model_args" in given:
-        given["model_args"] = dict(given["model_args"])
+    given = _given(args)
+    if args.config:
+        given = _from_file(args.config, given)
     if args.resume:
         args.out = args.out or newest_run()
     cfg = configure(given.pop("recipe", None), args.out if args.resume else None, **given)
@@ -265,6 +292,53 @@ def cmd_train(args):
         print(f"mnistlab: interrupted; {args.out} holds the training state as it stopped: continue with "
               f"`mnistlab train --resume --out {args.out}`", file=sys.stderr)
         return 130
+
+
+def _from_file(path, given: dict) -> dict:
+    """A config file's settings with the options given on the command line over them."""
+    from .runfolder import read_json
+
+    if "recipe" in given:
+        raise ConfigError("give --recipe or --config, not both")
+    if not Path(path).is_file():
+        raise MnistlabError(f"{path}: no such config file")
+    saved = TrainConfig.from_dict(read_json(path), source=str(path)).to_dict()
+    return {**saved, **given, "model_args": {**saved["model_args"], **given.get("model_args", {})}}
+
+
+def cmd_sweep(args):
+    from rich.table import Table
+
+    from . import api
+    from .sweep import percent, value_text
+
+    if args.show:
+        s = api.sweep(show=args.show, storage=args.storage, dir=args.dir, data_dir=args.data_dir)
+    else:
+        given = _given(args)
+        s = api.sweep(given.pop("recipe", None), args.trials, args.param, args.timeout, args.study, args.storage,
+                      args.data_dir, args.dir, **given)
+    names = sorted({k for r in s["trials"] for k in r["params"]})
+    table = Table("trial", "state", "val acc", "test acc", "epochs", "s", *names,
+                  title=f"study {s['study']}: " + ", ".join(f"{n} {k}" for k, n in s["counts"].items() if n))
+    for r in s["trials"]:
+        table.add_row(str(r["number"]), r["state"], percent(r["val_accuracy"]), percent(r.get("test_accuracy")),
+                      str(r["epochs"] or ""), "" if r["seconds"] is None else f"{r['seconds']:.0f}",
+                      *(value_text(r["params"].get(k)) for k in names))
+    console = _console()
+    console.print(table)
+    best = s["best"]
+    if best is None:
+        console.print("no completed trial yet")
+    elif args.show:
+        where = "" if best.get("test_accuracy") is not None else f" (test accuracy: its run folder {best['run']} " \
+                                                                   "is on another machine)"
+        console.print(f"best: trial {best['number']}, val accuracy {best['val_accuracy']:.2%}{where}; "
+                      f"settings in {s['best_config']} (mnistlab train --config {s['best_config']}); "
+                      f"plots in {s['page']}", markup=False)
+    else:
+        console.print(f"best: trial {best['number']}, val accuracy {best['val_accuracy']:.2%}, {best['run']}; "
+                      f"`mnistlab sweep --show {s['study']}` for its test accuracy and the plots", markup=False)
 
 
 def cmd_robustness(args):
@@ -456,7 +530,9 @@ def main(argv=None) -> int:
     except ModuleNotFoundError as e:  # an optional part that is not installed
         print(f"mnistlab: error: {missing_extra(e)}", file=sys.stderr)
     except KeyboardInterrupt:
-        print("mnistlab: interrupted", file=sys.stderr)
+        hint = "; the trial under way is marked failed: run the same command to continue the study" \
+            if args.command == "sweep" else ""
+        print(f"mnistlab: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a program that stopped reading (`head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
