@@ -237,12 +237,13 @@ def test_two_workers_share_a_postgresql_study(postgres, tmp_path, mnist_dir):
         workers.append(sweep_process(m, mnist_dir, *TINY, "--trials", "3", "--study", "pg", "--storage", postgres))
     for w in workers:
         assert w.wait(300) == 0, w.stderr.read()
-    done = trials(postgres, "pg")
-    assert sorted(t.number for t in done) == [0, 1, 2]
+    everything = trials(postgres, "pg")
+    done = [t for t in everything if not t.user_attrs.get("surplus")]  # a worker that lost the race for the last
+    assert len(done) == 3, [(t.number, t.state, t.user_attrs) for t in everything]  # place ran nothing
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in done)
     assert len({t.user_attrs["pid"] for t in done}) == 2
     folders = sorted(p.name for m in machines for p in (m / "runs/sweep-pg").iterdir())
-    assert folders == ["trial-0", "trial-1", "trial-2"]
+    assert folders == sorted(f"trial-{t.number}" for t in done)
 
 
 def test_train_config_file_errors(tmp_path, monkeypatch, capsys):
