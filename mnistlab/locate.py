@@ -112,12 +112,17 @@ def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
     return cv2.medianBlur(padded, min(k, 255))[k:-k, k:-k]
 
 
+def brightest(rgb: np.ndarray) -> np.ndarray:
+    """The brightest channel of each pixel (OpenCV's max is several times faster than numpy's over an axis)."""
+    return cv2.max(cv2.max(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+
+
 def dark_board(rgb: np.ndarray) -> bool:
     """Whether the writing is light on a dark surface (chalk on a board, white on black): the middle
     of the picture is dark and no sheet of paper lies in it (a light region too broad to be strokes,
     such as a sticky note on a dark desk)."""
     h, w = rgb.shape[:2]
-    lum = cv2.resize(rgb.max(axis=2), (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    lum = cv2.resize(brightest(rgb), (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
     sh, sw = lum.shape
     if float(np.median(lum[sh // 4: sh - sh // 4, sw // 4: sw - sw // 4])) >= 100:
         return False
@@ -147,7 +152,7 @@ def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray
         small = paper(rgb)
         # The median of a window of paper with a little ink in it sits a little above the paper: measure
         # that lift, and the grain, tile by tile, where the ink is a minority.
-        lum, small_lum = rgb.max(axis=2), small.max(axis=2)
+        lum, small_lum = brightest(rgb), brightest(small)
         lift, noise = local_noise(cv2.resize(small_lum, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16) - lum)
         small = cv2.subtract(small, cv2.resize(lift, small.shape[1::-1], interpolation=cv2.INTER_LINEAR)[..., None]
                              .round().clip(0, 255).astype(np.uint8).repeat(3, axis=2))
@@ -167,7 +172,7 @@ def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray
     darker = cv2.subtract(bg, rgb)  # saturating: ink brighter than its paper is no ink
     ratio = cv2.divide(darker, cv2.max(bg, 64), scale=255)
     ink = cv2.max(cv2.max(ratio[..., 0], ratio[..., 1]), ratio[..., 2])
-    noise = 255 * noise / np.maximum(bg.max(axis=2), 64).astype(np.float32)  # relative, like the ink
+    noise = 255 * noise / np.maximum(brightest(bg), 64).astype(np.float32)  # relative, like the ink
     return ink, noise, small, light_on_dark
 
 
@@ -328,7 +333,7 @@ def find_digits(image: Image.Image) -> "Found":
     found = Found(scale, rgb, ink, mask, labels, lines, light_on_dark=light_on_dark)
 
     # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
-    lum = bg.max(axis=2)
+    lum = brightest(bg)
     paper_level = float(np.percentile(lum, 90))
     pool = max(1, round(h / lum.shape[0]))
     sheets = Sheets(bg)
@@ -350,7 +355,7 @@ def find_digits(image: Image.Image) -> "Found":
         inside = sheets.inside(ys, xs) if photo else 1.0
         surface = float(np.median(lum[ys, xs]))
         grain = float(np.median(noise[y:y + bh, x:x + bw][own]))
-        if on_a_line(ys_own + y, xs_own + x, lines):
+        if max(bw, bh) >= 3 * min(bw, bh) and on_a_line(ys_own + y, xs_own + x, lines):  # thin and straight
             mark.reason = "part of a ruling"
         elif strength < max(MARK_CONTRAST, 8 * grain):
             mark.reason = "too faint"

@@ -87,7 +87,9 @@ def test_two_workers_share_a_sqlite_study(tmp_path, mnist_dir):
 
 
 def test_ctrl_c_marks_the_trial_failed_and_a_rerun_continues(tmp_path, mnist_dir):
-    args = [*TINY, "--train-limit", "1500", "--trials", "1", "--study", "int"]
+    # Enough work (5 epochs of 6,000 images) that the trial is still training when Ctrl-C arrives,
+    # however fast the machine.
+    args = [*TINY, "--train-limit", "6000", "--epochs", "5", "--trials", "1", "--study", "int"]
     worker = sweep_process(tmp_path, mnist_dir, *args)
     started = tmp_path / "runs/sweep-int/trial-0/config.json"  # written when training begins
     deadline = time.time() + 120
@@ -95,7 +97,7 @@ def test_ctrl_c_marks_the_trial_failed_and_a_rerun_continues(tmp_path, mnist_dir
         time.sleep(0.1)
     time.sleep(0.5)
     worker.send_signal(signal.SIGINT)
-    assert worker.wait(120) == 130
+    assert worker.wait(120) == 130, worker.stderr.read()
     err = worker.stderr.read()
     assert err.strip().splitlines()[-1].startswith("mnistlab: interrupted; the trial under way is marked failed")
     assert "Traceback" not in err
