@@ -15,7 +15,6 @@ mnistlab can draw one, its --debug picture.
 """
 
 import argparse
-import inspect
 import json
 import subprocess
 import time
@@ -138,14 +137,12 @@ def table(by_condition: dict[str, list[dict]]) -> list[str]:
 
 def keep_failures(model, records: list[dict], digits: DigitSource, folder: Path, most: int, single: bool):
     """Write up to `most` failing scenes of a condition (confident wrongs first), their readings, and
-    mnistlab's --debug pictures where its API can draw them."""
+    mnistlab's --debug pictures (in folder/debug)."""
     failing = sorted((r for r in records if r["verdict"] != "right" and r["kind"] in ("digit", "number")
                       or r["verdict"] == "wrong"), key=lambda r: r["verdict"] != "wrong")[:most]
     if not failing:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    read_files = getattr(predict, "read_files", None)
-    debug_dir = read_files is not None and "debug_dir" in inspect.signature(read_files).parameters
     for r in failing:
         scene = make_scene(r["condition"], r["seed"], digits)
         path = folder / f"{r['condition']}-{r['seed']}{scene.suffix}"
@@ -154,11 +151,7 @@ def keep_failures(model, records: list[dict], digits: DigitSource, folder: Path,
         record["reading"] = {k: v for k, v in r["reading"].items() if k != "digits"} | {
             "digits": [{k: d.get(k) for k in ("digit", "confidence", "box")} for d in r["reading"].get("digits", [])]}
         path.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str))
-        if debug_dir:
-            try:
-                read_files(model, [path], single=single and scene.kind != "number", debug_dir=folder / "debug")
-            except Exception as e:  # the debug picture is a help, not part of the measurement
-                print(f"  no debug picture for {path.name}: {e}")
+        predict.read_files(model, [path], single=single and scene.kind != "number", debug_dir=folder / "debug")
 
 
 def main():
