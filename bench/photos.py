@@ -82,7 +82,8 @@ def run_condition(model, condition: str, digits: DigitSource, count: int, single
         scene = make_scene(condition, seed, digits)
         start = time.perf_counter()
         try:
-            reading = predict.read(model, predict.open_image(scene.jpeg, size=locate.WORK_SIZE), single=single and scene.kind != "number")
+            image = predict.open_image(scene.jpeg, size=locate.WORK_SIZE)  # as predict and serve decode it
+            reading = predict.read(model, image, single=single and scene.kind != "number")
         except Exception as e:  # a crash is a result too: counted, not fatal
             reading = {"status": "error", "text": None, "error": f"{type(e).__name__}: {e}"}
         ms = (time.perf_counter() - start) * 1000
@@ -200,7 +201,8 @@ def main():
         f"`python bench/photos.py {args.run.name} --per-condition {args.per_condition} --split {args.split}"
         f"{' --single' if args.single else ''}`: scenes from bench/photo_scenes.py (handwriting from MNIST's test"
         f" images {'5000-9999, held out from tuning' if args.split == 'holdout' else '0-4999, the tuning split'}),"
-        " each read from its JPEG bytes by `predict.open_image` (JPEG draft decoding, as `mnistlab predict` and `serve` do) and `predict.read`. *read*: status ok and the text"
+        " each read from its JPEG bytes by `predict.open_image` (JPEG draft decoding, as `mnistlab predict`"
+        " and `serve` do) and `predict.read`. *read*: status ok and the text"
         " exactly the truth; *confident wrong*: status ok and any other text (for blank and junk scenes, any ok);"
         " *abstain*: status no_digit or unsure; *errors*: exceptions. Times are end to end, decoding included,"
         f" one image at a time. Model: `{args.run}`.",

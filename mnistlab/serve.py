@@ -9,7 +9,8 @@
     GET  /                  the drawing page
 
 Images are read by predict.read, exactly as `mnistlab predict` reads them (every digit found, left
-to right, or "no_digit", or "unsure"); pixel arrays are taken as one digit already in MNIST's convention (0-255, white ink on black). Bad input is a 4xx with a
+to right, or "no_digit", or "unsure"); pixel arrays are taken as one digit already in MNIST's
+convention (0-255, white ink on black). Bad input is a 4xx with a
 one-line {"detail": "..."}: 408 body too slow, 413 too large, 415 wrong content type, 422 anything
 malformed. The event loop only reads requests and writes answers: decoding, preprocessing and
 inference run in a small thread pool, so /health answers while a large batch is being worked on.
