@@ -203,7 +203,7 @@ class Lock:
                 if not self._stale(info):
                     raise MnistlabError(
                         f"{self.folder} is in use: pid {info.get('pid', '?')} on {info.get('host', '?')} has held it "
-                        f"since {info.get('since', '?')} (if that process is gone, delete {self.path})")
+                        f"since {info.get('since', '?')} (if that process is gone, delete {self.path})") from None
                 # Take the dead holder's lock over: only one of several contenders wins the rename.
                 aside = self.path.with_name(f"{LOCK}.{os.getpid()}.stale")
                 try:

@@ -120,7 +120,7 @@ def test_nothing_written_is_no_digit(model, scene):
 
 
 def test_single_reads_only_the_largest_mark(model, digits):
-    (a, _), (b, label) = digits[0], digits[1]
+    (a, _), (b, _) = digits[0], digits[1]
     r = reading(model, photo([a, b], height=150), single=True)
     assert len(r["digits"]) == 1
 

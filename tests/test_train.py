@@ -201,10 +201,12 @@ def test_without_a_terminal_training_prints_plain_lines_and_a_heartbeat(mnist, t
     training = importlib.import_module("mnistlab.train")  # the module (mnistlab.train is also the API's function)
     monkeypatch.setattr(training, "HEARTBEAT", 0.0)
     out = io.StringIO()
-    train(TrainConfig(**{**QUICK, "epochs": 1, "train_limit": 640}), tmp_path, data=mnist, console=Console(file=out, width=200))
+    cfg = TrainConfig(**{**QUICK, "epochs": 1, "train_limit": 640})
+    train(cfg, tmp_path, data=mnist, console=Console(file=out, width=200))
     lines = out.getvalue().splitlines()
     assert "\x1b" not in out.getvalue()
-    beats = [line for line in lines if re.fullmatch(r"Epoch 1/1  \d+/10  \d+s  loss \d\.\d{4}  accuracy \d\.\d{4}", line)]
+    beat = r"Epoch 1/1  \d+/10  \d+s  loss \d\.\d{4}  accuracy \d\.\d{4}"
+    beats = [line for line in lines if re.fullmatch(beat, line)]
     assert len(beats) >= 9 and beats[0].startswith("Epoch 1/1  1/10")
     assert re.fullmatch(r"Epoch 1/1  10/10  \d+\.\ds  loss .*  val_accuracy \d\.\d{4}  best", lines[-1])
 
