@@ -69,7 +69,6 @@ class Found:
     lines: list = field(default_factory=list)  # the straight lines removed, (x1, y1, x2, y2)
     digits: list[Mark] = field(default_factory=list)
     rejected: list[Mark] = field(default_factory=list)
-    light_on_dark: bool = False
 
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own)."""
@@ -133,9 +132,9 @@ def dark_board(rgb: np.ndarray) -> bool:
     return (sheet > 0).mean() < 0.03
 
 
-def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Ink strength (uint8, 0 = paper) per pixel; the noise there, on the same scale; the paper at
-    1/POOL size; and whether the ink is light on dark.
+def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ink strength (uint8, 0 = paper) per pixel; the noise there, on the same scale; and the paper at
+    1/POOL size (light writing on a dark board is measured on the inverted image).
 
     Ink is measured relative to the paper's own brightness, so that ink in a shadow is as dark as
     ink in the light, and in the colour channel where it stands out most. In a photo the paper's
@@ -173,7 +172,7 @@ def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray
     ratio = cv2.divide(darker, cv2.max(bg, 64), scale=255)
     ink = cv2.max(cv2.max(ratio[..., 0], ratio[..., 1]), ratio[..., 2])
     noise = 255 * noise / np.maximum(brightest(bg), 64).astype(np.float32)  # relative, like the ink
-    return ink, noise, small, light_on_dark
+    return ink, noise, small
 
 
 def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -325,12 +324,12 @@ def find_digits(image: Image.Image) -> "Found":
         empty = np.zeros(rgb.shape[:2], np.uint8)
         return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
     photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
-    ink, noise, bg, light_on_dark = ink_map(rgb, photo)
+    ink, noise, bg = ink_map(rgb, photo)
     mask = threshold(ink, noise)
     mask, lines = remove_lines(mask) if photo else (mask, [])
     h, w = mask.shape
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    found = Found(scale, rgb, ink, mask, labels, lines, light_on_dark=light_on_dark)
+    found = Found(scale, rgb, ink, mask, labels, lines)
 
     # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
     lum = brightest(bg)

@@ -1,4 +1,4 @@
-"""Reading people's own images: bring any PNG/JPEG to MNIST's convention, then classify it.
+"""Reading people's own images: find the digits (locate.py), bring each to MNIST's convention, classify it.
 
 MNIST's digits were made by size-normalising each digit to fit a 20x20 box (keeping its aspect
 ratio, anti-aliased) and centring it by centre of mass in a 28x28 field, white ink on black
@@ -168,13 +168,6 @@ def ranked(probs: np.ndarray, classes, top: int = 3) -> list[dict]:
     return [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in order]
 
 
-def classify(model, digits: list[np.ndarray], top: int = 3) -> list[list[dict]]:
-    """Top classes with probabilities for each preprocessed (28, 28) uint8 digit."""
-    if not digits:
-        return []
-    return [ranked(p, model.meta["classes"], top) for p in model.probabilities(np.stack(digits))]
-
-
 def check_regular_file(path):
     """Refuse anything but a regular file before opening it: reading a FIFO named x.png would wait
     for a writer forever, and a device would never end."""
@@ -237,11 +230,11 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
         found.digits = marks = [keep]
     # Every way of reading every mark, classified in one batch.
     options = [_ways(found, m, 1 if single else 6) for m in marks]
-    crops, index = [], []
+    crops, rows_of = [], {}  # rows_of[(mark, way)]: the rows of crops that way cuts the mark into
     for mi, (mark, ways) in enumerate(zip(marks, options)):
         for wi, boxes in enumerate(ways):
             for box in boxes:
-                index.append((mi, wi))
+                rows_of.setdefault((mi, wi), []).append(len(crops))
                 crops.append(normalise(found.crop(mark, box)))
     probs = model.probabilities(np.stack([c if c is not None else np.zeros((28, 28), np.uint8) for c in crops])) \
         if crops else np.zeros((0, len(model.meta["classes"])))
@@ -251,7 +244,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
         best, best_score = None, -np.inf
         expected, trust = _expected_count(found, mark)
         for wi, way in enumerate(ways):
-            rows = [k for k, key in enumerate(index) if key == (mi, wi)]
+            rows = rows_of[(mi, wi)]
             if any(crops[k] is None for k in rows):
                 continue
             # The model's confidence in the pieces, and how well their number fits the mark's width.
