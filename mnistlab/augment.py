@@ -1,5 +1,5 @@
 """Data augmentation as batched tensor ops on the training device: random affine and elastic
-distortion, then random light and noise.
+distortion, then thicker or thinner strokes, random light and noise.
 
 One call warps a whole batch with a single `grid_sample`: each image gets its own affine matrix
 (rotation, scale, shear, translation) and, optionally, a smooth random displacement field (Simard,
@@ -24,6 +24,7 @@ class Augment:
     rotate: degrees either way; scale: fraction either way (0.1 = 90%..110%); shear: degrees either way;
     translate: pixels either way, along each axis; elastic: standard deviation of the smooth
     displacement field, in pixels; elastic_scale: the distance, in pixels, over which it varies;
+    stroke: how far strokes are thickened or thinned, up to a whole dilation or erosion by one pixel;
     light: the most background light added (on the [0, 1] pixel scale); noise: the largest fraction
     of pixels set to black or white.
     """
@@ -34,6 +35,7 @@ class Augment:
     translate: float = 0.0
     elastic: float = 0.0
     elastic_scale: float = 8.0
+    stroke: float = 0.0
     light: float = 0.0
     noise: float = 0.0
 
@@ -43,7 +45,7 @@ class Augment:
 
     @property
     def active(self) -> bool:
-        return self.geometric or bool(self.light or self.noise)
+        return self.geometric or bool(self.stroke or self.light or self.noise)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch x (B, C, H, W) of pixels in [0, 1]; returns a new tensor of the same shape and
@@ -56,6 +58,8 @@ class Augment:
             if self.elastic:
                 grid = grid + self.displacement(b, h, w, x.device, generator)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.stroke:
+            x = self.restroke(x, generator)
         if self.light:
             x = self.lighten(x, generator)
         if self.noise:
@@ -65,6 +69,14 @@ class Augment:
     def _half(self, b: int, device, generator) -> torch.Tensor:
         """(B, 1, 1, 1): 1 for a random half of the images, else 0."""
         return (torch.rand(b, 1, 1, 1, device=device, generator=generator) < 0.5).float()
+
+    def restroke(self, x: torch.Tensor, generator) -> torch.Tensor:
+        """Thicker strokes (a blend towards a 3x3 dilation) or thinner ones (towards an erosion), by a
+        random amount up to `stroke` either way."""
+        amount = (torch.rand(len(x), 1, 1, 1, device=x.device, generator=generator) * 2 - 1) * self.stroke
+        thicker = F.max_pool2d(x, 3, stride=1, padding=1)
+        thinner = -F.max_pool2d(-x, 3, stride=1, padding=1)
+        return x + amount.clamp_min(0) * (thicker - x) + (-amount).clamp_min(0) * (thinner - x)
 
     def lighten(self, x: torch.Tensor, generator) -> torch.Tensor:
         """Blend each image towards a random light field by a weight up to `light`: the field is between

@@ -105,7 +105,7 @@ def spec(cls, name: str) -> Option:
 SEED = Option("random seed (same seed, same numbers on the same machine and library versions)", int, 0, MAX_SEED)
 LIMIT = Option("use only the first N test images", int, 1, optional=True)
 DEVICES = ("auto", "cpu", "cuda", "mps")
-AUGMENTATION = ("rotate", "scale", "shear", "translate", "elastic", "light", "noise")
+AUGMENTATION = ("rotate", "scale", "shear", "translate", "elastic", "stroke", "light", "noise")
 
 
 @dataclass
@@ -136,10 +136,16 @@ class TrainConfig:
     shear: float = option(0.0, "augmentation: random shear up to this many degrees either way", min=0, max=60)
     translate: float = option(0.0, "augmentation: random shift up to this many pixels along each axis", min=0, max=28)
     elastic: float = option(0.0, "augmentation: elastic distortion, typical displacement in pixels", min=0, max=28)
+    stroke: float = option(0.0, "augmentation: strokes up to this much (0-1) thicker or thinner (a marker, a "
+                           "fine pen)", min=0, max=1)
     light: float = option(0.0, "augmentation: smooth background light up to this level (0-1) on a random half of "
                           "the images", min=0, max=1)
     noise: float = option(0.0, "augmentation: salt-and-pepper noise on up to this fraction of pixels, on a random "
                           "half", min=0, max=1, max_open=True)
+    outliers: float = option(0.0, "outlier exposure: add this many non-digits per digit to each batch "
+                             "(scribbles, letters, pieces and pairs of digits), trained towards even "
+                             "probabilities, so that the model is unsure of them (0.2 in the robust recipe)",
+                             min=0, max=1)
     precision: str = option("fp32", "fp32; bf16 (autocast: faster on CPUs with AVX512-BF16 or AMX, about 10x "
                             "slower on those without); or auto: bf16 where the CPU runs it natively, else fp32",
                             choices=("fp32", "bf16", "auto"))

@@ -101,14 +101,22 @@ def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
 def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
     """The surface's colour without the writing, at 1/POOL of the size: a median over a window much
     wider than any stroke (1/`kernel` of the image), in which the ink is a minority whether it is
-    darker or, in some colour channel, lighter than the paper (blue ink on yellow paper). The border is
-    replicated, so that light falling off towards the frame (vignetting) is followed."""
+    darker or, in some colour channel, lighter than the paper (blue ink on yellow paper), taken twice:
+    the second time without the ink the first one found. The border is replicated, so that light
+    falling off towards the frame (vignetting) is followed."""
     pool = POOL if min(rgb.shape[:2]) >= 8 * POOL else 1
     h, w = rgb.shape[:2]
     small = cv2.resize(rgb, (max(1, w // pool), max(1, h // pool)), interpolation=cv2.INTER_AREA)
-    k = max(3, round(max(small.shape[:2]) / kernel)) | 1
-    padded = cv2.copyMakeBorder(small, k, k, k, k, cv2.BORDER_REPLICATE)
-    return cv2.medianBlur(padded, min(k, 255))[k:-k, k:-k]
+    k = min(255, max(3, round(max(small.shape[:2]) / kernel)) | 1)
+
+    def median(a):
+        return cv2.medianBlur(cv2.copyMakeBorder(a, k, k, k, k, cv2.BORDER_REPLICATE), k)[k:-k, k:-k]
+
+    estimate = median(small)
+    # Big, thick writing (a marker) can fill much of a window and tint the estimate: estimate again
+    # with the clearly inked pixels replaced by the first estimate.
+    inked = cv2.subtract(estimate, small).max(axis=2) > MIN_CONTRAST
+    return median(np.where(inked[..., None], estimate, small)) if inked.any() else estimate
 
 
 def brightest(rgb: np.ndarray) -> np.ndarray:
@@ -132,9 +140,10 @@ def dark_board(rgb: np.ndarray) -> bool:
     return (sheet > 0).mean() < 0.03
 
 
-def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ink strength (uint8, 0 = paper) per pixel; the noise there, on the same scale; and the paper at
-    1/POOL size (light writing on a dark board is measured on the inverted image).
+def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ink strength (uint8, 0 = paper) per pixel; the same per colour channel (H, W, 3); the noise,
+    on the same scale; and the paper at 1/POOL size (light writing on a dark board is measured on the
+    inverted image).
 
     Ink is measured relative to the paper's own brightness, so that ink in a shadow is as dark as
     ink in the light, and in the colour channel where it stands out most. In a photo the paper's
@@ -172,7 +181,7 @@ def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray
     ratio = cv2.divide(darker, cv2.max(bg, 64), scale=255)
     ink = cv2.max(cv2.max(ratio[..., 0], ratio[..., 1]), ratio[..., 2])
     noise = 255 * noise / np.maximum(brightest(bg), 64).astype(np.float32)  # relative, like the ink
-    return ink, noise, small
+    return ink, ratio, noise, small
 
 
 def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -202,12 +211,14 @@ def threshold(ink: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return seeded[labels]
 
 
-def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, list]:
+def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, list]:
     """The mask without long straight lines (rulings, grids, margins, edges), and those lines.
 
-    A line is found by the probabilistic Hough transform; along it, only pixels whose run of ink
-    across the line is no longer than the line is thick are removed, so strokes that cross the line
-    or lie on it with a thicker pen keep their pixels."""
+    A line is found by the probabilistic Hough transform and followed across the whole picture (a
+    ruling runs from edge to edge, also where a digit or the picture's edge breaks it). Along it, a
+    pixel is removed only if its run of ink across the line is no longer than the line is thick and
+    its ink is no stronger, in any colour channel, than the line's own (`colour`: the ink per channel):
+    a stroke that crosses the line, or lies on it in another colour or a darker ink, keeps its pixels."""
     h, w = mask.shape
     m8 = mask.astype(np.uint8)
     min_len = round(0.3 * min(h, w))
@@ -215,9 +226,9 @@ def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, list]:
                                maxLineGap=max(3, min_len // 30))
     if segments is None:
         return mask, []
-    bands = [np.zeros_like(m8), np.zeros_like(m8)]  # near-horizontal lines, near-vertical lines
+    bands = [np.zeros((h, w), np.int32), np.zeros((h, w), np.int32)]  # near-horizontal, near-vertical: line index + 1
     widths = [0, 0]
-    lines = []
+    lines, strengths = [], [np.zeros(3, np.float32)]
     for x1, y1, x2, y2 in segments.reshape(-1, 4).tolist():
         vertical = abs(y2 - y1) > abs(x2 - x1)
         # Thickness: the median, over points along the segment, of the ink across it (within 6 px).
@@ -231,16 +242,35 @@ def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, list]:
         thick = float(np.median(across.sum(axis=1)))
         if thick > 6 or thick < 1:  # a wide band (a thick stroke, a shadow) or mostly gaps
             continue
-        cv2.line(bands[vertical], (x1, y1), (x2, y2), 1, round(thick) + 4)
+        on = m8[ys.clip(0, h - 1), xs.clip(0, w - 1)] > 0
+        if on.sum() < 8:
+            continue
+        strengths.append(np.percentile(colour[ys.clip(0, h - 1)[on], xs.clip(0, w - 1)[on]], 90, axis=0)
+                         + max(24.0, 4 * float(np.median(noise[ys.clip(0, h - 1), xs.clip(0, w - 1)]))))
+        (ex1, ey1), (ex2, ey2) = _across(x1, y1, x2, y2, w, h)
+        cv2.line(bands[vertical], (ex1, ey1), (ex2, ey2), len(strengths) - 1, round(thick) + 4)
         widths[vertical] = max(widths[vertical], round(thick))
-        lines.append((x1, y1, x2, y2))
+        lines.append((ex1, ey1, ex2, ey2))
+    strengths = np.array(strengths, np.float32)
     cleaned = m8.copy()
     for band, width, kernel in zip(bands, widths, ((1, 0), (0, 1))):
         if width:
             k = width + 3
             runs = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((k, 1) if kernel == (1, 0) else (1, k), np.uint8))
-            cleaned &= 1 - (band & (1 - runs))  # drop band pixels whose run across the line is short
+            ys, xs = np.nonzero((band > 0) & (m8 > 0) & (runs == 0))  # ink on a line, in a short run across it
+            line_ink = (colour[ys, xs] <= strengths[band[ys, xs]]).all(axis=1)  # no stronger than the line
+            cleaned[ys[line_ink], xs[line_ink]] = 0
     return cleaned.astype(bool), lines
+
+
+def _across(x1: int, y1: int, x2: int, y2: int, w: int, h: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The ends, on the picture's border, of the straight line through (x1, y1) and (x2, y2)."""
+    dx, dy = x2 - x1, y2 - y1
+    if abs(dx) >= abs(dy):  # closer to horizontal: from the left edge to the right
+        slope = dy / dx
+        return (0, round(y1 - slope * x1)), (w - 1, round(y1 + slope * (w - 1 - x1)))
+    slope = dx / dy
+    return (round(x1 - slope * y1), 0), (round(x1 + slope * (h - 1 - y1)), h - 1)
 
 
 def on_a_line(ys: np.ndarray, xs: np.ndarray, lines: list, within: float = 2.5) -> bool:
@@ -307,14 +337,16 @@ def _merge_stacked(marks: list[Mark]) -> list[Mark]:
     groups = {}
     for i, m in enumerate(marks):
         groups.setdefault(root(i), []).append(m)
-    merged = []
-    for group in groups.values():
-        x0 = min(m.box[0] for m in group)
-        y0 = min(m.box[1] for m in group)
-        x1 = max(m.box[0] + m.box[2] for m in group)
-        y1 = max(m.box[1] + m.box[3] for m in group)
-        merged.append(Mark((x0, y0, x1 - x0, y1 - y0), [label for m in group for label in m.labels]))
-    return merged
+    return [join(group) for group in groups.values()]
+
+
+def join(marks: list[Mark]) -> Mark:
+    """One mark of several: their boxes' union and all their components."""
+    x0 = min(m.box[0] for m in marks)
+    y0 = min(m.box[1] for m in marks)
+    x1 = max(m.box[0] + m.box[2] for m in marks)
+    y1 = max(m.box[1] + m.box[3] for m in marks)
+    return Mark((x0, y0, x1 - x0, y1 - y0), [label for m in marks for label in m.labels])
 
 
 def find_digits(image: Image.Image) -> "Found":
@@ -324,9 +356,9 @@ def find_digits(image: Image.Image) -> "Found":
         empty = np.zeros(rgb.shape[:2], np.uint8)
         return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
     photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
-    ink, noise, bg = ink_map(rgb, photo)
+    ink, colour, noise, bg = ink_map(rgb, photo)
     mask = threshold(ink, noise)
-    mask, lines = remove_lines(mask) if photo else (mask, [])
+    mask, lines = remove_lines(mask, colour, noise) if photo else (mask, [])
     h, w = mask.shape
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     found = Found(scale, rgb, ink, mask, labels, lines)
@@ -387,9 +419,18 @@ def find_digits(image: Image.Image) -> "Found":
 
     # One line of digits of similar height: the line with the most writing (by the squares of its
     # marks' heights, so that a row of specks does not outweigh a digit) is the one read.
+    # The line may slope (a tilted phone, writing that climbs): each mark need only be level with its
+    # neighbour towards `ref`.
     def company(ref: Mark) -> list[Mark]:
-        cy = ref.box[1] + ref.h / 2
-        return [m for m in marks if 0.4 * ref.h <= m.h <= 2.5 * ref.h and abs(m.box[1] + m.h / 2 - cy) <= 0.75 * ref.h]
+        line = [ref]
+        similar = [m for m in marks if 0.4 * ref.h <= m.h <= 2.5 * ref.h and m is not ref]
+        for side in (-1, 1):
+            last = ref
+            for m in sorted((m for m in similar if (m.x - ref.x) * side >= 0), key=lambda m: abs(m.x - ref.x)):
+                if abs(m.box[1] + m.h / 2 - (last.box[1] + last.h / 2)) <= 0.75 * ref.h:
+                    line.append(m)
+                    last = m
+        return line
 
     ref = max(marks, key=lambda m: sum(c.h ** 2 for c in company(m)))
     line = company(ref)

@@ -193,6 +193,27 @@ def image_paths(inputs) -> list[Path]:
     return paths
 
 
+MAX_PIECES = 3  # marks joined into one digit at most (a "4" in two strokes, a broken pencil line)
+SKIP = np.log(0.3)  # the score of leaving out a small mark (a speck, a stray stroke) instead of reading it
+
+
+def _units(marks: list[locate.Mark]) -> list[tuple[int, int, locate.Mark]]:
+    """The runs i..j of neighbouring marks that may be one digit: each mark alone, and up to
+    MAX_PIECES neighbours whose union is no wider than a digit."""
+    units = []
+    for i in range(len(marks)):
+        for j in range(i, min(len(marks), i + MAX_PIECES)):
+            union = locate.join(marks[i:j + 1]) if j > i else marks[i]
+            if j > i and union.box[2] > 1.2 * union.box[3]:
+                break
+            # Two marks each as tall as the whole side by side are two digits ("11", "19"), unless
+            # together they are as narrow as one (the halves of a broken "0").
+            partial = any(m.h < 0.75 * union.h for m in marks[i:j + 1])
+            if j == i or partial or union.box[2] <= 0.8 * union.h:
+                units.append((i, j, union))
+    return units
+
+
 def _ways(found: locate.Found, mark: locate.Mark, most: int) -> list[list[tuple]]:
     """The ways to read `mark`, each a list of boxes: as one digit and, when it is wider than a digit,
     as 2 or more (up to `most`) touching digits."""
@@ -219,48 +240,75 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     "no_digit" when nothing in the image looks like a digit; "unsure" when a digit's probability is
     below `min_confidence` (then "text" is None and "guess" holds the best reading). Each digit has its
     "digit", "confidence", "box" [x, y, width, height] in the image's pixels and its "top" classes.
-    With `single`, the image is taken to hold one digit: the largest mark. With `debug`, the dict is
-    filled with what a --debug picture needs ("found", "boxes", "inputs") and each digit's
-    class "probabilities"."""
+    With `single`, the image is taken to hold one digit. With `debug`, the dict is filled with what a
+    --debug picture needs ("found", "boxes", "inputs") and each digit's class "probabilities".
+
+    The marks found on the line are read by recognition: every way of taking them as digits (a mark
+    alone, neighbouring marks joined into one digit, a wide mark cut into touching digits, a small
+    mark left out) is classified in one batch, and the way whose digits the model is surest of, with
+    a prior on how many digits a mark's width holds, wins (dynamic programming over the line).
+    A model trained with outlier exposure (the robust recipe) is unsure of pieces and pairs of
+    digits, which is what makes the right way stand out."""
     found = locate.find_digits(image)
     marks = found.digits
-    if single and marks:
-        keep = max(marks, key=lambda m: m.box[2] * m.box[3])
-        found.rejected += [replace(m, reason="not the largest") for m in marks if m is not keep]
-        found.digits = marks = [keep]
-    # Every way of reading every mark, classified in one batch.
-    options = [_ways(found, m, 1 if single else 6) for m in marks]
-    crops, rows_of = [], {}  # rows_of[(mark, way)]: the rows of crops that way cuts the mark into
-    for mi, (mark, ways) in enumerate(zip(marks, options)):
+    units = _units(marks)
+    tallest = max((m.h for m in marks), default=0)
+    # Every way of reading every unit, classified in one batch.
+    options = [_ways(found, u, 1 if single or j > i else 6) for i, j, u in units]
+    crops, rows_of = [], {}  # rows_of[(unit, way)]: the rows of crops that way cuts the unit into
+    for ui, ((_, _, unit), ways) in enumerate(zip(units, options)):
         for wi, boxes in enumerate(ways):
             for box in boxes:
-                rows_of.setdefault((mi, wi), []).append(len(crops))
-                crops.append(normalise(found.crop(mark, box)))
+                rows_of.setdefault((ui, wi), []).append(len(crops))
+                crops.append(normalise(found.crop(unit, box)))
     probs = model.probabilities(np.stack([c if c is not None else np.zeros((28, 28), np.uint8) for c in crops])) \
         if crops else np.zeros((0, len(model.meta["classes"])))
+    log_p = np.log(probs.max(axis=1) + 1e-9) if len(probs) else probs
+
+    def best_way(ui):  # (score, way index) of the unit's best way, or None
+        unit = units[ui][2]
+        expected, trust = _expected_count(found, unit)
+        scored = [(float(sum(log_p[k] for k in rows_of[(ui, wi)])) - trust * max(0.0, abs(wi + 1 - expected) - 0.5),
+                   wi)
+                  for wi in range(len(options[ui])) if all(crops[k] is not None for k in rows_of[(ui, wi)])]
+        return max(scored, default=None)
+
+    scores = [best_way(ui) for ui in range(len(units))]
+    if single:  # one digit: the surest unit that holds the largest mark
+        largest = max(range(len(marks)), key=lambda i: marks[i].box[2] * marks[i].box[3], default=None)
+        holding = [ui for ui, (i, j, _) in enumerate(units) if scores[ui] and i <= largest <= j]
+        path = [max(holding, key=lambda ui: scores[ui][0])] if holding else []
+    else:  # the best path through the line: best[i] is the best score of reading marks[:i]
+        best, back = [0.0] + [-np.inf] * len(marks), [None] * (len(marks) + 1)
+        for i in range(len(marks)):
+            skip = SKIP if marks[i].h < 0.6 * tallest else 10 * SKIP  # a digit-sized mark only if unreadable
+            if best[i] + skip > best[i + 1]:
+                best[i + 1], back[i + 1] = best[i] + skip, (i, None)
+            for ui, (ui_i, j, _) in enumerate(units):
+                if ui_i == i and scores[ui] and best[i] + scores[ui][0] > best[j + 1]:
+                    best[j + 1], back[j + 1] = best[i] + scores[ui][0], (i, ui)
+        path, end = [], len(marks)
+        while end and back[end]:
+            start, ui = back[end]
+            if ui is not None:
+                path.insert(0, ui)
+            end = start
     classes = model.meta["classes"]
     digits, inputs, boxes, chosen = [], [], [], []
-    for mi, (mark, ways) in enumerate(zip(marks, options)):
-        best, best_score = None, -np.inf
-        expected, trust = _expected_count(found, mark)
-        for wi, way in enumerate(ways):
-            rows = rows_of[(mi, wi)]
-            if any(crops[k] is None for k in rows):
-                continue
-            # The model's confidence in the pieces, and how well their number fits the mark's width.
-            score = float(np.mean([np.log(probs[k].max() + 1e-9) for k in rows])) - trust * abs(wi + 1 - expected)
-            if score > best_score:
-                best, best_score = (way, rows), score
-        if best is None:
-            continue
-        for box, k in zip(*best):
-            p = probs[k]
-            ranking = ranked(p, classes, top)
+    used = set()
+    for ui in path:
+        i, j, unit = units[ui]
+        used.update(range(i, j + 1))
+        wi = scores[ui][1]
+        for box, k in zip(options[ui][wi], rows_of[(ui, wi)]):
+            ranking = ranked(probs[k], classes, top)
             digits.append({"digit": ranking[0]["class"], "confidence": ranking[0]["probability"],
                            "box": found.original_box(box), "top": ranking})
             inputs.append(crops[k])
             boxes.append(box)
-            chosen.append(p)
+            chosen.append(probs[k])
+    found.rejected += [replace(m, reason="left out" if not single else "not the digit")
+                       for i, m in enumerate(marks) if i not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
     return summarise(digits, min_confidence)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, outliers
 from .augment import Augment
 from .config import TrainConfig
 from .data import Data, get_spec, load, split_indices
@@ -25,6 +25,8 @@ from .models import build, check_args, logits_of, pixels
 from .runfolder import AUGMENTED, CONFIG, CURVES, HISTORY, MODEL, STATE, best_epoch, reached, read_json, write_json
 
 __all__ = ["TrainConfig", "train", "setup", "train_epoch", "best_epoch", "reached"]
+
+OUTLIER_WEIGHT = 0.5  # of the outliers' loss against the digits' (Hendrycks et al. 2019 use 0.5)
 
 # fused=True: one kernel for all parameters rather than one per tensor, several times faster on CPU.
 OPTIMIZERS = {
@@ -294,17 +296,22 @@ def train_epoch(s: State, epoch: int, progress: Progress, interrupt: "Interrupt"
         for group in s.optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(cfg.schedule, (epoch - 1) * steps + step, cfg.epochs * steps, cfg.warmup)
         idx = perm[step * bs:(step + 1) * bs][s.rank::s.world]  # this process's shard of the global batch
-        x, y = s.augment(s.x_train[idx], s.augment_rng), s.y_train[idx]
+        x, y = s.x_train[idx], s.y_train[idx]
+        if cfg.outliers:  # non-digits, trained towards even probabilities (outliers.py)
+            x = torch.cat([x, outliers.make(x[: round(cfg.outliers * len(x))], s.augment_rng)])
+        x = s.augment(x, s.augment_rng)
         with autocast:
             logits = s.step_model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits[: len(y)], y, label_smoothing=cfg.label_smoothing)
+            if cfg.outliers:
+                loss = loss - OUTLIER_WEIGHT * logits[len(y):].float().log_softmax(1).mean()
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         s.optimizer.step()
         if s.ema:
             s.ema.update()
         loss_sum += loss.detach() * len(idx)
-        correct += (logits.argmax(1) == y).sum()
+        correct += (logits[: len(y)].argmax(1) == y).sum()
         seen += len(idx)
         progress.step(step + 1, loss_sum, correct, seen)
         if interrupt.requested:  # Ctrl-C (single process only): save this step's state, then stop

@@ -96,3 +96,11 @@ def test_noise_sets_up_to_the_fraction_to_black_or_white(digits):
     flipped = (out != digits).flatten(1).float().mean(1)
     assert flipped.max() <= 0.2 * 1.3 and (flipped == 0).float().mean() > 0.3  # about half untouched
     assert set(out[out != digits].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_stroke_thickens_or_thins_the_ink(digits):
+    ink = digits.sum((1, 2, 3))
+    changed = Augment(stroke=1.0)(digits, torch.Generator().manual_seed(0)).sum((1, 2, 3))
+    ratio = changed / ink
+    assert ratio.max() > 1.3 and ratio.min() < 0.7  # some much bolder, some much finer
+    assert ((ratio - 1).abs() < 0.1).float().mean() > 0.05  # and some hardly changed (a uniform amount)
