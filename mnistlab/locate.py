@@ -294,6 +294,14 @@ class Sheets:
     def __init__(self, bg: np.ndarray):
         self.bg = cv2.GaussianBlur(bg, (3, 3), 0)
         self.regions = np.zeros(bg.shape[:2], np.int32)  # 0: not yet filled
+        # The sheets' edges: where the colour steps by more than a surface's own change allows,
+        # widened by two small pixels to cover the shadow or the border that runs along an edge.
+        step = cv2.morphologyEx(self.bg, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(axis=2)
+        self.edges = cv2.dilate((step > 3 * self.STEP).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+
+    def along_edge(self, ys: np.ndarray, xs: np.ndarray) -> float:
+        """The part of a mark's pixels (small coordinates) that lie along a sheet's edge."""
+        return float(self.edges[ys, xs].mean())
 
     def inside(self, ys: np.ndarray, xs: np.ndarray) -> float:
         """The part of a mark's pixels (small coordinates) on the surface under its middle pixel."""
@@ -394,6 +402,8 @@ def find_digits(image: Image.Image) -> "Found":
             mark.reason = "blurred edges: a shadow?"
         elif inside < 0.9:
             mark.reason = "across an edge of the paper"
+        elif photo and sheets.along_edge(ys, xs) > 0.6:
+            mark.reason = "along an edge of the paper"
         elif photo and surface < 0.45 * paper_level:
             mark.reason = "off the paper"
         elif photo and (bw > 0.8 * w or bh > 0.8 * h):
