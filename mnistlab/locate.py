@@ -18,7 +18,7 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    paper (the desk) are rejected with a reason. Marks stacked over each other are one digit (a "5"'s
    separate bar, a "4" in two strokes, a broken stroke).
 6. Digits must be of a similar height on one line; a mark much wider than a digit is two or more
-   touching digits and is cut at the thinnest columns (predict.read lets the model choose how many).
+   touching digits and is sliced at its thinnest columns (predict.read joins the slices into digits).
 
 Everything is in OpenCV; `Found` keeps what a --debug picture needs.
 """
@@ -294,10 +294,13 @@ class Sheets:
     def __init__(self, bg: np.ndarray):
         self.bg = cv2.GaussianBlur(bg, (3, 3), 0)
         self.regions = np.zeros(bg.shape[:2], np.int32)  # 0: not yet filled
-        # The sheets' edges: where the colour steps by more than a surface's own change allows,
-        # widened by two small pixels to cover the shadow or the border that runs along an edge.
+        # The sheets' edges: where the colour steps, within a pixel, by more than a surface's own
+        # change allows and by most of the change over a wider window (a shadow's edge is a gradual
+        # ramp); widened by two small pixels to cover the shadow or border that runs along an edge.
         step = cv2.morphologyEx(self.bg, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(axis=2)
-        self.edges = cv2.dilate((step > 3 * self.STEP).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        ramp = cv2.morphologyEx(self.bg, cv2.MORPH_GRADIENT, np.ones((9, 9), np.uint8)).max(axis=2)
+        sharp = (step > 3 * self.STEP) & (step > 0.4 * ramp)
+        self.edges = cv2.dilate(sharp.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
 
     def along_edge(self, ys: np.ndarray, xs: np.ndarray) -> float:
         """The part of a mark's pixels (small coordinates) that lie along a sheet's edge."""
@@ -452,25 +455,26 @@ def find_digits(image: Image.Image) -> "Found":
     return found
 
 
-def cuts(found: Found, mark: Mark, k: int) -> list[tuple[int, int, int, int]]:
-    """`mark`'s box cut into `k` boxes at the columns with the least ink near the even split."""
+def slices(found: Found, mark: Mark, min_width: float = 0.25) -> list[Mark]:
+    """`mark` cut into slices at the columns where its ink is locally thinnest, at least `min_width`
+    of its height apart: more cuts than there are touching digits, for predict.read to join back.
+    Each slice keeps the mark's components, its box shrunk to the rows its ink fills."""
     x, y, w, h = mark.box
-    if k == 1:
-        return [mark.box]
-    column_ink = found.crop(mark).sum(axis=0)
-    bounds = [0]
-    for i in range(1, k):
-        centre = round(w * i / k)
-        lo, hi = max(bounds[-1] + 1, centre - w // (3 * k)), min(w - 1, centre + w // (3 * k))
-        bounds.append(lo + int(np.argmin(column_ink[lo:hi + 1])) if hi > lo else centre)
-    bounds.append(w)
-    boxes = []
+    crop = found.crop(mark)
+    ink = np.convolve(crop.sum(axis=0), np.ones(3) / 3, mode="same")
+    step = max(2, round(min_width * h))
+    minima = [c for c in range(step, w - step + 1) if ink[c] <= ink[c - 1] and ink[c] <= ink[c + 1]]
+    chosen = []
+    for c in sorted(minima, key=lambda c: ink[c]):  # the thinnest first
+        if all(abs(c - d) >= step for d in chosen):
+            chosen.append(c)
+    bounds = [0, *sorted(chosen), w]
+    out = []
     for a, b in zip(bounds[:-1], bounds[1:]):
-        part = found.crop(mark, (x + a, y, b - a, h))
-        rows = np.nonzero(part.sum(axis=1) > 0)[0]
-        top, bottom = (rows[0], rows[-1] + 1) if len(rows) else (0, h)
-        boxes.append((x + a, y + int(top), b - a, int(bottom - top)))
-    return boxes
+        rows = np.nonzero(crop[:, a:b].sum(axis=1) > 0)[0]
+        if len(rows):
+            out.append(Mark((x + a, y + int(rows[0]), b - a, int(rows[-1] + 1 - rows[0])), mark.labels))
+    return out
 
 
 def debug_picture(found: Found, boxes: list[tuple] = (), labels: list[str] = ()) -> Image.Image:

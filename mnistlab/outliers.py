@@ -9,14 +9,14 @@ ops on the training device, in MNIST's convention (white on black, the ink's lon
 letters and signs that are written like a digit (O, l, I, S, Z, B, G, q, g, b, /) are left out.
 """
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import glyphs
+from .glyphs import fit
+
 LETTERS = "ACEFHKMNPRUVWXYacefhkmnprtuvwxy+=#%&?@*$"
-FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
-         cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
 KINDS = ("piece of a digit", "two digits run together", "scribble", "letter", "ruling", "smudge")
 _letters: dict = {}  # device -> (N, 1, 28, 28) rendered letters, made once
 
@@ -32,27 +32,6 @@ def make(digits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if len(chosen):
             out[chosen] = maker(digits[chosen], generator)
     return out.contiguous(memory_format=torch.channels_last)
-
-
-def fit(x: torch.Tensor, box: int = 20) -> torch.Tensor:
-    """(B, 1, H, W) ink -> (B, 1, 28, 28), each image's ink box scaled so its longer side is `box`
-    pixels and centred, as MNIST's digits are; an image without ink comes back empty."""
-    b, _, h, w = x.shape
-    rows, cols = x.amax(dim=(1, 3)) > 0.1, x.amax(dim=(1, 2)) > 0.1  # (B, H), (B, W)
-    ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
-    top = torch.where(rows, ar_h, h).amin(1)
-    bottom = torch.where(rows, ar_h, -1).amax(1)
-    left = torch.where(cols, ar_w, w).amin(1)
-    right = torch.where(cols, ar_w, -1).amax(1)
-    size = torch.maximum(bottom - top, right - left).clamp_min(1).float() + 1
-    k = size / box  # input pixels per output pixel
-    cy, cx = (top + bottom).float() / 2, (left + right).float() / 2
-    theta = torch.zeros(b, 2, 3, device=x.device)
-    theta[:, 0, 0], theta[:, 0, 2] = 28 * k / w, (2 * cx + 1) / w - 1
-    theta[:, 1, 1], theta[:, 1, 2] = 28 * k / h, (2 * cy + 1) / h - 1
-    grid = F.affine_grid(theta, [b, 1, 28, 28], align_corners=False)
-    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return torch.where((bottom >= 0)[:, None, None, None], out, torch.zeros_like(out)).clamp(0, 1)
 
 
 def _uniform(b: int, lo: float, hi: float, device, generator) -> torch.Tensor:
@@ -111,20 +90,8 @@ def letter(x: torch.Tensor, generator) -> torch.Tensor:
     """A letter or sign in one of OpenCV's Hershey fonts, upright or italic, thin or bold."""
     bank = _letters.get(x.device)
     if bank is None:
-        bank = _letters[x.device] = fit(_render_letters().to(x.device))
+        bank = _letters[x.device] = fit(glyphs.render(LETTERS).to(x.device))
     return bank[torch.randint(len(bank), (len(x),), device=x.device, generator=generator)]
-
-
-def _render_letters() -> torch.Tensor:
-    images = []
-    for ch in LETTERS:
-        for font in FONTS:
-            for italic in (0, cv2.FONT_ITALIC):
-                for thickness in (3, 7):
-                    canvas = np.zeros((96, 96), np.uint8)
-                    cv2.putText(canvas, ch, (18, 70), font | italic, 2.0, 255, thickness, cv2.LINE_AA)
-                    images.append(canvas)
-    return torch.from_numpy(np.stack(images)).float().div(255)[:, None]
 
 
 def ruling(x: torch.Tensor, generator) -> torch.Tensor:

@@ -193,43 +193,34 @@ def image_paths(inputs) -> list[Path]:
     return paths
 
 
-MAX_PIECES = 3  # marks joined into one digit at most (a "4" in two strokes, a broken pencil line)
+MAX_PIECES = 4  # pieces joined into one digit at most (a "4" in two strokes, a broken pencil line, slices)
 SKIP = np.log(0.3)  # the score of leaving out a small mark (a speck, a stray stroke) instead of reading it
+WIDE = 1.3  # a mark wider than this part of its height may be touching digits: it is sliced
+CUT = np.log(0.5)  # the score of each digit read from a part of a sliced mark
 
 
-def _units(marks: list[locate.Mark]) -> list[tuple[int, int, locate.Mark]]:
-    """The runs i..j of neighbouring marks that may be one digit: each mark alone, and up to
+def _pieces(found: locate.Found, marks: list[locate.Mark]) -> list[locate.Mark]:
+    """The marks left to right, each one wider than a digit sliced where its ink is thinnest."""
+    return [piece for m in marks for piece in (locate.slices(found, m) if m.box[2] > WIDE * m.h else [m])]
+
+
+def _units(pieces: list[locate.Mark]) -> list[tuple[int, int, locate.Mark]]:
+    """The runs i..j of neighbouring pieces that may be one digit: each piece alone, and up to
     MAX_PIECES neighbours whose union is no wider than a digit."""
     units = []
-    for i in range(len(marks)):
-        for j in range(i, min(len(marks), i + MAX_PIECES)):
-            union = locate.join(marks[i:j + 1]) if j > i else marks[i]
-            if j > i and union.box[2] > 1.2 * union.box[3]:
+    for i in range(len(pieces)):
+        for j in range(i, min(len(pieces), i + MAX_PIECES)):
+            run = pieces[i:j + 1]
+            union = locate.join(run) if j > i else pieces[i]
+            if j > i and union.box[2] > 1.2 * union.h:
                 break
             # Two marks each as tall as the whole side by side are two digits ("11", "19"), unless
-            # together they are as narrow as one (the halves of a broken "0").
-            partial = any(m.h < 0.75 * union.h for m in marks[i:j + 1])
-            if j == i or partial or union.box[2] <= 0.8 * union.h:
+            # together they are as narrow as one (the halves of a broken "0") or are slices of one mark.
+            partial = any(m.h < 0.75 * union.h for m in run)
+            sliced = any(set(a.labels) & set(b.labels) for a, b in zip(run, run[1:]))
+            if j == i or partial or sliced or union.box[2] <= 0.8 * union.h:
                 units.append((i, j, union))
     return units
-
-
-def _ways(found: locate.Found, mark: locate.Mark, most: int) -> list[list[tuple]]:
-    """The ways to read `mark`, each a list of boxes: as one digit and, when it is wider than a digit,
-    as 2 or more (up to `most`) touching digits."""
-    _, _, w, h = mark.box
-    most = max(1, min(most, int(w / (0.55 * h))))
-    return [locate.cuts(found, mark, k) for k in range(1, most + 1)]
-
-
-def _expected_count(found: locate.Found, mark: locate.Mark) -> tuple[float, float]:
-    """How many digits `mark` looks like by its width, and how much to trust that: against the other
-    digits of its line when there are some (handwriting differs in width more than in height), less
-    surely against its own height."""
-    widths = [m.box[2] for m in found.digits if m is not mark and m.box[2] < 1.2 * m.box[3]]
-    if len(widths) >= 2:
-        return mark.box[2] / max(float(np.median(widths)), 1), 0.5
-    return mark.box[2] / max(0.9 * mark.box[3], 1), 0.25
 
 
 def read(model, image: Image.Image, single: bool = False, min_confidence: float = MIN_CONFIDENCE,
@@ -243,75 +234,75 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     With `single`, the image is taken to hold one digit. With `debug`, the dict is filled with what a
     --debug picture needs ("found", "boxes", "inputs") and each digit's class "probabilities".
 
-    The marks found on the line are read by recognition: every way of taking them as digits (a mark
-    alone, neighbouring marks joined into one digit, a wide mark cut into touching digits, a small
-    mark left out) is classified in one batch, and the way whose digits the model is surest of, with
-    a prior on how many digits a mark's width holds, wins (dynamic programming over the line).
-    A model trained with outlier exposure (the robust recipe) is unsure of pieces and pairs of
-    digits, which is what makes the right way stand out."""
+    The line's marks are read by recognition: wide marks are sliced at their thinnest columns, and
+    every way of taking the pieces as digits (a piece alone, neighbours joined into one digit, a
+    small mark left out) is classified in one batch; the way whose digits the model is surest of
+    wins (dynamic programming along the line). A model trained with outlier exposure (the robust
+    recipe) is unsure of pieces and pairs of digits, which is what makes the right way stand out."""
     found = locate.find_digits(image)
     marks = found.digits
-    units = _units(marks)
-    tallest = max((m.h for m in marks), default=0)
-    # Every way of reading every unit, classified in one batch.
-    options = [_ways(found, u, 1 if single or j > i else 6) for i, j, u in units]
-    crops, rows_of = [], {}  # rows_of[(unit, way)]: the rows of crops that way cuts the unit into
-    for ui, ((_, _, unit), ways) in enumerate(zip(units, options)):
-        for wi, boxes in enumerate(ways):
-            for box in boxes:
-                rows_of.setdefault((ui, wi), []).append(len(crops))
-                crops.append(normalise(found.crop(unit, box)))
+    pieces = marks if single else _pieces(found, marks)
+    units = _units(pieces)
+    crops = [normalise(found.crop(unit)) for _, _, unit in units]
+    readable = [c is not None for c in crops]
     probs = model.probabilities(np.stack([c if c is not None else np.zeros((28, 28), np.uint8) for c in crops])) \
         if crops else np.zeros((0, len(model.meta["classes"])))
-    log_p = np.log(probs.max(axis=1) + 1e-9) if len(probs) else probs
+    # A unit's score: the log of the model's confidence, less a penalty for a digit wider than tall
+    # and one for cutting a mark (the model must be clearly surer of the parts than of the whole).
+    def cut(i, j):
+        return (i > 0 and set(pieces[i - 1].labels) & set(pieces[i].labels)) or \
+            (j + 1 < len(pieces) and set(pieces[j].labels) & set(pieces[j + 1].labels))
 
-    def best_way(ui):  # (score, way index) of the unit's best way, or None
-        unit = units[ui][2]
-        expected, trust = _expected_count(found, unit)
-        scored = [(float(sum(log_p[k] for k in rows_of[(ui, wi)])) - trust * max(0.0, abs(wi + 1 - expected) - 0.5),
-                   wi)
-                  for wi in range(len(options[ui])) if all(crops[k] is not None for k in rows_of[(ui, wi)])]
-        return max(scored, default=None)
-
-    scores = [best_way(ui) for ui in range(len(units))]
+    scores = [float(np.log(p.max() + 1e-9)) - 2 * max(0.0, u.box[2] / u.h - 1) + (CUT if cut(i, j) else 0.0)
+              if ok else -np.inf for p, ok, (i, j, u) in zip(probs, readable, units)]
     if single:  # one digit: the surest unit that holds the largest mark
-        largest = max(range(len(marks)), key=lambda i: marks[i].box[2] * marks[i].box[3], default=None)
-        holding = [ui for ui, (i, j, _) in enumerate(units) if scores[ui] and i <= largest <= j]
-        path = [max(holding, key=lambda ui: scores[ui][0])] if holding else []
-    else:  # the best path through the line: best[i] is the best score of reading marks[:i]
-        best, back = [0.0] + [-np.inf] * len(marks), [None] * (len(marks) + 1)
-        for i in range(len(marks)):
-            skip = SKIP if marks[i].h < 0.6 * tallest else 10 * SKIP  # a digit-sized mark only if unreadable
-            if best[i] + skip > best[i + 1]:
-                best[i + 1], back[i + 1] = best[i] + skip, (i, None)
-            for ui, (ui_i, j, _) in enumerate(units):
-                if ui_i == i and scores[ui] and best[i] + scores[ui][0] > best[j + 1]:
-                    best[j + 1], back[j + 1] = best[i] + scores[ui][0], (i, ui)
-        path, end = [], len(marks)
-        while end and back[end]:
-            start, ui = back[end]
-            if ui is not None:
-                path.insert(0, ui)
-            end = start
+        largest = max(range(len(pieces)), key=lambda i: pieces[i].box[2] * pieces[i].box[3], default=None)
+        holding = [u for u, (i, j, _) in enumerate(units) if readable[u] and i <= largest <= j]
+        path = [max(holding, key=lambda u: scores[u])] if holding else []
+    else:
+        path = _best_path(pieces, units, scores)
     classes = model.meta["classes"]
     digits, inputs, boxes, chosen = [], [], [], []
     used = set()
-    for ui in path:
-        i, j, unit = units[ui]
-        used.update(range(i, j + 1))
-        wi = scores[ui][1]
-        for box, k in zip(options[ui][wi], rows_of[(ui, wi)]):
-            ranking = ranked(probs[k], classes, top)
-            digits.append({"digit": ranking[0]["class"], "confidence": ranking[0]["probability"],
-                           "box": found.original_box(box), "top": ranking})
-            inputs.append(crops[k])
-            boxes.append(box)
-            chosen.append(probs[k])
+    for u in path:
+        i, j, unit = units[u]
+        used.update(id(m) for m in pieces[i:j + 1])
+        ranking = ranked(probs[u], classes, top)
+        digits.append({"digit": ranking[0]["class"], "confidence": ranking[0]["probability"],
+                       "box": found.original_box(unit.box), "top": ranking})
+        inputs.append(crops[u])
+        boxes.append(unit.box)
+        chosen.append(probs[u])
     found.rejected += [replace(m, reason="left out" if not single else "not the digit")
-                       for i, m in enumerate(marks) if i not in used]
+                       for m in pieces if id(m) not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
     return summarise(digits, min_confidence)
+
+
+def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float]) -> list[int]:
+    """The units that read the line best: best[i] is the best total score for pieces[:i], each piece
+    read in exactly one unit or, if it is small, left out."""
+    tallest = max((m.h for m in pieces), default=0)
+    best, back = [0.0] + [-np.inf] * len(pieces), [None] * (len(pieces) + 1)
+    starting = {}
+    for u, (i, _, _) in enumerate(units):
+        starting.setdefault(i, []).append(u)
+    for i in range(len(pieces)):
+        skip = SKIP if pieces[i].h < 0.6 * tallest else 10 * SKIP  # a digit-sized mark only if unreadable
+        if best[i] + skip > best[i + 1]:
+            best[i + 1], back[i + 1] = best[i] + skip, (i, None)
+        for u in starting.get(i, []):
+            j = units[u][1]
+            if best[i] + scores[u] > best[j + 1]:
+                best[j + 1], back[j + 1] = best[i] + scores[u], (i, u)
+    path, end = [], len(pieces)
+    while end and back[end]:
+        start, u = back[end]
+        if u is not None:
+            path.insert(0, u)
+        end = start
+    return path
 
 
 def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE) -> dict:

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, distributed, outliers
+from . import checkpoint, distributed, glyphs, outliers
 from .augment import Augment
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .data import Data, get_spec, load, split_indices
 from .errors import MnistlabError
 from .models import build, check_args, logits_of, pixels
@@ -106,8 +106,10 @@ def pick_device(name: str = "auto") -> torch.device:
 def check(cfg: TrainConfig):
     """What config.py's declarations cannot know (it does not import torch): that the model and the
     data set exist, and that the model takes the architecture arguments given."""
-    get_spec(cfg.dataset)
+    spec = get_spec(cfg.dataset)
     check_args(cfg.model, cfg.model_args)
+    if cfg.printed and spec.classes != tuple("0123456789"):
+        raise ConfigError(f"--printed adds printed digits, but {cfg.dataset}'s classes are not the digits 0-9")
 
 
 def check_run_dir(out_dir, resume: bool):
@@ -235,10 +237,15 @@ def setup(cfg: TrainConfig, out_dir, data: Data, resume: bool = False) -> State:
     # channels_last: oneDNN's fast layout for convolutions and pooling on CPU (2x faster steps for cnn-small).
     cl = torch.channels_last
     x_train = pixels(data.train_images[train_idx]).to(device, memory_format=cl)
+    y_train = data.train_labels[train_idx].to(device)
     mean, std = (x_train.mean().item(), x_train.std().item()) if cfg.standardize else (0.0, 1.0)
+    if cfg.printed:  # printed digits beside the handwriting (glyphs.py)
+        images, labels = glyphs.printed_digits(round(cfg.printed * len(train_idx)), cfg.seed)
+        x_train = torch.cat([x_train, pixels(images).to(device, memory_format=cl)]).contiguous(memory_format=cl)
+        y_train = torch.cat([y_train, labels.to(device)])
     arch_args = {"num_classes": len(data.classes), **cfg.model_args}
     model = build(cfg.model, arch_args, mean, std).to(device, memory_format=cl)
-    s = State(cfg, out_dir, device, rank, world, data.classes, x_train, data.train_labels[train_idx].to(device),
+    s = State(cfg, out_dir, device, rank, world, data.classes, x_train, y_train,
               pixels(data.train_images[val_idx]).to(device, memory_format=cl), data.train_labels[val_idx].to(device),
               arch_args, model, distributed.wrap(model, world), OPTIMIZERS[cfg.optimizer](model.parameters(), cfg),
               EMA(model, cfg.ema) if cfg.ema else None, Augment(**cfg.augmentation),
