@@ -248,6 +248,8 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tup
         strengths.append(np.percentile(colour[ys.clip(0, h - 1)[on], xs.clip(0, w - 1)[on]], 90, axis=0)
                          + max(24.0, 4 * float(np.median(noise[ys.clip(0, h - 1), xs.clip(0, w - 1)]))))
         (ex1, ey1), (ex2, ey2) = _across(x1, y1, x2, y2, w, h)
+        if any(abs(ex1 - a) + abs(ey1 - b) + abs(ex2 - c) + abs(ey2 - d) <= 4 for a, b, c, d in lines):
+            continue  # another piece of a line already followed
         cv2.line(bands[vertical], (ex1, ey1), (ex2, ey2), len(strengths) - 1, round(thick) + 4)
         widths[vertical] = max(widths[vertical], round(thick))
         lines.append((ex1, ey1, ex2, ey2))
@@ -276,12 +278,13 @@ def _across(x1: int, y1: int, x2: int, y2: int, w: int, h: int) -> tuple[tuple[i
 def on_a_line(ys: np.ndarray, xs: np.ndarray, lines: list, within: float = 2.5) -> bool:
     """Whether nearly all of a mark's pixels lie within `within` pixels of one of the straight lines
     found: a piece of a ruling or grid that the removal left behind, not a stroke."""
-    for x1, y1, x2, y2 in lines:
-        dx, dy = x2 - x1, y2 - y1
-        norm = np.hypot(dx, dy)
-        if norm and np.mean(np.abs(dy * (xs - x1) - dx * (ys - y1)) / norm <= within) > 0.9:
-            return True
-    return False
+    if not lines:
+        return False
+    ends = np.asarray(lines, np.float32)  # (L, 4)
+    dx, dy = ends[:, 2] - ends[:, 0], ends[:, 3] - ends[:, 1]
+    norm = np.hypot(dx, dy).clip(1e-6)
+    distance = np.abs(dy[:, None] * (xs[None] - ends[:, :1]) - dx[:, None] * (ys[None] - ends[:, 1:2])) / norm[:, None]
+    return bool(((distance <= within).mean(axis=1) > 0.9).any())
 
 
 class Sheets:
