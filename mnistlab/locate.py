@@ -466,7 +466,8 @@ def slices(found: Found, mark: Mark, min_width: float = 0.25) -> list[Mark]:
     crop = found.crop(mark)
     ink = np.convolve(crop.sum(axis=0), np.ones(3) / 3, mode="same")
     step = max(2, round(min_width * h))
-    minima = [c for c in range(step, w - step + 1) if ink[c] <= ink[c - 1] and ink[c] <= ink[c + 1]]
+    edge = max(2, round(0.12 * h))  # a "1" at either end is narrower than `step`
+    minima = [c for c in range(edge, w - edge + 1) if ink[c] <= ink[c - 1] and ink[c] <= ink[c + 1]]
     chosen = []
     for c in sorted(minima, key=lambda c: ink[c]):  # the thinnest first
         if all(abs(c - d) >= step for d in chosen):

@@ -169,3 +169,16 @@ def test_a_12_megapixel_jpeg_is_decoded_at_a_fraction_of_its_size(digits):
     image = predict.open_image(blob, size=locate.WORK_SIZE)
     assert max(image.size) == 1000  # 1/4 scale straight from the JPEG's DCT
     assert max(predict.open_image(blob).size) == 4000
+
+
+def test_touching_digits_are_sliced_where_they_meet():
+    """Two rings (two zeros) joined by a short thin bridge make one mark; slicing cuts at the bridge."""
+    page = np.full((400, 600, 3), 250, np.uint8)
+    cv2.ellipse(page, (230, 200), (45, 80), 0, 0, 360, (20, 20, 20), 12)
+    cv2.ellipse(page, (350, 200), (45, 80), 0, 0, 360, (20, 20, 20), 12)
+    cv2.line(page, (275, 200), (305, 200), (20, 20, 20), 4)
+    found = locate.find_digits(Image.fromarray(page))
+    assert len(found.digits) == 1
+    cuts = [piece.box[0] for piece in locate.slices(found, found.digits[0])][1:]
+    bridge = round(290 / found.scale)
+    assert any(abs(c - bridge) <= 12 / found.scale for c in cuts), (cuts, bridge)
