@@ -405,15 +405,18 @@ def create_app(model, limits: Limits = Limits(), docs: bool = False, threads: in
     return app
 
 
-def serve(source, backend: str = "pytorch", host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
-          workers: int = 1, threads: int | None = None, access_log: bool = False, docs: bool = False):
+def serve(source, backend: str = "auto", host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
+          workers: int | None = None, threads: int | None = None, access_log: bool = False, docs: bool = False):
     """Run the API with uvicorn until interrupted: the model of `source` (see export.open_model) in
-    each of `workers` processes, which share the port."""
+    each of `workers` processes, which share the port. What is not given is chosen for this machine
+    (see plan), and said in one line at start-up."""
     import uvicorn
 
     from .export import open_model
 
+    backend, source, workers, threads, why = plan(source, backend, workers, threads)
     model = open_model(source, backend, threads)  # here too, so that a bad model fails before a worker starts
+    print(f"serving {model.meta['model']['name']} on {why}", flush=True)
     if workers == 1:
         app, factory = create_app(model, limits, docs, threads), False
     else:  # each worker process builds its own app from these settings
@@ -421,6 +424,30 @@ def serve(source, backend: str = "pytorch", host: str = "127.0.0.1", port: int =
                                                  limits=asdict(limits), docs=docs))
         app, factory = f"{__name__}:_app_from_environment", True
     uvicorn.run(app, factory=factory, host=host, port=port, workers=workers, access_log=access_log, log_level="info")
+
+
+def plan(source, backend: str = "auto", workers: int | None = None, threads: int | None = None):
+    """The backend, model file, worker processes and threads per worker to serve `source` with, and a
+    line saying what was chosen and why. Backend "auto" is export.choose_backend's choice; workers
+    default to one per core this process may run on (os.sched_getaffinity); threads to 1 per
+    worker when there are several (a worker per core, each single-threaded, works on as many
+    requests at once as the cores allow, without threads contending for them), else one per core."""
+    from .export import choose_backend, onnx_for
+
+    cores = len(os.sched_getaffinity(0))
+    if backend == "auto":
+        backend, backend_why = choose_backend(source)
+        backend_why = f"{backend} (auto: {backend_why})"
+        if backend == "onnxruntime":
+            source = onnx_for(source)
+    else:
+        backend_why = backend
+    workers_why = f"{workers} worker{'s' * (workers > 1)}" if workers else \
+        f"{cores} worker{'s' * (cores > 1)} (auto: one per core, {cores} available)"
+    workers = workers or cores
+    threads = threads or (1 if workers > 1 else None)
+    threads_why = f"{threads} thread{'s' * (threads > 1)} each" if threads else f"up to {cores} threads"
+    return backend, source, workers, threads, f"{backend_why}, {workers_why}, {threads_why}"
 
 
 _SETTINGS = "MNISTLAB_SERVE_SETTINGS"
