@@ -73,7 +73,8 @@ class Found:
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own)."""
         x, y, w, h = box or mark.box
-        own = np.isin(self.labels[y:y + h, x:x + w], mark.labels)
+        part = self.labels[y:y + h, x:x + w]
+        own = part == mark.labels[0] if len(mark.labels) == 1 else np.isin(part, mark.labels)
         own = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # keep the soft edges
         return np.where(own, self.ink[y:y + h, x:x + w], 0).astype(np.float32)
 
@@ -86,7 +87,9 @@ class Found:
 def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
     """RGB uint8 at most WORK_SIZE on its longer side (and a tiny image enlarged), and the original
     pixels per working pixel."""
-    rgb = np.asarray(image.convert("RGB"))
+    # RGBA (the drawing page's PNG) drops its alpha as PIL's convert does, in a fraction of the time.
+    rgb = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGBA2RGB) if image.mode == "RGBA" else \
+        np.asarray(image.convert("RGB"))
     if max(image.size) < MIN_SIZE // 2:  # a small image (MNIST's own 28x28): enlarge it to have room to work
         scale = max(image.size) / MIN_SIZE
         size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
@@ -178,17 +181,18 @@ def flat_ink(rgb: np.ndarray) -> tuple[np.ndarray, np.float32, np.ndarray]:
     working on the whole image at a fraction of the cost. A grey image (the drawing page's canvas,
     most scans) is blurred and looked up as one channel."""
     h, w = rgb.shape[:2]
-    planes = cv2.split(rgb)
-    grey = all(cv2.norm(planes[0], p, cv2.NORM_INF) == 0 for p in planes[1:])
-    blurred = [cv2.GaussianBlur(p, (3, 3), 0) for p in planes[:1 if grey else 3]]  # grain, JPEG blocks
+    plane = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # a grey pixel's own value
+    grey = cv2.norm(rgb, cv2.cvtColor(plane, cv2.COLOR_GRAY2RGB), cv2.NORM_INF) == 0
+    blurred = [cv2.GaussianBlur(p, (3, 3), 0) for p in ([plane] if grey else cv2.split(rgb))]  # grain, JPEG blocks
     border = np.stack([np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]]) for b in blurred], 1).astype(np.float32)
     border = np.repeat(border, 3, axis=1) if grey else border  # (pixels, 3)
-    colour = np.median(border, axis=0)
+    uniform = (border == border[0]).all()  # the drawing page's canvas: no grain, its median is any pixel
+    colour = border[0].copy() if uniform else np.median(border, axis=0)
     light_on_dark = colour.max() < 128
     if light_on_dark:  # light writing on a dark background: measured on the inverted image
         border, colour = 255 - border, 255 - colour
     lum = border.max(axis=1)
-    grain = 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
+    grain = 0.5 if uniform else 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
     small = np.empty((max(1, h // POOL), max(1, w // POOL), 3), np.uint8)
     small[:] = colour.round().astype(np.uint8)
 
@@ -379,15 +383,16 @@ def find_digits(image: Image.Image) -> "Found":
     n, labels, stats = components(mask)
     found = Found(scale, rgb, ink, mask, labels, lines)
 
-    # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
-    lum = brightest(bg)
-    paper_level = float(np.percentile(lum, 90))
-    pool = max(1, round(h / lum.shape[0]))
-    sheets = Sheets(bg)
+    if photo:
+        # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
+        lum = brightest(bg)
+        paper_level = float(np.percentile(lum, 90))
+        pool = max(1, round(h / lum.shape[0]))
+        sheets = Sheets(bg)
+        # A pen's stroke has a sharp edge; a shadow's, a fold's or a blur's is soft.
+        gradient = cv2.morphologyEx(ink, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
 
     min_h = max(6, MIN_HEIGHT * min(h, w))
-    # A pen's stroke has a sharp edge; a shadow's, a fold's or a blur's is soft.
-    gradient = cv2.morphologyEx(ink, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) if photo else None
     big = (np.maximum(stats[:, 2], stats[:, 3]) >= 0.4 * min_h) & (stats[:, 4] >= 0.1 * min_h ** 2 / 4)
     marks = []
     for i in np.nonzero(big[1:])[0] + 1:  # specks and JPEG noise are not worth a reason
@@ -396,7 +401,7 @@ def find_digits(image: Image.Image) -> "Found":
         own = labels[y:y + bh, x:x + bw] == i
         strength = float(np.percentile(ink[y:y + bh, x:x + bw][own], 90))
         grain = float(np.median(noise[y:y + bh, x:x + bw][own]) if np.ndim(noise) else noise)
-        ruling, sharpness, inside, surface = False, 1.0, 1.0, paper_level  # a drawing's marks: faint or not
+        ruling, sharpness, inside, surface = False, 1.0, 1.0, None  # a drawing's marks: faint or not
         if photo:  # straightness, edges and the surface under the mark
             ys_own, xs_own = ys, xs = np.nonzero(own)
             ys, xs = ((ys + y) // pool).clip(0, lum.shape[0] - 1), ((xs + x) // pool).clip(0, lum.shape[1] - 1)
