@@ -26,6 +26,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from importlib import resources
+from pathlib import Path
 
 import anyio
 import numpy as np
@@ -459,7 +460,7 @@ def plan(source, backend: str = "auto", workers: int | None = None, threads: int
     if backend == "auto":
         backend, backend_why = choose_backend(source)
         backend_why = f"{backend} (auto: {backend_why})"
-        if backend == "onnxruntime":
+        if backend == "onnxruntime" and Path(source).suffix != ".onnx":
             source = onnx_for(source)
     else:
         backend_why = backend

@@ -517,11 +517,12 @@ def test_the_plain_command_chooses_for_the_machine_and_says_so(run, mnist, tmp_p
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
     same = read(TorchModel(fresh), open_image(blob))
-    assert body["text"] == same["text"] == "0" and [d["box"] for d in body["digits"]] == [d["box"] for d in same["digits"]]
+    assert body["text"] == same["text"] == "0"
+    assert [d["box"] for d in body["digits"]] == [d["box"] for d in same["digits"]]
     assert abs(body["confidence"] - same["confidence"]) < 1e-4  # onnxruntime's float rounding, not PyTorch's
     cores = len(os.sched_getaffinity(0))
     line = next(line for line in output.splitlines() if line.startswith("serving "))
-    assert f"on onnxruntime (auto: installed; the checkpoint exported to ONNX in the user cache), {cores} worker" in line
+    assert f"onnxruntime (auto: installed; the checkpoint exported to ONNX in the user cache), {cores} worker" in line
     assert "one per core" in line and ("1 thread each" if cores > 1 else f"up to {cores} threads") in line
     assert output.count("Started server process") == cores and "Traceback" not in output
     assert not (fresh / "model.onnx").exists() and list((tmp_path / "cache" / "mnistlab" / "onnx").glob("*.onnx"))
@@ -533,6 +534,8 @@ def test_plan_keeps_explicit_choices(run):
     assert plan(run, "onnxruntime", 1, 2)[1:] == (run, 1, 2, "onnxruntime, 1 worker, 2 threads each")
     backend, source, workers, threads, why = plan(run)  # model.onnx beside the checkpoint is up to date
     assert (backend, source) == ("onnxruntime", run / "model.onnx") and workers == len(os.sched_getaffinity(0))
+    onnx_plan = plan(run / "model.onnx")
+    assert onnx_plan[:2] == ("onnxruntime", run / "model.onnx") and "(auto: an ONNX model)" in onnx_plan[4]
 
 
 def test_serve_options_are_checked(run, capsys):
