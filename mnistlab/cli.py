@@ -75,6 +75,10 @@ def _add_backend(p):
                    help="pytorch (default), or onnxruntime with the model.onnx that `mnistlab export` wrote")
 
 
+def _workers(text: str) -> int | None:
+    return None if text == "auto" else _positive(text)
+
+
 def _add_force(p):
     p.add_argument("--force", action="store_true",
                    help="write into --out even if it is a folder of other files, not an mnistlab run folder")
@@ -185,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0: all)")
     p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
-    _add_backend(p)
+    p.add_argument("--backend", default="auto", choices=["auto", "pytorch", "onnxruntime"],
+                   help="auto (default: onnxruntime when installed, exporting the model to ONNX in the user cache "
+                        "if it has no up-to-date model.onnx; else pytorch), pytorch or onnxruntime (with the "
+                        "model.onnx that `mnistlab export` wrote)")
     p.add_argument("--max-body", type=_positive, default=8 << 20, help="largest request in bytes (default: 8 MiB)")
     p.add_argument("--max-pixels", type=_positive, default=4096 * 4096,
                    help="largest image in pixels, checked before decoding (default: 4096x4096)")
@@ -196,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds for a request's body to arrive, else 408 (default: 30)")
     p.add_argument("--min-confidence", type=_probability, default=0.9,
                    help="a digit read with a lower probability makes the answer 'unsure' (default: 0.9)")
-    p.add_argument("--workers", type=_positive, default=1, help="server processes sharing the port (default: 1)")
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+                   help="server processes sharing the port (default: auto, one per core)")
     p.add_argument("--threads", type=_positive,
                    help="inference threads, and requests worked on at once, per worker (default: one per core, "
                         "or 1 with several workers)")
@@ -438,8 +446,8 @@ def cmd_serve(args):
     limits = Limits(max_body=args.max_body, max_pixels=args.max_pixels, max_batch=args.max_batch,
                     min_confidence=args.min_confidence, max_total_pixels=args.max_total_pixels,
                     body_timeout=args.body_timeout)
-    threads = args.threads or (1 if args.workers > 1 else None)
-    serve(args.model, args.backend, args.host, args.port, limits, args.workers, threads, args.access_log, args.docs)
+    serve(args.model, args.backend, args.host, args.port, limits, args.workers, args.threads, args.access_log,
+          args.docs)
 
 
 def cmd_export(args):

@@ -14,6 +14,8 @@ above 1e-4 is an error and nothing is written.
 """
 
 import contextlib
+import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from . import checkpoint
+from .data import default_cache_dir
 from .errors import MnistlabError
 from .files import write_bytes
 from .models import pixels
@@ -134,15 +137,20 @@ class OnnxModel:
 def open_model(source, backend: str = "pytorch", threads: int | None = None):
     """The model to predict and serve with: an .onnx file runs on onnxruntime; a run folder or
     checkpoint on PyTorch, or with backend "onnxruntime" through the model.onnx exported beside it.
-    `threads`: the backend's threads (default: its own choice, one per core)."""
+    Backend "auto": see choose_backend. `threads`: the backend's threads (default: its own choice,
+    one per core)."""
     from .predict import TorchModel
 
     if threads:
         torch.set_num_threads(threads)
-    if backend not in ("pytorch", "onnxruntime"):
-        raise MnistlabError(f"unknown backend {backend!r}; use pytorch or onnxruntime")
+    if backend not in BACKENDS:
+        raise MnistlabError(f"unknown backend {backend!r}; use {', '.join(BACKENDS)}")
     if Path(source).suffix == ".onnx":
         return OnnxModel(source, threads)
+    if backend == "auto":
+        backend, _ = choose_backend(source)
+        if backend == "onnxruntime":
+            return OnnxModel(onnx_for(source), threads)
     if backend == "pytorch":
         return TorchModel(source)
     onnx_path = checkpoint.resolve(source).parent / FORMATS["onnx"]
@@ -151,3 +159,52 @@ def open_model(source, backend: str = "pytorch", threads: int | None = None):
     if onnx_path.stat().st_mtime < checkpoint.resolve(source).stat().st_mtime:
         raise MnistlabError(f"{onnx_path} is older than its checkpoint; run `mnistlab export {source}` again")
     return OnnxModel(onnx_path, threads)
+
+
+BACKENDS = ("auto", "pytorch", "onnxruntime")
+
+
+def _installed(*modules) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def choose_backend(source) -> tuple[str, str]:
+    """What backend "auto" runs `source` on, and why: onnxruntime when it is installed (on one image
+    at a time, the serving case, it takes a fraction of PyTorch's overhead per call) and the model
+    is in ONNX or can be exported to it; else PyTorch."""
+    if Path(source).suffix == ".onnx":
+        return "onnxruntime", "an ONNX model"
+    if not _installed("onnxruntime"):
+        return "pytorch", "onnxruntime is not installed"
+    if _fresh_export(checkpoint.resolve(source)):
+        return "onnxruntime", "installed; the model.onnx beside the checkpoint"
+    if not _installed("onnx", "onnxscript"):
+        return "pytorch", "onnxruntime is installed but not the exporter (onnx, onnxscript)"
+    return "onnxruntime", "installed; the checkpoint exported to ONNX in the user cache"
+
+
+def _fresh_export(path: Path) -> Path | None:
+    beside = path.parent / FORMATS["onnx"]
+    return beside if beside.exists() and beside.stat().st_mtime >= path.stat().st_mtime else None
+
+
+def onnx_for(source) -> Path:
+    """An ONNX export of a checkpoint for onnxruntime: the model.onnx that `mnistlab export` wrote
+    beside it when it is newer than the checkpoint, else one exported once into the user cache
+    (~/.cache/mnistlab/onnx/SHA256.onnx, by the checkpoint's digest) and checked against PyTorch on
+    random images. The user's own files are never written."""
+    from .predict import TorchModel
+
+    path = checkpoint.resolve(source)
+    if beside := _fresh_export(path):
+        return beside
+    key = checkpoint.read_meta(path).get("sha256") or hashlib.sha256(path.read_bytes()).hexdigest()
+    out = default_cache_dir() / "onnx" / f"{key}.onnx"
+    if not out.exists():
+        export(path, "onnx", out, check_images=0)
+        digits = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+        diff = float(np.abs(OnnxModel(out).probabilities(digits) - TorchModel(path).probabilities(digits)).max())
+        if diff > TOLERANCE:
+            out.unlink()
+            raise MnistlabError(f"{path}: its ONNX export differs from PyTorch by {diff:.2e} (> {TOLERANCE})")
+    return out

@@ -73,7 +73,8 @@ class Found:
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own)."""
         x, y, w, h = box or mark.box
-        own = np.isin(self.labels[y:y + h, x:x + w], mark.labels)
+        part = self.labels[y:y + h, x:x + w]
+        own = part == mark.labels[0] if len(mark.labels) == 1 else np.isin(part, mark.labels)
         own = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # keep the soft edges
         return np.where(own, self.ink[y:y + h, x:x + w], 0).astype(np.float32)
 
@@ -86,7 +87,9 @@ class Found:
 def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
     """RGB uint8 at most WORK_SIZE on its longer side (and a tiny image enlarged), and the original
     pixels per working pixel."""
-    rgb = np.asarray(image.convert("RGB"))
+    # RGBA (the drawing page's PNG) drops its alpha as PIL's convert does, in a fraction of the time.
+    rgb = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGBA2RGB) if image.mode == "RGBA" else \
+        np.asarray(image.convert("RGB"))
     if max(image.size) < MIN_SIZE // 2:  # a small image (MNIST's own 28x28): enlarge it to have room to work
         scale = max(image.size) / MIN_SIZE
         size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
@@ -140,48 +143,79 @@ def dark_board(rgb: np.ndarray) -> bool:
     return (sheet > 0).mean() < 0.03
 
 
-def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ink strength (uint8, 0 = paper) per pixel; the same per colour channel (H, W, 3); the noise,
-    on the same scale; and the paper at 1/POOL size (light writing on a dark board is measured on the
-    inverted image).
+def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """Ink strength (uint8, 0 = paper) per pixel; the same per colour channel (H, W, 3), for a photo;
+    the noise, on the same scale (one number when it is the same everywhere); and the paper at
+    1/POOL size (light writing on a dark board is measured on the inverted image).
 
     Ink is measured relative to the paper's own brightness, so that ink in a shadow is as dark as
     ink in the light, and in the colour channel where it stands out most. In a photo the paper's
     colour and its grain (camera noise, JPEG blocks) are estimated locally, because light varies
     across a page and a shadow or a dark corner is noisier, relative to its brightness, than the lit
-    page. A drawing or a scan (not a photo) has one background: the colour of its border, which a
-    digit that fills the frame does not hide."""
+    page. A drawing or a scan (not a photo) has one background: see flat_ink."""
+    if not photo:
+        ink, noise, small = flat_ink(rgb)
+        return ink, None, noise, small
     h, w = rgb.shape[:2]
     rgb = cv2.GaussianBlur(rgb, (3, 3), 0)  # camera grain and JPEG blocks
-    if photo:
-        light_on_dark = dark_board(rgb)
-        if light_on_dark:
-            rgb = 255 - rgb
-        small = paper(rgb)
-        # The median of a window of paper with a little ink in it sits a little above the paper: measure
-        # that lift, and the grain, tile by tile, where the ink is a minority.
-        lum, small_lum = brightest(rgb), brightest(small)
-        lift, noise = local_noise(cv2.resize(small_lum, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16) - lum)
-        small = cv2.subtract(small, cv2.resize(lift, small.shape[1::-1], interpolation=cv2.INTER_LINEAR)[..., None]
-                             .round().clip(0, 255).astype(np.uint8).repeat(3, axis=2))
-        noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
-    else:
-        border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.float32)
-        colour = np.median(border, axis=0)
-        light_on_dark = colour.max() < 128
-        if light_on_dark:
-            rgb, colour = 255 - rgb, 255 - colour
-        lum = border.max(axis=1) if not light_on_dark else (255 - border).max(axis=1)
-        grain = 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
-        small = np.empty((max(1, h // POOL), max(1, w // POOL), 3), np.uint8)
-        small[:] = colour.round().astype(np.uint8)
-        noise = np.full((h, w), grain, np.float32)
+    if dark_board(rgb):
+        rgb = 255 - rgb
+    small = paper(rgb)
+    # The median of a window of paper with a little ink in it sits a little above the paper: measure
+    # that lift, and the grain, tile by tile, where the ink is a minority.
+    lum, small_lum = brightest(rgb), brightest(small)
+    lift, noise = local_noise(cv2.resize(small_lum, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16) - lum)
+    small = cv2.subtract(small, cv2.resize(lift, small.shape[1::-1], interpolation=cv2.INTER_LINEAR)[..., None]
+                         .round().clip(0, 255).astype(np.uint8).repeat(3, axis=2))
+    noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
     bg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    darker = cv2.subtract(bg, rgb)  # saturating: ink brighter than its paper is no ink
-    ratio = cv2.divide(darker, cv2.max(bg, 64), scale=255)
-    ink = cv2.max(cv2.max(ratio[..., 0], ratio[..., 1]), ratio[..., 2])
+    ratio = relative_ink(bg, rgb)
+    ink = brightest(ratio)
     noise = 255 * noise / np.maximum(brightest(bg), 64).astype(np.float32)  # relative, like the ink
     return ink, ratio, noise, small
+
+
+def relative_ink(bg: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """How far each pixel of `rgb` falls below the paper `bg` (both (H, W, 3) uint8) in each channel,
+    relative to the paper's brightness there: (H, W, 3) uint8, 255 for black on any paper."""
+    darker = cv2.subtract(bg, rgb)  # saturating: ink brighter than its paper is no ink
+    return cv2.divide(darker, cv2.max(bg, 64), scale=255)
+
+
+def flat_ink(rgb: np.ndarray) -> tuple[np.ndarray, np.float32, np.ndarray]:
+    """ink_map for a drawing or a scan: one background, the colour of the blurred image's border
+    (which a digit that fills the frame does not hide), and one grain, that of the border.
+
+    With one background, a pixel's ink depends on its own blurred colour alone: each channel is
+    looked up in a table of what relative_ink makes of its 256 values, which gives the same ink as
+    working on the whole image at a fraction of the cost. A grey image (the drawing page's canvas,
+    most scans) is blurred and looked up as one channel."""
+    h, w = rgb.shape[:2]
+    plane = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # a grey pixel's own value
+    grey = cv2.norm(rgb, cv2.cvtColor(plane, cv2.COLOR_GRAY2RGB), cv2.NORM_INF) == 0
+    blurred = [cv2.GaussianBlur(p, (3, 3), 0) for p in ([plane] if grey else cv2.split(rgb))]  # grain, JPEG blocks
+    border = np.stack([np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]]) for b in blurred], 1).astype(np.float32)
+    border = np.repeat(border, 3, axis=1) if grey else border  # (pixels, 3)
+    uniform = (border == border[0]).all()  # the drawing page's canvas: no grain, its median is any pixel
+    colour = border[0].copy() if uniform else np.median(border, axis=0)
+    light_on_dark = colour.max() < 128
+    if light_on_dark:  # light writing on a dark background: measured on the inverted image
+        border, colour = 255 - border, 255 - colour
+    lum = border.max(axis=1)
+    grain = 0.5 if uniform else 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
+    small = np.empty((max(1, h // POOL), max(1, w // POOL), 3), np.uint8)
+    small[:] = colour.round().astype(np.uint8)
+
+    values = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (1, 256, 3)
+    paper_row = np.repeat(small[:1, :1], 256, axis=1)
+    table = relative_ink(paper_row, 255 - values if light_on_dark else values)  # (1, 256, 3)
+    if grey:
+        ink = cv2.LUT(blurred[0], brightest(table))
+    else:
+        inks = [cv2.LUT(b, np.ascontiguousarray(table[..., c])) for c, b in enumerate(blurred)]
+        ink = cv2.max(cv2.max(inks[0], inks[1]), inks[2])
+    noise = np.float32(255) * np.float32(grain) / np.float32(max(int(small[0, 0].max()), 64))
+    return ink, noise, small
 
 
 def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -206,9 +240,9 @@ def threshold(ink: np.ndarray, noise: np.ndarray) -> np.ndarray:
     weak = (ink >= low).astype(np.uint8)
     n, labels = cv2.connectedComponents(weak, connectivity=8)
     seeded = np.zeros(n, bool)
-    seeded[np.unique(labels[ink >= high])] = True
+    seeded[labels[ink >= high]] = True
     seeded[0] = False
-    return seeded[labels]
+    return weak.astype(bool) if seeded[1:].all() else seeded[labels]  # the first: a drawing, mostly
 
 
 def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, list]:
@@ -363,6 +397,25 @@ def join(marks: list[Mark]) -> Mark:
     return Mark((x0, y0, x1 - x0, y1 - y0), [label for m in marks for label in m.labels])
 
 
+def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """cv2.connectedComponentsWithStats(mask, connectivity=8) without its centroids, worked out over
+    the mask's bounding box only: a drawing's ink covers a part of its frame. The box starts at even
+    coordinates, so that OpenCV's labelling, which scans 2x2 blocks, numbers the components as it
+    does over the whole frame. The stats of the background (row 0) are those of the box."""
+    h, w = mask.shape
+    x, y, bw, bh = cv2.boundingRect(mask.view(np.uint8))
+    x0, y0 = x - x % 2, y - y % 2
+    labels = np.zeros((h, w), np.int32)
+    if bw == 0:
+        return 1, labels, np.array([[0, 0, w, h, h * w]], np.int32)
+    n, box_labels, stats, _ = cv2.connectedComponentsWithStats(mask[y0:y + bh, x0:x + bw].view(np.uint8),
+                                                               connectivity=8)
+    labels[y0:y + bh, x0:x + bw] = box_labels
+    stats[:, 0] += x0
+    stats[:, 1] += y0
+    return n, labels, stats
+
+
 def find_digits(image: Image.Image) -> "Found":
     """Find the handwritten (or printed) digits in a photo or drawing, left to right."""
     rgb, scale = working_image(image)
@@ -374,33 +427,37 @@ def find_digits(image: Image.Image) -> "Found":
     mask = threshold(ink, noise)
     mask, lines = remove_lines(mask, colour, noise) if photo else (mask, [])
     h, w = mask.shape
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats = components(mask)
     found = Found(scale, rgb, ink, mask, labels, lines)
 
-    # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
-    lum = brightest(bg)
-    paper_level = float(np.percentile(lum, 90))
-    pool = max(1, round(h / lum.shape[0]))
-    sheets = Sheets(bg)
+    if photo:
+        # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
+        lum = brightest(bg)
+        paper_level = float(np.percentile(lum, 90))
+        pool = max(1, round(h / lum.shape[0]))
+        sheets = Sheets(bg)
+        # A pen's stroke has a sharp edge; a shadow's, a fold's or a blur's is soft.
+        gradient = cv2.morphologyEx(ink, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
 
     min_h = max(6, MIN_HEIGHT * min(h, w))
-    # A pen's stroke has a sharp edge; a shadow's, a fold's or a blur's is soft.
-    gradient = cv2.morphologyEx(ink, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
     big = (np.maximum(stats[:, 2], stats[:, 3]) >= 0.4 * min_h) & (stats[:, 4] >= 0.1 * min_h ** 2 / 4)
     marks = []
     for i in np.nonzero(big[1:])[0] + 1:  # specks and JPEG noise are not worth a reason
         x, y, bw, bh, area = stats[i].tolist()
-        ys_own, xs_own = ys, xs = np.nonzero(labels[y:y + bh, x:x + bw] == i)
-        ys, xs = ((ys + y) // pool).clip(0, lum.shape[0] - 1), ((xs + x) // pool).clip(0, lum.shape[1] - 1)
         mark = Mark((x, y, bw, bh), [int(i)])
         own = labels[y:y + bh, x:x + bw] == i
         strength = float(np.percentile(ink[y:y + bh, x:x + bw][own], 90))
-        rim = own & ~cv2.erode(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        sharpness = float(np.median(gradient[y:y + bh, x:x + bw][rim])) / max(strength, 1) if rim.any() else 1.0
-        inside = sheets.inside(ys, xs) if photo else 1.0
-        surface = float(np.median(lum[ys, xs]))
-        grain = float(np.median(noise[y:y + bh, x:x + bw][own]))
-        if max(bw, bh) >= 3 * min(bw, bh) and on_a_line(ys_own + y, xs_own + x, lines):  # thin and straight
+        grain = float(np.median(noise[y:y + bh, x:x + bw][own]) if np.ndim(noise) else noise)
+        ruling, sharpness, inside, surface = False, 1.0, 1.0, None  # a drawing's marks: faint or not
+        if photo:  # straightness, edges and the surface under the mark
+            ys_own, xs_own = ys, xs = np.nonzero(own)
+            ys, xs = ((ys + y) // pool).clip(0, lum.shape[0] - 1), ((xs + x) // pool).clip(0, lum.shape[1] - 1)
+            ruling = max(bw, bh) >= 3 * min(bw, bh) and on_a_line(ys_own + y, xs_own + x, lines)  # thin, straight
+            rim = own & ~cv2.erode(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            sharpness = float(np.median(gradient[y:y + bh, x:x + bw][rim])) / max(strength, 1) if rim.any() else 1.0
+            inside = sheets.inside(ys, xs)
+            surface = float(np.median(lum[ys, xs]))
+        if ruling:
             mark.reason = "part of a ruling"
         elif strength < max(MARK_CONTRAST, 8 * grain):
             mark.reason = "too faint"

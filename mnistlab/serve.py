@@ -12,8 +12,9 @@ Images are read by predict.read, exactly as `mnistlab predict` reads them (every
 to right, or "no_digit", or "unsure"); pixel arrays are taken as one digit already in MNIST's
 convention (0-255, white ink on black). Bad input is a 4xx with a
 one-line {"detail": "..."}: 408 body too slow, 413 too large, 415 wrong content type, 422 anything
-malformed. The event loop only reads requests and writes answers: decoding, preprocessing and
-inference run in a small thread pool, so /health answers while a large batch is being worked on.
+malformed. The event loop reads requests and writes answers; decoding, preprocessing and inference
+run in a small thread pool, so /health answers while a large batch is being worked on. Only one raw
+image of at most 300x300 pixels (a drawing from the page) is read on the event loop (SMALL_IMAGE).
 """
 
 import base64
@@ -25,6 +26,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from importlib import resources
+from pathlib import Path
 
 import anyio
 import numpy as np
@@ -163,22 +165,38 @@ def from_pixel_batch(a: np.ndarray) -> list[np.ndarray | None]:
 
 async def read_request(request: Request, limits: Limits, batch: bool):
     """Read the request on the event loop; returns a function that turns it into preprocessed digits
-    (None for a blank one), whatever form they came in, for the thread pool to run."""
+    (None for a blank one), whatever form they came in, and whether it is small enough to run on
+    the event loop (see small_image) rather than in the thread pool."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in (*IMAGE_TYPES, "multipart/form-data", "application/json"):
         raise BadInput(415, f"unsupported content type {ctype or 'none'!r}; send image/png, image/jpeg, "
                             "multipart/form-data or application/json")
     body = await read_body(request, limits)
     if ctype in IMAGE_TYPES:
-        return lambda: from_images([body], limits)
+        return (lambda: from_images([body], limits)), small_image(body)
     if ctype == "multipart/form-data":
         blobs = await _files(request, body, limits)
         _check_count(len(blobs), limits, batch)
-        return lambda: from_images(blobs, limits)
+        return (lambda: from_images(blobs, limits)), False
     values = body.count(b",") + 1
     if values > limits.max_batch * JSON_VALUES_PER_IMAGE:
         raise BadInput(413, f"JSON body of {values:,} values; the limit is {limits.max_batch} images of 784 values")
-    return lambda: _from_json(_parse_json(body), limits, batch)
+    return (lambda: _from_json(_parse_json(body), limits, batch)), False
+
+
+# Pixels on each side of an image read on the event loop: the drawing page's canvas (280x280) takes
+# a millisecond or two, less than handing it to a thread and back; at worst (noise made to look like
+# ink) some tens of milliseconds, which /health then waits.
+SMALL_IMAGE = 300
+
+
+def small_image(blob: bytes) -> bool:
+    """Whether a raw PNG or JPEG body is a drawing-sized image, from its header."""
+    try:
+        with Image.open(io.BytesIO(blob)) as image:
+            return max(image.size) <= SMALL_IMAGE
+    except Exception:  # noqa: BLE001 - decoding it in the pool then says what is wrong
+        return False
 
 
 def _parse_json(body: bytes):
@@ -349,10 +367,14 @@ def create_app(model, limits: Limits = Limits(), docs: bool = False, threads: in
     pool = anyio.CapacityLimiter(threads or os.cpu_count() or 1)
 
     async def work(request: Request, batch: bool, with_input: bool, single: bool) -> list[dict]:
-        """Read the request here, on the event loop; decode, find the digits and classify in the pool."""
-        items = await read_request(request, limits, batch)
-        return await anyio.to_thread.run_sync(lambda: answers(model, items(), limits, with_input, single),
-                                              limiter=pool)
+        """Read the request here, on the event loop; decode, find the digits and classify in the pool,
+        or here for one drawing-sized image."""
+        items, small = await read_request(request, limits, batch)
+
+        def job():
+            return answers(model, items(), limits, with_input, single)
+
+        return job() if small else await anyio.to_thread.run_sync(job, limiter=pool)
 
     @app.exception_handler(BadInput)
     async def bad_input(request, e: BadInput):
@@ -405,15 +427,18 @@ def create_app(model, limits: Limits = Limits(), docs: bool = False, threads: in
     return app
 
 
-def serve(source, backend: str = "pytorch", host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
-          workers: int = 1, threads: int | None = None, access_log: bool = False, docs: bool = False):
+def serve(source, backend: str = "auto", host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
+          workers: int | None = None, threads: int | None = None, access_log: bool = False, docs: bool = False):
     """Run the API with uvicorn until interrupted: the model of `source` (see export.open_model) in
-    each of `workers` processes, which share the port."""
+    each of `workers` processes, which share the port. What is not given is chosen for this machine
+    (see plan), and said in one line at start-up."""
     import uvicorn
 
     from .export import open_model
 
+    backend, source, workers, threads, why = plan(source, backend, workers, threads)
     model = open_model(source, backend, threads)  # here too, so that a bad model fails before a worker starts
+    print(f"serving {model.meta['model']['name']} on {why}", flush=True)
     if workers == 1:
         app, factory = create_app(model, limits, docs, threads), False
     else:  # each worker process builds its own app from these settings
@@ -421,6 +446,30 @@ def serve(source, backend: str = "pytorch", host: str = "127.0.0.1", port: int =
                                                  limits=asdict(limits), docs=docs))
         app, factory = f"{__name__}:_app_from_environment", True
     uvicorn.run(app, factory=factory, host=host, port=port, workers=workers, access_log=access_log, log_level="info")
+
+
+def plan(source, backend: str = "auto", workers: int | None = None, threads: int | None = None):
+    """The backend, model file, worker processes and threads per worker to serve `source` with, and a
+    line saying what was chosen and why. Backend "auto" is export.choose_backend's choice; workers
+    default to one per core this process may run on (os.sched_getaffinity); threads to 1 per
+    worker when there are several (a worker per core, each single-threaded, works on as many
+    requests at once as the cores allow, without threads contending for them), else one per core."""
+    from .export import choose_backend, onnx_for
+
+    cores = len(os.sched_getaffinity(0))
+    if backend == "auto":
+        backend, backend_why = choose_backend(source)
+        backend_why = f"{backend} (auto: {backend_why})"
+        if backend == "onnxruntime" and Path(source).suffix != ".onnx":
+            source = onnx_for(source)
+    else:
+        backend_why = backend
+    workers_why = f"{workers} worker{'s' * (workers > 1)}" if workers else \
+        f"{cores} worker{'s' * (cores > 1)} (auto: one per core, {cores} available)"
+    workers = workers or cores
+    threads = threads or (1 if workers > 1 else None)
+    threads_why = f"{threads} thread{'s' * (threads > 1)} each" if threads else f"up to {cores} threads"
+    return backend, source, workers, threads, f"{backend_why}, {workers_why}, {threads_why}"
 
 
 _SETTINGS = "MNISTLAB_SERVE_SETTINGS"

@@ -3,6 +3,7 @@ backend gives the same answers as PyTorch."""
 
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ pytest.importorskip("onnxruntime")
 
 from mnistlab.cli import main  # noqa: E402
 from mnistlab.errors import MnistlabError  # noqa: E402
-from mnistlab.export import OnnxModel, export, open_model  # noqa: E402
+from mnistlab.export import OnnxModel, choose_backend, export, onnx_for, open_model  # noqa: E402
 from mnistlab.predict import TorchModel  # noqa: E402
 
 
@@ -60,6 +61,34 @@ def test_onnxruntime_backend_needs_a_fresh_export(run, tmp_path, mnist):
     os.utime(fresh / "model.safetensors", (later, later))  # the checkpoint changed after the export
     with pytest.raises(MnistlabError, match="older than its checkpoint"):
         open_model(fresh, "onnxruntime")
+
+
+def test_auto_backend_exports_into_the_user_cache_never_beside_the_checkpoint(run, tmp_path, monkeypatch):
+    """Backend "auto" on a checkpoint without an up-to-date model.onnx: onnxruntime, with an export
+    made once into the cache (named by the checkpoint's digest) and checked against PyTorch."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fresh = tmp_path / "fresh"
+    shutil.copytree(run, fresh, ignore=shutil.ignore_patterns("model.onnx", "model.pt2"))
+    before = sorted(p.name for p in fresh.iterdir())
+    assert choose_backend(fresh) == ("onnxruntime", "installed; the checkpoint exported to ONNX in the user cache")
+    cached = onnx_for(fresh)
+    assert cached.parent == tmp_path / "cache" / "mnistlab" / "onnx" and cached.suffix == ".onnx"
+    assert sorted(p.name for p in fresh.iterdir()) == before  # nothing written beside the checkpoint
+    model = open_model(fresh, "auto")
+    assert model.backend == "onnxruntime"
+    digits = np.random.default_rng(1).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    assert np.abs(model.probabilities(digits) - TorchModel(fresh).probabilities(digits)).max() < 1e-4
+    mtime = cached.stat().st_mtime
+    assert onnx_for(fresh) == cached and cached.stat().st_mtime == mtime  # exported once
+    export(fresh, "onnx", data=None, check_images=0)
+    assert onnx_for(fresh) == fresh / "model.onnx"  # the user's own export, when up to date, comes first
+
+
+def test_auto_backend_is_pytorch_without_onnxruntime(run, monkeypatch):
+    export_module = sys.modules["mnistlab.export"]  # `mnistlab.export` is also ml.export, the function
+    monkeypatch.setattr(export_module, "_installed", lambda *modules: "onnxruntime" not in modules)
+    assert choose_backend(run) == ("pytorch", "onnxruntime is not installed")
+    assert open_model(run, "auto").backend == "pytorch"
 
 
 def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):

@@ -182,3 +182,47 @@ def test_touching_digits_are_sliced_where_they_meet():
     cuts = [piece.box[0] for piece in locate.slices(found, found.digits[0])][1:]
     bridge = round(290 / found.scale)
     assert any(abs(c - bridge) <= 12 / found.scale for c in cuts), (cuts, bridge)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_drawings_ink_by_table_is_the_per_pixel_arithmetic(seed):
+    """flat_ink looks each pixel up in a table; it must give what the arithmetic on the whole image
+    gives: the background and grain of the blurred border, light writing on dark measured inverted."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(16, 300, 2)
+    background = rng.integers(0, 256, 3)
+    grey = seed % 2 == 0
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[:] = background[0] if grey else background
+    y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+    rgb[y:y + h // 3, x:x + w // 3] = rng.integers(0, 256, (h // 3, w // 3, 1 if grey else 3))  # ink and grain
+    rgb[0, :4] = rng.integers(0, 256, (4, 1 if grey else 3))  # a mark on the border
+
+    blurred = cv2.GaussianBlur(rgb, (3, 3), 0)
+    border = np.concatenate([blurred[0], blurred[-1], blurred[:, 0], blurred[:, -1]]).astype(np.float32)
+    colour = np.median(border, axis=0)
+    if colour.max() < 128:
+        blurred, colour, border = 255 - blurred, 255 - colour, 255 - border
+    lum = border.max(axis=1)
+    grain = 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
+    paper = np.empty_like(rgb)
+    paper[:] = colour.round().astype(np.uint8)
+    ratio = cv2.divide(cv2.subtract(paper, blurred), cv2.max(paper, 64), scale=255)
+    ink, noise, small = locate.flat_ink(rgb)
+    assert np.array_equal(ink, ratio.max(axis=2))
+    assert noise == (255 * np.full((1, 1), grain, np.float32) / np.float32(max(paper.max(), 64)))[0, 0]
+    assert (small == paper[0, 0]).all()
+
+
+def test_components_in_the_inks_box_are_those_of_the_whole_frame():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        h, w = rng.integers(16, 200, 2)
+        mask = np.zeros((h, w), bool)
+        y0, x0 = rng.integers(0, h - 2), rng.integers(0, w - 2)
+        y1, x1 = rng.integers(y0 + 1, h + 1), rng.integers(x0 + 1, w + 1)
+        mask[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < rng.random() * 0.7
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        n2, labels2, stats2 = locate.components(mask)
+        assert n2 == n and np.array_equal(labels2, labels) and np.array_equal(stats2[1:], stats[1:])
+    assert locate.components(np.zeros((20, 30), bool))[0] == 1

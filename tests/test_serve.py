@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 from conftest import Server, free_socket
@@ -27,7 +28,7 @@ pytest.importorskip("onnxruntime")  # the onnx extra
 from mnistlab.cli import main  # noqa: E402
 from mnistlab.export import OnnxModel, export  # noqa: E402
 from mnistlab.predict import TorchModel, open_image, read  # noqa: E402
-from mnistlab.serve import Limits, answers, create_app  # noqa: E402
+from mnistlab.serve import Limits, answers, create_app, plan  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,35 @@ def test_input_view_is_the_preprocessed_digit(api, run, mnist):
     read(TorchModel(run), open_image(photo), debug=seen)
     assert len(body["inputs"]) == len(seen["inputs"]) == 1
     assert np.array_equal(np.array(body["inputs"][0], np.uint8), seen["inputs"][0])
+
+
+def canvas(digit: np.ndarray) -> bytes:
+    """The drawing page's PNG of `digit` drawn on it: 280x280 RGBA, opaque black, white anti-aliased
+    round strokes 18 pixels wide (the page's pen), one per run of ink in each of the digit's rows."""
+    image = np.zeros((280, 280, 4), np.uint8)
+    image[..., 3] = 255
+    for row, line in enumerate(digit > 100):
+        cols = np.nonzero(line)[0]
+        for run in np.split(cols, np.nonzero(np.diff(cols) > 1)[0] + 1) if len(cols) else []:
+            y = row * 10 + 5
+            cv2.line(image, (int(run[0]) * 10 + 5, y), (int(run[-1]) * 10 + 5, y), (255, 255, 255, 255), 18,
+                     cv2.LINE_AA)
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_a_drawing_from_the_page_is_read_as_predict_reads_it(api, run, mnist):
+    """The drawing page's canvas PNG: the server's answer is predict.read's, to the last digit."""
+    right = 0
+    for i in range(8):
+        blob = canvas(mnist.test_images[i].numpy())
+        body = api.post("/v1/predict?input=true", content=blob, headers={"Content-Type": "image/png"}).json()
+        seen = {}
+        same = read(TorchModel(run), open_image(blob), debug=seen)
+        assert {k: body[k] for k in ("text", "status", "confidence", "digits")} == \
+            {k: same[k] for k in ("text", "status", "confidence", "digits")}
+        assert [np.array(d, np.uint8).tolist() for d in body["inputs"]] == [d.tolist() for d in seen["inputs"]]
+        right += (body["text"] or body["guess"]) == str(int(mnist.test_labels[i]))
+    assert right >= 6  # the tests' model is trained for one short epoch
 
 
 def test_a_number_in_a_photo_is_read_with_boxes(api, run, mnist):
@@ -460,6 +490,52 @@ def test_serve_command_over_http(run, mnist):
         output = proc.communicate(timeout=20)[0]
     assert "Uvicorn running on" in output and "Traceback" not in output
     assert output.count("Started server process") == 2  # both workers came up
+
+
+def test_the_plain_command_chooses_for_the_machine_and_says_so(run, mnist, tmp_path):
+    """`mnistlab serve RUN` with no tuning flags: onnxruntime (installed here), a worker per core,
+    one thread each, said in one line at start-up; a drawing gets predict.read's reading."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    fresh = tmp_path / "run"
+    shutil.copytree(run, fresh, ignore=shutil.ignore_patterns("model.onnx"))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(fresh), "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        blob = canvas(mnist.test_images[3].numpy())
+        body = httpx.post(f"http://127.0.0.1:{port}/v1/predict", content=blob,
+                          headers={"Content-Type": "image/png"}).json()
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    same = read(TorchModel(fresh), open_image(blob))
+    assert body["text"] == same["text"] == "0"
+    assert [d["box"] for d in body["digits"]] == [d["box"] for d in same["digits"]]
+    assert abs(body["confidence"] - same["confidence"]) < 1e-4  # onnxruntime's float rounding, not PyTorch's
+    cores = len(os.sched_getaffinity(0))
+    line = next(line for line in output.splitlines() if line.startswith("serving "))
+    assert f"onnxruntime (auto: installed; the checkpoint exported to ONNX in the user cache), {cores} worker" in line
+    assert "one per core" in line and ("1 thread each" if cores > 1 else f"up to {cores} threads") in line
+    assert output.count("Started server process") == cores and "Traceback" not in output
+    assert not (fresh / "model.onnx").exists() and list((tmp_path / "cache" / "mnistlab" / "onnx").glob("*.onnx"))
+
+
+def test_plan_keeps_explicit_choices(run):
+    backend, source, workers, threads, why = plan(run, "pytorch", 3, None)
+    assert (backend, source, workers, threads) == ("pytorch", run, 3, 1) and why == "pytorch, 3 workers, 1 thread each"
+    assert plan(run, "onnxruntime", 1, 2)[1:] == (run, 1, 2, "onnxruntime, 1 worker, 2 threads each")
+    backend, source, workers, threads, why = plan(run)  # model.onnx beside the checkpoint is up to date
+    assert (backend, source) == ("onnxruntime", run / "model.onnx") and workers == len(os.sched_getaffinity(0))
+    onnx_plan = plan(run / "model.onnx")
+    assert onnx_plan[:2] == ("onnxruntime", run / "model.onnx") and "(auto: an ONNX model)" in onnx_plan[4]
 
 
 def test_serve_options_are_checked(run, capsys):
