@@ -262,28 +262,28 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tup
         return mask, []
     bands = [np.zeros((h, w), np.int32), np.zeros((h, w), np.int32)]  # near-horizontal, near-vertical: line index + 1
     widths = [0, 0]
-    lines, strengths = [], [np.zeros(3, np.float32)]
+    lines, strengths = [], [np.zeros(3, np.float32)]  # strengths[0]: no line
     for x1, y1, x2, y2 in segments.reshape(-1, 4).tolist():
-        vertical = abs(y2 - y1) > abs(x2 - x1)
-        # Thickness: the median, over points along the segment, of the ink across it (within 6 px).
-        t = np.linspace(0, 1, 64)
-        xs, ys = np.rint(x1 + t * (x2 - x1)).astype(int), np.rint(y1 + t * (y2 - y1)).astype(int)
-        offsets = np.arange(-6, 7)
-        if vertical:
-            across = m8[ys[:, None].clip(0, h - 1), (xs[:, None] + offsets).clip(0, w - 1)]
-        else:
-            across = m8[(ys[:, None] + offsets).clip(0, h - 1), xs[:, None].clip(0, w - 1)]
-        thick = float(np.median(across.sum(axis=1)))
-        if thick > 6 or thick < 1:  # a wide band (a thick stroke, a shadow) or mostly gaps
-            continue
-        on = m8[ys.clip(0, h - 1), xs.clip(0, w - 1)] > 0
-        if on.sum() < 8:
-            continue
-        strengths.append(np.percentile(colour[ys.clip(0, h - 1)[on], xs.clip(0, w - 1)[on]], 90, axis=0)
-                         + max(24.0, 4 * float(np.median(noise[ys.clip(0, h - 1), xs.clip(0, w - 1)]))))
         (ex1, ey1), (ex2, ey2) = _across(x1, y1, x2, y2, w, h)
         if any(abs(ex1 - a) + abs(ey1 - b) + abs(ex2 - c) + abs(ey2 - d) <= 4 for a, b, c, d in lines):
             continue  # another piece of a line already followed
+        vertical = abs(y2 - y1) > abs(x2 - x1)
+        # Thickness: the median, over points along the segment, of the ink across it (within 6 px).
+        t = np.linspace(0, 1, 64)
+        xs = np.rint(x1 + t * (x2 - x1)).astype(int).clip(0, w - 1)
+        ys = np.rint(y1 + t * (y2 - y1)).astype(int).clip(0, h - 1)
+        offsets = np.arange(-6, 7)
+        if vertical:
+            across = m8[ys[:, None], (xs[:, None] + offsets).clip(0, w - 1)]
+        else:
+            across = m8[(ys[:, None] + offsets).clip(0, h - 1), xs[:, None]]
+        thick = float(np.median(across.sum(axis=1)))
+        on = m8[ys, xs] > 0
+        if thick > 6 or thick < 1 or on.sum() < 8:  # a wide band (a thick stroke, a shadow) or mostly gaps
+            continue
+        # The line's own ink per channel, and a margin for the grain: ink above it is a stroke on the line.
+        strengths.append(np.percentile(colour[ys[on], xs[on]], 90, axis=0)
+                         + max(24.0, 4 * float(np.median(noise[ys, xs]))))
         cv2.line(bands[vertical], (ex1, ey1), (ex2, ey2), len(strengths) - 1, round(thick) + 4)
         widths[vertical] = max(widths[vertical], round(thick))
         lines.append((ex1, ey1, ex2, ey2))

@@ -13,19 +13,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import glyphs
-from .glyphs import fit
+from .glyphs import fit, render
 
 LETTERS = "ACEFHKMNPRUVWXYacefhkmnprtuvwxy+=#%&?@*$"
-KINDS = ("piece of a digit", "two digits run together", "scribble", "letter", "ruling", "smudge")
 _letters: dict = {}  # device -> (N, 1, 28, 28) rendered letters, made once
 
 
 def make(digits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """(B, 1, 28, 28) non-digits in [0, 1], about as many of each kind, from `digits` (B, 1, 28, 28)."""
     b, device = len(digits), digits.device
-    kind = torch.randint(len(KINDS), (b,), device=device, generator=generator)
     makers = (piece, pair, scribble, letter, ruling, smudge)
+    kind = torch.randint(len(makers), (b,), device=device, generator=generator)
     out = torch.zeros_like(digits, memory_format=torch.contiguous_format)
     for k, maker in enumerate(makers):
         chosen = (kind == k).nonzero()[:, 0]
@@ -90,14 +88,13 @@ def letter(x: torch.Tensor, generator) -> torch.Tensor:
     """A letter or sign in one of OpenCV's Hershey fonts, upright or italic, thin or bold."""
     bank = _letters.get(x.device)
     if bank is None:
-        bank = _letters[x.device] = fit(glyphs.render(LETTERS).to(x.device))
+        bank = _letters[x.device] = fit(render(LETTERS).to(x.device))
     return bank[torch.randint(len(bank), (len(x),), device=x.device, generator=generator)]
 
 
 def ruling(x: torch.Tensor, generator) -> torch.Tensor:
     """What a ruling or a grid leaves: two or three parallel lines, or a corner of a grid."""
     b, device = len(x), x.device
-    out = torch.zeros(b, 1, 28, 28, device=device)
     gap = torch.randint(6, 12, (b,), device=device, generator=generator)
     start = torch.randint(2, 8, (b,), device=device, generator=generator)
     idx = torch.arange(28, device=device)

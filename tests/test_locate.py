@@ -3,6 +3,8 @@ coloured paper and ink, a desk, EXIF rotation, JPEG) are found, read in order, o
 
 import io
 import json
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -226,3 +228,63 @@ def test_components_in_the_inks_box_are_those_of_the_whole_frame():
         n2, labels2, stats2 = locate.components(mask)
         assert n2 == n and np.array_equal(labels2, labels) and np.array_equal(stats2[1:], stats[1:])
     assert locate.components(np.zeros((20, 30), bool))[0] == 1
+
+
+def test_a_stroke_along_a_ruling_is_kept_where_its_ink_is_stronger_than_the_line():
+    """A grey pencil bar lying on a light blue ruling: the ruling goes, the bar (darker in the red
+    and green channels than the blue line) stays."""
+    h, w = 600, 800
+    mask = np.zeros((h, w), bool)
+    colour = np.zeros((h, w, 3), np.uint8)
+    for y in range(60, h, 60):
+        mask[y:y + 2] = True
+        colour[y:y + 2] = (70, 40, 5)  # a blue ruling: ink mostly in the red channel
+    mask[300:302, 350:420] = True
+    colour[300:302, 350:420] = (150, 150, 150)  # the pencil bar on the ruling at y = 300
+    cleaned, lines = locate.remove_lines(mask, colour, np.full((h, w), 2.0, np.float32))
+    assert len(lines) == 9  # each ruling once, edge to edge
+    assert all(x1 == 0 and x2 == w - 1 for x1, _, x2, _ in lines)
+    assert cleaned[300:302, 350:420].all()
+    assert not cleaned[300:302, :340].any() and not cleaned[60:62].any()
+
+
+def test_marks_are_joined_into_one_digit_only_when_they_can_be_one():
+    """Pieces of one digit (a short piece beside a tall one, slices of one mark) may be joined; two
+    full-height marks side by side ("11", "19") are never one digit."""
+    Mark = locate.Mark
+    one_one = [Mark((100, 100, 10, 80), [1]), Mark((125, 100, 40, 80), [2])]
+    assert [(i, j) for i, j, _ in predict._units(one_one)] == [(0, 0), (1, 1)]
+    four = [Mark((100, 120, 30, 40), [1]), Mark((125, 100, 20, 80), [2])]  # a "4"'s bar, then its stem
+    assert (0, 1) in [(i, j) for i, j, _ in predict._units(four)]
+    slices = [Mark((100, 100, 40, 80), [7]), Mark((140, 100, 40, 80), [7])]  # one mark cut in two
+    assert (0, 1) in [(i, j) for i, j, _ in predict._units(slices)]
+    apart = [Mark((100, 100, 40, 80), [1]), Mark((300, 100, 40, 80), [2])]  # too wide together
+    assert [(i, j) for i, j, _ in predict._units(apart)] == [(0, 0), (1, 1)]
+
+
+def test_a_notes_shadow_along_its_edge_is_not_a_digit(mnist):
+    """A green sticky note on a grey desk, its shadow an "L" along two edges (scene 10 of
+    bench/photo_scenes.py's sticky-note kind, tuning split): the shadow is rejected as lying along
+    the paper's edge, and the one digit found is the written one."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import photo_scenes as ps
+
+    scene = ps.make_scene("sticky-note", 10, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    image = predict.open_image(scene.jpeg, size=locate.WORK_SIZE)
+    found = locate.find_digits(image)
+    assert any(m.reason == "along an edge of the paper" for m in found.rejected)
+    (x, y, w, h), = [found.original_box(m.box) for m in found.digits]
+    (tx, ty, tw, th), = scene.boxes
+    assert abs(x - tx) + abs(y - ty) + abs(w - tw) + abs(h - th) <= 16
+
+
+def test_a_sloping_number_is_read_whole(model, digits):
+    """Digits written uphill, each a third of its height above the one before: all are on the line."""
+    chosen = digits[:3]
+    img = np.full((900, 1200, 3), 240, np.uint8)
+    for k, (d, _) in enumerate(chosen):
+        big = cv2.resize(d, (120, 120), interpolation=cv2.INTER_CUBIC).astype(np.float32)[..., None] / 255
+        x, y = 350 + 110 * k, 450 - 45 * k
+        img[y:y + 120, x:x + 120] = (img[y:y + 120, x:x + 120] * (1 - big) + 30 * big).astype(np.uint8)
+    found = locate.find_digits(Image.fromarray(img))
+    assert len(found.digits) == 3, [(m.box, m.reason) for m in found.rejected]

@@ -2,7 +2,7 @@
 
 import torch
 
-from mnistlab import outliers
+from mnistlab import glyphs, outliers
 from mnistlab.train import TrainConfig, train
 from mnistlab.checkpoint import load_model
 from mnistlab.models import pixels
@@ -42,10 +42,10 @@ def test_fit_scales_the_ink_box_to_20_pixels():
     x = torch.zeros(2, 1, 40, 60)
     x[0, 0, 10:20, 5:45] = 1  # 10 x 40: its width becomes 20
     x[1, 0, 2:38, 50:58] = 1  # 36 x 8: its height becomes 20
-    h, w, _, _ = box(outliers.fit(x))
+    h, w, _, _ = box(glyphs.fit(x))
     assert abs(w[0] - 20) <= 1 and abs(h[0] - 5) <= 1
     assert abs(h[1] - 20) <= 1 and abs(w[1] - 4.4) <= 1
-    assert outliers.fit(torch.zeros(1, 1, 28, 28)).sum() == 0
+    assert glyphs.fit(torch.zeros(1, 1, 28, 28)).sum() == 0
 
 
 def test_a_model_trained_with_outliers_is_unsure_of_them(mnist, tmp_path):
