@@ -544,10 +544,12 @@ def debug_picture(found: Found, boxes: list[tuple] = (), labels: list[str] = ())
     img = found.rgb.copy()
     for x1, y1, x2, y2 in found.lines:
         cv2.line(img, (int(x1), int(y1)), (int(x2), int(y2)), (40, 90, 255), 1)
+    labelled = 2 * MIN_HEIGHT * min(img.shape[:2])  # smaller rejects get a box only, so reasons stay legible
     for m in found.rejected:
         x, y, w, h = m.box
         cv2.rectangle(img, (x, y), (x + w, y + h), (220, 30, 30), 1)
-        cv2.putText(img, m.reason or "", (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (220, 30, 30), 1)
+        if max(w, h) >= labelled:
+            cv2.putText(img, m.reason or "", (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (220, 30, 30), 1)
     for (x, y, w, h), label in zip(boxes, labels):
         cv2.rectangle(img, (x, y), (x + w, y + h), (20, 170, 20), 2)
         cv2.putText(img, label, (x, max(14, y - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 170, 20), 2)

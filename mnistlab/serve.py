@@ -83,6 +83,20 @@ def one_line(text: str, limit: int = 300) -> str:
 # --- Reading a request into preprocessed digits ---------------------------------------------------
 
 
+DRAIN = 4  # a body up to this many times the limit is read and dropped before the 413 is sent
+
+
+async def _drain(request: Request, limits: Limits):
+    """Read and drop the rest of a body that is over the limit (up to DRAIN times it, within the body
+    timeout), so that a client still sending it gets the 413 rather than a reset connection."""
+    with anyio.move_on_after(limits.body_timeout):
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > DRAIN * limits.max_body:
+                return
+
+
 async def read_body(request: Request, limits: Limits) -> bytes:
     """The whole body, refused with 413 as soon as it is known to exceed `limits.max_body` bytes, and
     with 408 when it has not arrived within `limits.body_timeout` seconds (uvicorn's own timeout
@@ -90,12 +104,15 @@ async def read_body(request: Request, limits: Limits) -> bytes:
     limit = limits.max_body
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
+        if int(declared) <= DRAIN * limit:
+            await _drain(request, limits)
         raise BadInput(413, f"request body of {int(declared):,} bytes is over the limit of {limit:,}")
     chunks, size = [], 0
     with anyio.move_on_after(limits.body_timeout) as deadline:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
+                await _drain(request, limits)
                 raise BadInput(413, f"request body is over the limit of {limit:,} bytes")
             chunks.append(chunk)
     if deadline.cancelled_caught:
