@@ -51,6 +51,21 @@ def test_explore_command(mnist_dir, tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 5_000
 
 
+def test_pixel_statistics_are_those_of_the_pixels(mnist):
+    """data.json's statistics come from the histogram of pixel values: the same numbers as computed
+    over the pixels themselves."""
+    import dataclasses
+
+    from mnistlab.explore import summarize
+
+    small = dataclasses.replace(mnist, train_images=mnist.train_images[:3000], train_labels=mnist.train_labels[:3000])
+    px = summarize(small)["pixels"]
+    x = small.train_images.double() / 255
+    assert px["mean"] == pytest.approx(x.mean().item(), rel=1e-12) and px["std"] == pytest.approx(x.std().item())
+    assert (px["min"], px["max"]) == (small.train_images.min(), small.train_images.max())
+    assert px["fraction_zero"] == (small.train_images == 0).double().mean().item()
+
+
 def test_predict_text_output(trained_run, mnist, tmp_path, capsys):
     Image.fromarray(255 - mnist.test_images[1].numpy()).resize((300, 300)).save(tmp_path / "two.png")
     assert main(["predict", str(trained_run), str(tmp_path / "two.png"), "--debug", str(tmp_path / "seen")]) == 0
