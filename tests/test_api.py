@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import once
 from PIL import Image
 
 import mnistlab as ml
@@ -21,10 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(recipe="fast", train_limit=4000, epochs=1, seed=3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api_run(tmp_path_factory, mnist):
-    out = tmp_path_factory.mktemp("api") / "fast"
-    return ml.train(**TINY, out=out, data=mnist, quiet=True)
+    return ml.Run(once(tmp_path_factory, "api/fast", lambda out: ml.train(**TINY, out=out, data=mnist, quiet=True)))
 
 
 def test_import_is_light_and_lazy():
