@@ -132,7 +132,8 @@ def test_offline_without_data_is_a_clear_error(tmp_path):
 def test_resume_from_the_command_line(mnist_dir, tmp_path, capsys):
     run = tmp_path / "run"
     common = ["--data-dir", str(mnist_dir), "--out", str(run), "--no-evaluate"]
-    assert main(["train", "--epochs", "1", "--train-limit", "1000", "--seed", "5", *common]) == 0
+    assert main(["train", "--epochs", "1", "--train-limit", "1000", "--val-fraction", "0.02", "--seed", "5",
+                 *common]) == 0
     capsys.readouterr()
     # Resuming keeps the run's own settings (seed 5, 1,000 images) and only extends the epochs.
     assert main(["train", "--resume", "--epochs", "2", *common]) == 0
@@ -154,8 +155,8 @@ def test_evaluate_one_image_and_a_corrupt_results_file(trained_run, mnist_dir, t
 
 def test_recipe_with_overrides_and_a_target_from_the_command_line(mnist_dir, tmp_path, capsys):
     run = tmp_path / "fast"
-    assert main(["train", "--recipe", "fast", "--epochs", "3", "--train-limit", "3000", "--target-accuracy", "0.9",
-                 "--data-dir", str(mnist_dir), "--out", str(run), "--no-evaluate"]) == 0
+    assert main(["train", "--recipe", "fast", "--epochs", "3", "--train-limit", "3000", "--val-fraction", "0.02",
+                 "--target-accuracy", "0.9", "--data-dir", str(mnist_dir), "--out", str(run), "--no-evaluate"]) == 0
     out = capsys.readouterr().out
     config = json.loads((run / "config.json").read_text())
     assert config["recipe"] == "fast" and config["model"] == "fast-cnn" and config["schedule"] == "onecycle"
