@@ -12,9 +12,16 @@ from .runfolder import DATA, write_json
 FIGURES = ("class_counts.png", "samples.png", "mean_images.png", "pixel_histogram.png")
 
 
-def summarize(data: Data) -> dict:
-    """Numbers about the data set: shapes, dtypes, images per class, pixel statistics (on [0, 1])."""
-    train = data.train_images.float() / 255
+def summarize(data: Data, hist: np.ndarray | None = None) -> dict:
+    """Numbers about the data set: shapes, dtypes, images per class, pixel statistics (on [0, 1]).
+    The pixel statistics come from the training images' histogram of values 0..255 (`hist`, from
+    pixel_histogram), exactly and without a float copy of the 47 million pixels."""
+    hist = pixel_histogram(data) if hist is None else hist
+    values = np.arange(256) / 255
+    n = hist.sum()
+    mean = (hist * values).sum() / n
+    std = np.sqrt((hist * (values - mean) ** 2).sum() / (n - 1))  # unbiased, as torch.std
+    inked = np.nonzero(hist)[0]
     return {
         "dataset": data.name,
         "classes": list(data.classes),
@@ -29,11 +36,16 @@ def summarize(data: Data) -> dict:
             "test": torch.bincount(data.test_labels, minlength=len(data.classes)).tolist(),
         },
         "pixels": {
-            "mean": train.mean().item(), "std": train.std().item(),
-            "min": int(data.train_images.min()), "max": int(data.train_images.max()),
-            "fraction_zero": (data.train_images == 0).float().mean().item(),
+            "mean": float(mean), "std": float(std), "min": int(inked[0]), "max": int(inked[-1]),
+            "fraction_zero": float(hist[0] / n),
         },
     }
+
+
+def pixel_histogram(data: Data) -> np.ndarray:
+    """How many training pixels have each value 0..255 (torch.bincount: ten times faster than NumPy's,
+    which first copies the uint8 pixels to int64)."""
+    return torch.bincount(data.train_images.flatten(), minlength=256).numpy()
 
 
 def examples_per_class(images: torch.Tensor, labels: torch.Tensor, num_classes: int, k: int = 10) -> np.ndarray:
@@ -44,7 +56,8 @@ def examples_per_class(images: torch.Tensor, labels: torch.Tensor, num_classes: 
 def write_overview(data: Data, out_dir) -> dict:
     """Write data.json and the overview figures into `out_dir`; returns the summary."""
     out_dir = Path(out_dir)
-    summary = summarize(data)
+    hist = pixel_histogram(data)
+    summary = summarize(data, hist)
     write_json(out_dir / DATA, summary)
     classes = data.classes
     save_figure(plot_class_counts(summary["counts"], classes), out_dir / "class_counts.png")
@@ -53,6 +66,5 @@ def write_overview(data: Data, out_dir) -> dict:
     means = np.stack([data.train_images[data.train_labels == c].float().mean(0).numpy()
                       for c in range(len(classes))])
     save_figure(plot_grid(means[None], [""], "Mean image per class", col_titles=classes), out_dir / "mean_images.png")
-    hist = np.bincount(data.train_images.numpy().ravel(), minlength=256)
     save_figure(plot_pixel_histogram(hist), out_dir / "pixel_histogram.png")
     return summary

@@ -1,7 +1,8 @@
 """Shared fixtures: the real MNIST files (through the normal data-directory option) and one small
-trained run that several tests reuse."""
+trained run that several tests reuse, made once for all pytest-xdist workers."""
 
 import asyncio
+import fcntl
 import os
 import socket
 import threading
@@ -9,11 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 from mnistlab import data
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# pytest-xdist (`-n auto` in pyproject.toml) runs the tests in one worker process per CPU. The workers
+# share the CPUs: each worker's torch, and every process its tests start (they inherit OMP_NUM_THREADS),
+# gets CPUs / workers threads. With two threads each, two busy processes on two CPUs wait on each other's
+# threads: cnn-small's training steps ran 10x slower than in one thread each.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // WORKERS))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
@@ -29,17 +40,32 @@ def mnist(mnist_dir) -> data.Data:
     return data.load("mnist", mnist_dir, progress=False)
 
 
+def once(tmp_path_factory, name: str, make) -> Path:
+    """The folder `name` made by `make(folder)` once per test session, for tests to read: under
+    pytest-xdist the first worker that needs it makes it while the others wait for it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the workers' common folder
+    folder, mark = shared / name, shared / name.replace("/", "-")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{mark}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not Path(f"{mark}.done").exists():
+            make(folder)
+            Path(f"{mark}.done").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, mnist_dir) -> Path:
     """A real end-to-end `mnistlab train` of cnn-small: one epoch on 20,000 training images,
     then evaluation on the full test set and the report."""
     from mnistlab.cli import main
 
-    run = tmp_path_factory.mktemp("runs") / "cnn-small"
-    code = main(["train", "--model", "cnn-small", "--epochs", "1", "--train-limit", "20000", "--batch-size", "64",
-                 "--data-dir", str(mnist_dir), "--out", str(run)])
-    assert code == 0
-    return run
+    def make(run):
+        assert main(["train", "--model", "cnn-small", "--epochs", "1", "--train-limit", "20000", "--batch-size", "64",
+                     "--data-dir", str(mnist_dir), "--out", str(run)]) == 0
+
+    return once(tmp_path_factory, "cnn-small", make)
 
 
 def free_socket() -> socket.socket:

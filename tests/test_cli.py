@@ -51,6 +51,21 @@ def test_explore_command(mnist_dir, tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 5_000
 
 
+def test_pixel_statistics_are_those_of_the_pixels(mnist):
+    """data.json's statistics come from the histogram of pixel values: the same numbers as computed
+    over the pixels themselves."""
+    import dataclasses
+
+    from mnistlab.explore import summarize
+
+    small = dataclasses.replace(mnist, train_images=mnist.train_images[:3000], train_labels=mnist.train_labels[:3000])
+    px = summarize(small)["pixels"]
+    x = small.train_images.double() / 255
+    assert px["mean"] == pytest.approx(x.mean().item(), rel=1e-12) and px["std"] == pytest.approx(x.std().item())
+    assert (px["min"], px["max"]) == (small.train_images.min(), small.train_images.max())
+    assert px["fraction_zero"] == (small.train_images == 0).double().mean().item()
+
+
 def test_predict_text_output(trained_run, mnist, tmp_path, capsys):
     Image.fromarray(255 - mnist.test_images[1].numpy()).resize((300, 300)).save(tmp_path / "two.png")
     assert main(["predict", str(trained_run), str(tmp_path / "two.png"), "--debug", str(tmp_path / "seen")]) == 0
@@ -117,7 +132,8 @@ def test_offline_without_data_is_a_clear_error(tmp_path):
 def test_resume_from_the_command_line(mnist_dir, tmp_path, capsys):
     run = tmp_path / "run"
     common = ["--data-dir", str(mnist_dir), "--out", str(run), "--no-evaluate"]
-    assert main(["train", "--epochs", "1", "--train-limit", "1000", "--seed", "5", *common]) == 0
+    assert main(["train", "--epochs", "1", "--train-limit", "1000", "--val-fraction", "0.02", "--seed", "5",
+                 *common]) == 0
     capsys.readouterr()
     # Resuming keeps the run's own settings (seed 5, 1,000 images) and only extends the epochs.
     assert main(["train", "--resume", "--epochs", "2", *common]) == 0
@@ -139,8 +155,8 @@ def test_evaluate_one_image_and_a_corrupt_results_file(trained_run, mnist_dir, t
 
 def test_recipe_with_overrides_and_a_target_from_the_command_line(mnist_dir, tmp_path, capsys):
     run = tmp_path / "fast"
-    assert main(["train", "--recipe", "fast", "--epochs", "3", "--train-limit", "3000", "--target-accuracy", "0.9",
-                 "--data-dir", str(mnist_dir), "--out", str(run), "--no-evaluate"]) == 0
+    assert main(["train", "--recipe", "fast", "--epochs", "3", "--train-limit", "3000", "--val-fraction", "0.02",
+                 "--target-accuracy", "0.9", "--data-dir", str(mnist_dir), "--out", str(run), "--no-evaluate"]) == 0
     out = capsys.readouterr().out
     config = json.loads((run / "config.json").read_text())
     assert config["recipe"] == "fast" and config["model"] == "fast-cnn" and config["schedule"] == "onecycle"

@@ -17,7 +17,7 @@ def test_fashion_mnist_end_to_end_with_clothing_names(tmp_path, monkeypatch, cap
     monkeypatch.delenv("MNISTLAB_DATA", raising=False)  # found in Debian's folder, not the MNIST directory
     run = tmp_path / "fashion"
     assert main(["train", "--dataset", "fashion-mnist", "--recipe", "fast", "--train-limit", "6000",
-                 "--batch-size", "32", "--out", str(run)]) == 0
+                 "--batch-size", "32", "--val-fraction", "0.02", "--out", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["dataset"] == "fashion-mnist" and metrics["test_accuracy"] > 0.75
     classes = get_spec("fashion-mnist").classes

@@ -20,7 +20,7 @@ from mnistlab.errors import MnistlabError
 from mnistlab.files import TEMP_SUFFIX, atomic_path
 from mnistlab.runfolder import LOCK, Lock
 
-TINY = ["--epochs", "1", "--train-limit", "500", "--no-evaluate"]
+TINY = ["--epochs", "1", "--train-limit", "500", "--val-fraction", "0.02", "--no-evaluate"]
 
 
 def cli(*args, cwd=None):

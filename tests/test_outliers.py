@@ -53,7 +53,8 @@ def test_a_model_trained_with_outliers_is_unsure_of_them(mnist, tmp_path):
     highest probability is over 50% half as often or less, while it still reads digits."""
     confidence = {}
     for amount in (0.0, 0.5):
-        cfg = TrainConfig.from_recipe("fast", epochs=2, train_limit=3000, outliers=amount, precision="fp32")
+        cfg = TrainConfig.from_recipe("fast", epochs=2, train_limit=3000, val_fraction=0.02, outliers=amount,
+                                      precision="fp32")
         history = train(cfg, tmp_path / str(amount), mnist)
         assert history[-1]["val_accuracy"] > 0.9
         model, _ = load_model(tmp_path / str(amount))

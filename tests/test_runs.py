@@ -4,21 +4,23 @@ import json
 import shutil
 
 import pytest
+from conftest import once
 
 from mnistlab.cli import main
 from mnistlab.runs import scan, select
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs_dir(tmp_path_factory, mnist_dir, trained_run):
-    root = tmp_path_factory.mktemp("registry")
-    shutil.copytree(trained_run, root / "cnn-small-1ep")
-    for name, args in [("fnn-2ep", ["--model", "fnn", "--epochs", "2"]),
-                       ("fast-1ep", ["--recipe", "fast", "--batch-size", "32"])]:
-        assert main(["train", *args, "--train-limit", "2000", "--data-dir", str(mnist_dir), "--out",
-                     str(root / name), "--no-evaluate"]) == 0
-    (root / "notes").mkdir()  # not a run: ignored
-    return root
+    def make(root):
+        shutil.copytree(trained_run, root / "cnn-small-1ep")
+        for name, args in [("fnn-2ep", ["--model", "fnn", "--epochs", "2"]),
+                           ("fast-1ep", ["--recipe", "fast", "--batch-size", "32"])]:
+            assert main(["train", *args, "--train-limit", "2000", "--data-dir", str(mnist_dir), "--out",
+                         str(root / name), "--no-evaluate"]) == 0
+        (root / "notes").mkdir()  # not a run: ignored
+
+    return once(tmp_path_factory, "registry", make)
 
 
 def test_scan_reads_every_run(runs_dir):

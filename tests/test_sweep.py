@@ -87,15 +87,14 @@ def test_two_workers_share_a_sqlite_study(tmp_path, mnist_dir):
 
 
 def test_ctrl_c_marks_the_trial_failed_and_a_rerun_continues(tmp_path, mnist_dir):
-    # Enough work (5 epochs of 6,000 images) that the trial is still training when Ctrl-C arrives,
-    # however fast the machine.
-    args = [*TINY, "--train-limit", "6000", "--epochs", "5", "--trials", "1", "--study", "int"]
+    # Ctrl-C once the trial's first epoch is done: its three other epochs are still to come, however
+    # fast the machine.
+    args = [*TINY, "--train-limit", "3000", "--epochs", "4", "--trials", "1", "--study", "int"]
     worker = sweep_process(tmp_path, mnist_dir, *args)
-    started = tmp_path / "runs/sweep-int/trial-0/config.json"  # written when training begins
+    first_epoch = tmp_path / "runs/sweep-int/trial-0/history.json"  # written at the end of each epoch
     deadline = time.time() + 120
-    while not started.exists() and worker.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)
+    while not first_epoch.exists() and worker.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
     worker.send_signal(signal.SIGINT)
     assert worker.wait(120) == 130, worker.stderr.read()
     err = worker.stderr.read()

@@ -18,7 +18,8 @@ def test_mlflow_and_tensorboard_log_a_run_and_its_resume(tmp_path, mnist_dir):
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"  # the folder does not exist yet
     run = tmp_path / "run"
     common = ["--data-dir", str(mnist_dir), "--out", str(run), "--mlflow", uri]
-    assert main(["train", "--recipe", "fast", "--train-limit", "1000", "--epochs", "2", "--tensorboard", *common]) == 0
+    assert main(["train", "--recipe", "fast", "--train-limit", "1000", "--val-fraction", "0.02", "--epochs", "2",
+                 "--tensorboard", *common]) == 0
     assert main(["train", "--resume", "--epochs", "3", *common]) == 0
 
     client = mlflow.MlflowClient(tracking_uri=uri)
