@@ -20,8 +20,8 @@ Prints the table and writes it to docs/benchmarks.md between this benchmark's ma
 """
 
 import argparse
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -93,8 +93,6 @@ def _timed(fn) -> float:
 def serve_row(run: Path, data_dir, seconds: int) -> dict | None:
     """bench/serve.py's first row (the plain command), or None when wrk is missing."""
     sys.path.insert(0, str(Path(__file__).parent))
-    import shutil
-
     import serve as bench_serve
 
     if not shutil.which("wrk"):

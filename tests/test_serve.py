@@ -2,6 +2,7 @@
 error case, the metrics, and the onnxruntime backend giving PyTorch's answers."""
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -12,8 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from conftest import Server, free_socket
@@ -29,6 +30,9 @@ from mnistlab.cli import main  # noqa: E402
 from mnistlab.export import OnnxModel, export  # noqa: E402
 from mnistlab.predict import TorchModel, open_image, read  # noqa: E402
 from mnistlab.serve import Limits, answers, create_app, plan  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from serve import canvas  # noqa: E402  (the drawing page's PNG, as bench/serve.py sends it)
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +100,6 @@ def test_input_view_is_the_preprocessed_digit(api, run, mnist):
     read(TorchModel(run), open_image(photo), debug=seen)
     assert len(body["inputs"]) == len(seen["inputs"]) == 1
     assert np.array_equal(np.array(body["inputs"][0], np.uint8), seen["inputs"][0])
-
-
-def canvas(digit: np.ndarray) -> bytes:
-    """The drawing page's PNG of `digit` drawn on it: 280x280 RGBA, opaque black, white anti-aliased
-    round strokes 18 pixels wide (the page's pen), one per run of ink in each of the digit's rows."""
-    image = np.zeros((280, 280, 4), np.uint8)
-    image[..., 3] = 255
-    for row, line in enumerate(digit > 100):
-        cols = np.nonzero(line)[0]
-        for run in np.split(cols, np.nonzero(np.diff(cols) > 1)[0] + 1) if len(cols) else []:
-            y = row * 10 + 5
-            cv2.line(image, (int(run[0]) * 10 + 5, y), (int(run[-1]) * 10 + 5, y), (255, 255, 255, 255), 18,
-                     cv2.LINE_AA)
-    return cv2.imencode(".png", image)[1].tobytes()
 
 
 def test_a_drawing_from_the_page_is_read_as_predict_reads_it(api, run, mnist):
@@ -468,41 +458,16 @@ def test_onnxruntime_backend_serves_the_same_answers(api, run, mnist):
 # --- The command -------------------------------------------------------------------------------------
 
 
-def test_serve_command_over_http(run, mnist):
-    """The command with two worker processes, each building its app from the settings it is handed."""
+@contextlib.contextmanager
+def serve_command(run, *flags, env=None):
+    """`mnistlab serve RUN FLAGS` as a user starts it, once it answers /health: yields its port and
+    a list that holds its whole output once the command has stopped."""
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
-    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(run), "--port", str(port),
-                             "--backend", "onnxruntime", "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/predict", json={"pixels": mnist.test_images[0].tolist()})
-        assert r.json()["digit"] == "7"
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=20)[0]
-    assert "Uvicorn running on" in output and "Traceback" not in output
-    assert output.count("Started server process") == 2  # both workers came up
-
-
-def test_the_plain_command_chooses_for_the_machine_and_says_so(run, mnist, tmp_path):
-    """`mnistlab serve RUN` with no tuning flags: onnxruntime (installed here), a worker per core,
-    one thread each, said in one line at start-up; a drawing gets predict.read's reading."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    fresh = tmp_path / "run"
-    shutil.copytree(run, fresh, ignore=shutil.ignore_patterns("model.onnx"))
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(fresh), "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", str(run), "--port", str(port), *flags],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
     try:
         for _ in range(600):
             try:
@@ -510,12 +475,33 @@ def test_the_plain_command_chooses_for_the_machine_and_says_so(run, mnist, tmp_p
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
+        yield port, output
+    finally:
+        proc.terminate()
+        output.append(proc.communicate(timeout=20)[0])
+
+
+def test_serve_command_over_http(run, mnist):
+    """The command with two worker processes, each building its app from the settings it is handed."""
+    with serve_command(run, "--backend", "onnxruntime", "--workers", "2") as (port, output):
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/predict", json={"pixels": mnist.test_images[0].tolist()})
+        assert r.json()["digit"] == "7"
+    output = "".join(output)
+    assert "Uvicorn running on" in output and "Traceback" not in output
+    assert output.count("Started server process") == 2  # both workers came up
+
+
+def test_the_plain_command_chooses_for_the_machine_and_says_so(run, mnist, tmp_path):
+    """`mnistlab serve RUN` with no tuning flags: onnxruntime (installed here), a worker per core,
+    one thread each, said in one line at start-up; a drawing gets predict.read's reading."""
+    fresh = tmp_path / "run"
+    shutil.copytree(run, fresh, ignore=shutil.ignore_patterns("model.onnx"))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with serve_command(fresh, env=env) as (port, output):
         blob = canvas(mnist.test_images[3].numpy())
         body = httpx.post(f"http://127.0.0.1:{port}/v1/predict", content=blob,
                           headers={"Content-Type": "image/png"}).json()
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=20)[0]
+    output = "".join(output)
     same = read(TorchModel(fresh), open_image(blob))
     assert body["text"] == same["text"] == "0"
     assert [d["box"] for d in body["digits"]] == [d["box"] for d in same["digits"]]
