@@ -812,7 +812,10 @@ def single_digit_scene(condition: str, rng, digits: DigitSource, size=OUT, heigh
 
 def number_scene(condition: str, rng, digits: DigitSource) -> tuple[Photo, dict]:
     photo = Photo(rng, OUT if rng.random() < 0.7 else OUT[::-1])
-    surface = pick(rng, ["page", "page", "page", "page-on-desk", "sticky-note", "whiteboard", "chalkboard"])
+    printed = condition == "printed-number"
+    # Printed numbers are on paper (a page or a label): black toner on a chalkboard is nobody's photo.
+    surface = pick(rng, ["page", "page", "page", "page-on-desk", "sticky-note"] + ([] if printed else
+                                                                                  ["whiteboard", "chalkboard"]))
     paper = pick(rng, ["white", "white", "off-white", "cream", "yellow", "pink", "grey", "recycled"])
     info = make_surface(photo, rng, surface, paper if surface.startswith("page") else None)
     ink, colour, density = dark_ink(rng)
@@ -823,7 +826,6 @@ def number_scene(condition: str, rng, digits: DigitSource) -> tuple[Photo, dict]
     elif surface == "chalkboard":
         ink = pick(rng, list(CHALKS))
         colour, density, tool, grain = CHALKS[ink], rng.uniform(0.6, 0.95), "chalk", rng.uniform(0.1, 0.5)
-    printed = condition == "printed-number"
     if printed:
         ink, colour, density, tool = "toner", INKS[pick(rng, ["black", "black", "grey", "blue"])], 0.95, "printer"
     n = int(rng.integers(2, 7 if condition in ("number-touching", "printed-number") else 6))

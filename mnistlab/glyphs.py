@@ -1,14 +1,21 @@
-"""Glyphs in MNIST's convention: characters drawn in OpenCV's built-in Hershey fonts (nothing to
-download), and `fit`, which scales any ink to MNIST's 20-pixel box in a 28x28 field.
+"""Glyphs in MNIST's convention: characters drawn in OpenCV's built-in Hershey fonts and in the
+TrueType fonts that matplotlib ships (DejaVu, STIX, Computer Modern: nothing to download), and `fit`,
+which scales any ink to MNIST's 20-pixel box in a 28x28 field.
 
-outliers.py draws letters with them (non-digits); `printed_digits` gives labelled printed digits, so
-that a model trained on handwriting also reads a printed "1" with its serif and foot.
+outliers.py draws letters with the Hershey fonts (non-digits); `printed_digits` gives labelled printed
+digits in all of them, so that a model trained on handwriting also reads a printed "1" with its serif
+and foot, or a "6" as a typeface draws it.
 """
 
+from functools import cache
+from pathlib import Path
+
 import cv2
+import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
 
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
          cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX, cv2.FONT_HERSHEY_PLAIN)
@@ -29,15 +36,45 @@ def render(chars: str, thicknesses=(3, 7)) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).float().div(255)[:, None]
 
 
+# matplotlib's text faces (its symbol, display-size and fallback fonts are left out; Computer
+# Modern's math italic draws old-style figures).
+TRUETYPE = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique", "DejaVuSansMono",
+            "DejaVuSansMono-Bold", "DejaVuSansMono-Oblique", "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic",
+            "DejaVuSerif-BoldItalic", "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic", "STIXGeneralBolIta",
+            "cmr10", "cmb10", "cmss10", "cmtt10", "cmti10")
+
+
+def render_truetype(chars: str) -> torch.Tensor:
+    """(len(chars) * fonts, 1, 96, 96) float ink: each character in each of matplotlib's TrueType
+    TRUETYPE faces found, character-major order."""
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    fonts = [ImageFont.truetype(str(folder / f"{name}.ttf"), 64) for name in TRUETYPE
+             if (folder / f"{name}.ttf").exists()]
+    images = []
+    for ch in chars:
+        for font in fonts:
+            canvas = Image.new("L", (96, 96))
+            ImageDraw.Draw(canvas).text((48, 48), ch, fill=255, font=font, anchor="mm")
+            images.append(np.asarray(canvas))
+    return torch.from_numpy(np.stack(images)).float().div(255)[:, None]
+
+
+@cache
+def _digit_bank() -> tuple[torch.Tensor, torch.Tensor]:
+    """Every printed digit: the Hershey fonts, upright and italic, at four thicknesses, and the
+    TrueType faces; (N, 28, 28) uint8 and labels (N,)."""
+    banks = [render("0123456789", (2, 3, 5, 7)), render_truetype("0123456789")]
+    images = torch.cat([(fit(b) * 255).round().to(torch.uint8)[:, 0] for b in banks])
+    labels = torch.cat([torch.arange(10).repeat_interleave(len(b) // 10) for b in banks])
+    return images, labels
+
+
 def printed_digits(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """`n` printed digits, (n, 28, 28) uint8 like MNIST's images, and their labels (n,): every digit
-    in every font, style and thickness, drawn evenly and shuffled."""
-    thicknesses = (2, 3, 5, 7)
-    glyphs = (fit(render("0123456789", thicknesses)) * 255).round().to(torch.uint8)[:, 0]
-    per_digit = len(glyphs) // 10
-    labels = torch.arange(10).repeat_interleave(per_digit)
-    pick = torch.randint(len(glyphs), (n,), generator=torch.Generator().manual_seed(seed))
-    return glyphs[pick], labels[pick]
+    """`n` printed digits, (n, 28, 28) uint8 like MNIST's images, and their labels (n,): drawn at
+    random from every digit in every font, style and thickness (_digit_bank)."""
+    images, labels = _digit_bank()
+    pick = torch.randint(len(images), (n,), generator=torch.Generator().manual_seed(seed))
+    return images[pick], labels[pick]
 
 
 def fit(x: torch.Tensor, box: int = 20) -> torch.Tensor:
