@@ -142,8 +142,8 @@ class TrainConfig:
                           "the images", min=0, max=1)
     noise: float = option(0.0, "augmentation: salt-and-pepper noise on up to this fraction of pixels, on a random "
                           "half", min=0, max=1, max_open=True)
-    printed: float = option(0.0, "add printed digits (OpenCV's Hershey fonts), this fraction of the training "
-                            "split, to it (0.05 in the robust recipe)", min=0, max=1)
+    printed: float = option(0.0, "add printed digits (OpenCV's Hershey fonts and matplotlib's TrueType faces), "
+                            "this fraction of the training split, to it (0.05 in the robust recipe)", min=0, max=1)
     outliers: float = option(0.0, "outlier exposure: add this many non-digits per digit to each batch "
                              "(scribbles, letters, pieces and pairs of digits), trained towards even "
                              "probabilities, so that the model is unsure of them (0.2 in the robust recipe)",
