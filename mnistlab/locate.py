@@ -69,6 +69,7 @@ class Found:
     lines: list = field(default_factory=list)  # the straight lines removed, (x1, y1, x2, y2)
     digits: list[Mark] = field(default_factory=list)
     rejected: list[Mark] = field(default_factory=list)
+    runs_off: bool = False  # a digit-sized mark next to the line's end is cut by the picture's edge
 
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own)."""
@@ -528,7 +529,24 @@ def find_digits(image: Image.Image) -> "Found":
             m.reason = "smaller than the digits" if m.h < 0.4 * ref.h else "off the line of digits"
     found.rejected += [m for m in marks if m.reason]
     found.digits = sorted((m for m in marks if not m.reason), key=lambda m: m.x)
+    found.runs_off = bool(found.digits) and any(_runs_off(found.digits, m) for m in found.rejected
+                                                if m.reason == "cut by the picture's edge")
     return found
+
+
+def _runs_off(digits: list[Mark], cut: Mark) -> bool:
+    """Whether `cut`, a mark cut by the picture's edge, is the next digit of the line `digits`: as large
+    as half a digit, level with its neighbour at the line's end and no further from it than a digit is
+    tall. Then the line goes on outside the picture and cannot be read whole."""
+    first, last = digits[0], digits[-1]
+    for end in (first, last):
+        x, y, w, h = end.box
+        cx, cy, cw, ch = cut.box
+        gap = max(cx - (x + w), x - (cx + cw))
+        level = min(y + h, cy + ch) - max(y, cy) > 0.3 * min(h, ch)
+        if max(cw, ch) >= 0.5 * h and level and gap <= h:
+            return True
+    return False
 
 
 def slices(found: Found, mark: Mark, min_width: float = 0.25) -> list[Mark]:

@@ -277,7 +277,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
                        for m in pieces if id(m) not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    return summarise(digits, min_confidence)
+    return summarise(digits, min_confidence, whole=single or not found.runs_off)
 
 
 def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float]) -> list[int]:
@@ -305,15 +305,16 @@ def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float
     return path
 
 
-def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE) -> dict:
+def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE, whole: bool = True) -> dict:
     """The reading of the digits found, left to right (each {"digit", "confidence", "box", "top"}):
     "no_digit" when there are none, "unsure" (the text only as a "guess") when any digit's probability
-    is below `min_confidence`, else "ok"; the confidence of the whole is the product of the digits'."""
+    is below `min_confidence` or the line is not `whole` (it runs off the picture), else "ok"; the
+    confidence of the whole is the product of the digits'."""
     if not digits:
         return {"text": None, "status": "no_digit", "confidence": None, "digits": []}
     text = "".join(d["digit"] for d in digits)
     confidence = float(np.prod([d["confidence"] for d in digits]))
-    sure = all(d["confidence"] >= min_confidence for d in digits)
+    sure = whole and all(d["confidence"] >= min_confidence for d in digits)
     result = {"text": text if sure else None, "status": "ok" if sure else "unsure",
               "confidence": round(confidence, 6), "digits": digits}
     return result if sure else result | {"guess": text}

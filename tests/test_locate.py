@@ -288,3 +288,19 @@ def test_a_sloping_number_is_read_whole(model, digits):
         img[y:y + 120, x:x + 120] = (img[y:y + 120, x:x + 120] * (1 - big) + 30 * big).astype(np.uint8)
     found = locate.find_digits(Image.fromarray(img))
     assert len(found.digits) == 3, [(m.box, m.reason) for m in found.rejected]
+
+
+def test_a_number_that_runs_off_the_picture_is_not_claimed(model, digits):
+    """Four digits whose last is cut by the picture's right edge: the three inside are no reading of
+    the number. The same three with room to spare are read."""
+    chosen = digits[:4]
+    img = np.full((900, 1200, 3), 240, np.uint8)
+    for k, (d, _) in enumerate(chosen):
+        big = cv2.resize(d, (150, 150), interpolation=cv2.INTER_CUBIC).astype(np.float32)[..., None] / 255
+        x = 600 + 160 * k
+        part = img[400:550, x:x + 150]
+        part[:] = (part * (1 - big[:, :part.shape[1]]) + 30 * big[:, :part.shape[1]]).astype(np.uint8)
+    cut = predict.read(model, Image.fromarray(img))
+    assert cut["status"] == "unsure" and cut["guess"].startswith(chosen[0][1]), cut
+    assert len(cut["digits"]) == 3
+    assert predict.read(model, Image.fromarray(img[:, 450:1065]))["status"] == "ok"
