@@ -90,7 +90,7 @@ def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
     pixels per working pixel."""
     # RGBA (the drawing page's PNG) drops its alpha as PIL's convert does, in a fraction of the time.
     rgb = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGBA2RGB) if image.mode == "RGBA" else \
-        np.asarray(image.convert("RGB"))
+        np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if max(image.size) < MIN_SIZE // 2:  # a small image (MNIST's own 28x28): enlarge it to have room to work
         scale = max(image.size) / MIN_SIZE
         size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
@@ -278,13 +278,13 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tup
             across = m8[ys[:, None], (xs[:, None] + offsets).clip(0, w - 1)]
         else:
             across = m8[(ys[:, None] + offsets).clip(0, h - 1), xs[:, None]]
-        thick = float(np.median(across.sum(axis=1)))
+        thick = median(across.sum(axis=1))
         on = m8[ys, xs] > 0
         if thick > 6 or thick < 1 or on.sum() < 8:  # a wide band (a thick stroke, a shadow) or mostly gaps
             continue
         # The line's own ink per channel, and a margin for the grain: ink above it is a stroke on the line.
         strengths.append(np.percentile(colour[ys[on], xs[on]], 90, axis=0)
-                         + max(24.0, 4 * float(np.median(noise[ys, xs]))))
+                         + max(24.0, 4 * median(noise[ys, xs])))
         cv2.line(bands[vertical], (ex1, ey1), (ex2, ey2), len(strengths) - 1, round(thick) + 4)
         widths[vertical] = max(widths[vertical], round(thick))
         lines.append((ex1, ey1, ex2, ey2))
@@ -298,6 +298,15 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tup
             line_ink = (colour[ys, xs] <= strengths[band[ys, xs]]).all(axis=1)  # no stronger than the line
             cleaned[ys[line_ink], xs[line_ink]] = 0
     return cleaned.astype(bool), lines
+
+
+def median(a: np.ndarray) -> float:
+    """np.median of a small 1-D array, without its overhead (a photo has hundreds of marks)."""
+    n = len(a)
+    k = n // 2
+    if n % 2:
+        return float(np.partition(a, k)[k])
+    return float(np.partition(a, (k - 1, k))[k - 1:k + 1].mean())  # the mean in np.median's precision
 
 
 def _across(x1: int, y1: int, x2: int, y2: int, w: int, h: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -346,7 +355,7 @@ class Sheets:
 
     def inside(self, ys: np.ndarray, xs: np.ndarray) -> float:
         """The part of a mark's pixels (small coordinates) on the surface under its middle pixel."""
-        y, x = int(np.median(ys)), int(np.median(xs))
+        y, x = int(median(ys)), int(median(xs))
         if not self.regions[y, x]:
             h, w = self.regions.shape
             mask = np.zeros((h + 2, w + 2), np.uint8)
@@ -478,13 +487,13 @@ def find_digits(image: Image.Image) -> "Found":
             rim = own & ~cv2.erode(own.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
             if max(bw, bh) >= 3 * min(bw, bh) and on_a_line(ys_own + y, xs_own + x, lines):  # thin, straight
                 mark.reason = "part of a ruling"
-            elif rim.any() and np.median(gradient[y:y + bh, x:x + bw][rim]) < SHARPNESS * max(strength[i], 1):
+            elif rim.any() and median(gradient[y:y + bh, x:x + bw][rim]) < SHARPNESS * max(strength[i], 1):
                 mark.reason = "blurred edges: a shadow?"
             elif sheets.inside(ys, xs) < 0.9:
                 mark.reason = "across an edge of the paper"
             elif sheets.along_edge(ys, xs) > 0.6:
                 mark.reason = "along an edge of the paper"
-            elif np.median(lum[ys, xs]) < 0.45 * paper_level:
+            elif median(lum[ys, xs]) < 0.45 * paper_level:
                 mark.reason = "off the paper"
             elif bw > 0.8 * w or bh > 0.8 * h:
                 mark.reason = "too large"
