@@ -28,3 +28,15 @@ def test_printed_digits_only_join_a_data_set_of_digits():
     check(TrainConfig(printed=0.05))
     with pytest.raises(ConfigError, match="not the digits"):
         check(TrainConfig(dataset="fashion-mnist", printed=0.05))
+
+
+def test_printed_digits_include_matplotlibs_truetype_faces():
+    """The TrueType faces ship with matplotlib, so every install has all of them; a "6" in DejaVu Sans
+    is not a "6" in a Hershey font."""
+    faces = glyphs.render_truetype("6")
+    assert faces.shape == (len(glyphs.TRUETYPE), 1, 96, 96)
+    assert (faces.flatten(1).amax(1) > 0.5).all()  # each face drew the digit
+    hershey = glyphs.fit(glyphs.render("6"))
+    truetype = glyphs.fit(faces)
+    nearest = (truetype[:, None] - hershey[None]).abs().flatten(2).mean(2).amin(1)  # to the closest Hershey "6"
+    assert nearest.min() > 0.05  # each face adds a shape the Hershey fonts do not have
