@@ -22,7 +22,7 @@ RECIPES = {
     "fast": Recipe(
         "time to 99%: one epoch of fast-cnn, SGD with a one-cycle schedule, label smoothing",
         dict(model="fast-cnn", epochs=1, batch_size=64, optimizer="sgd", lr=0.2, weight_decay=5e-4,
-             schedule="onecycle", warmup=0.2, label_smoothing=0.1),
+             schedule="onecycle", warmup=0.2, label_smoothing=0.1, precision="auto"),
     ),
     "balanced": Recipe(
         "99.5% within a minute: fast-cnn at width 32, light augmentation, EMA, bf16, 7 one-cycle epochs",
