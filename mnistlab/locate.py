@@ -117,6 +117,13 @@ def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
         return cv2.medianBlur(cv2.copyMakeBorder(a, k, k, k, k, cv2.BORDER_REPLICATE), k)[k:-k, k:-k]
 
     estimate = median(small)
+    # Writing so big and thick that it fills half a window (a close-up of a digit) makes the median
+    # the ink's colour. There the paper is a morphological closing, which removes any dark stroke
+    # narrower than the window, however much of it there is.
+    bordered = cv2.copyMakeBorder(small, k, k, k, k, cv2.BORDER_REPLICATE)
+    closed = cv2.morphologyEx(bordered, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))[k:-k, k:-k]
+    swamped = cv2.subtract(closed, estimate).max(axis=2) > MIN_CONTRAST
+    estimate = np.where(swamped[..., None], closed, estimate) if swamped.any() else estimate
     # Big, thick writing (a marker) can fill much of a window and tint the estimate: estimate again
     # with the clearly inked pixels replaced by the first estimate.
     inked = cv2.subtract(estimate, small).max(axis=2) > MIN_CONTRAST
