@@ -329,3 +329,16 @@ def test_a_close_up_of_a_digit_is_read_whole(model, digits):
     strokes is not taken for ink-coloured paper, so the digit is not broken into faint pieces."""
     right = sum(reading(model, close_up(d, 800, seed=i))["text"] == label for i, (d, label) in enumerate(digits))
     assert right >= 7, right  # 8 of 12 with the test's small model; 4 when the paper under the strokes was ink
+
+
+def test_a_photo_taken_in_dim_light_is_not_taken_for_a_board(model, digits):
+    """Paper photographed in dim light is as dark as a chalkboard (grey 85); its ink is darker still,
+    where chalk would be lighter than its board."""
+    def dim(blob):
+        pixels = np.asarray(Image.open(io.BytesIO(blob)), np.float32) * 0.35
+        buf = io.BytesIO()
+        Image.fromarray(pixels.round().astype(np.uint8)).save(buf, "JPEG", quality=88)
+        return buf.getvalue()
+
+    right = sum(reading(model, dim(photo([d], seed=i)))["text"] == label for i, (d, label) in enumerate(digits))
+    assert right >= 10, right
