@@ -150,7 +150,7 @@ def dark_board(rgb: np.ndarray) -> bool:
     # brightness (a shadow's edge is no writing).
     middle = brightest(rgb[h // 4: h - h // 4: 2, w // 4: w - w // 4: 2]).astype(np.float32)
     k = max(3, max(middle.shape) // 8) | 1
-    low, high = np.percentile(middle - cv2.blur(middle, (k, k)), (0.5, 99.5))
+    low, high = np.percentile(middle - cv2.blur(middle, (k, k)), (0.2, 99.8))
     if -low > 1.4 * high:
         return False
     otsu, _ = cv2.threshold(lum, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
