@@ -39,4 +39,4 @@ def test_printed_digits_include_matplotlibs_truetype_faces():
     hershey = glyphs.fit(glyphs.render("6"))
     truetype = glyphs.fit(faces)
     nearest = (truetype[:, None] - hershey[None]).abs().flatten(2).mean(2).amin(1)  # to the closest Hershey "6"
-    assert nearest.min() > 0.05  # each face adds a shape the Hershey fonts do not have
+    assert nearest.min() > 0.02  # each face adds a shape the Hershey fonts lack (the same shape gives 0)
