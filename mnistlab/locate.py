@@ -4,12 +4,13 @@ A photo is a scene that contains digits: paper (plain, ruled, squared, coloured,
 uneven light, often with the desk around it. `find_digits` turns it into one ink crop per digit:
 
 1. Work at about 800 pixels (`WORK_SIZE`); a large JPEG is decoded at that size to begin with.
-2. Ink map. The paper's local brightness is estimated per colour channel by a morphological closing
-   (dark strokes narrower than the kernel vanish) on a max-pooled quarter-size copy; ink is how far a
-   pixel falls below it, the largest over R, G and B, so blue ink on yellow paper counts as much as
-   black on white. Shadows, gradients and vignetting are part of the estimated paper, so they cancel.
-   Light chalk or marker on a dark board is the same with the image inverted: the middle of the
-   picture is dark and holds no sheet of paper.
+2. Ink map. The paper's local colour is estimated per channel on a quarter-size copy, by a median
+   over a window much wider than any stroke (and a morphological closing where thick writing fills
+   half the window); ink is how far a pixel falls below it, the largest over R, G and B, so blue ink
+   on yellow paper counts as much as black on white. Shadows, gradients and vignetting are part of
+   the estimated paper, so they cancel. Light chalk or marker on a dark board is the same with the
+   image inverted: the middle of the picture is dark, holds no sheet of paper, and its writing is
+   lighter than its surface (paper in dim light is as dark, but its ink is darker still).
 3. Threshold with hysteresis, relative to the map's own noise (paper grain, JPEG blocks).
 4. Remove long straight lines (rulings, grid squares, margins, page and note edges) found by the
    probabilistic Hough transform, then bridge the strokes that crossed them.
@@ -113,10 +114,10 @@ def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
     small = cv2.resize(rgb, (max(1, w // pool), max(1, h // pool)), interpolation=cv2.INTER_AREA)
     k = min(255, max(3, round(max(small.shape[:2]) / kernel)) | 1)
 
-    def median(a):
+    def window_median(a):
         return cv2.medianBlur(cv2.copyMakeBorder(a, k, k, k, k, cv2.BORDER_REPLICATE), k)[k:-k, k:-k]
 
-    estimate = median(small)
+    estimate = window_median(small)
     # Writing so big and thick that it fills half a window (a close-up of a digit) makes the median
     # the ink's colour. There the paper is a morphological closing, which removes any dark stroke
     # narrower than the window, however much of it there is.
@@ -127,7 +128,7 @@ def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
     # Big, thick writing (a marker) can fill much of a window and tint the estimate: estimate again
     # with the clearly inked pixels replaced by the first estimate.
     inked = cv2.subtract(estimate, small).max(axis=2) > MIN_CONTRAST
-    return median(np.where(inked[..., None], estimate, small)) if inked.any() else estimate
+    return window_median(np.where(inked[..., None], estimate, small)) if inked.any() else estimate
 
 
 def brightest(rgb: np.ndarray) -> np.ndarray:
@@ -563,8 +564,7 @@ def _runs_off(digits: list[Mark], cut: Mark) -> bool:
     """Whether `cut`, a mark cut by the picture's edge, is the next digit of the line `digits`: as large
     as half a digit, level with its neighbour at the line's end and no further from it than a digit is
     tall. Then the line goes on outside the picture and cannot be read whole."""
-    first, last = digits[0], digits[-1]
-    for end in (first, last):
+    for end in (digits[0], digits[-1]):
         x, y, w, h = end.box
         cx, cy, cw, ch = cut.box
         gap = max(cx - (x + w), x - (cx + cw))
