@@ -20,6 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from common import write_section
@@ -192,7 +193,7 @@ def main():
 
     lines = table(by_condition)
     print("\n".join(lines))
-    setup = (f"CPU: {cpu()}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
+    setup = (f"CPU: {cpu()}; torch {torch.__version__} with {torch.get_num_threads()} threads; OpenCV {cv2.__version__}; "
              f"{time.strftime('%Y-%m-%d')}; mnistlab commit {commit()}.")
     body = "\n".join([
         "## Reading digits in phone photos",
