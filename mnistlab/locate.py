@@ -114,21 +114,23 @@ def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
     small = cv2.resize(rgb, (max(1, w // pool), max(1, h // pool)), interpolation=cv2.INTER_AREA)
     k = min(255, max(3, round(max(small.shape[:2]) / kernel)) | 1)
 
-    def window_median(a):
-        return cv2.medianBlur(cv2.copyMakeBorder(a, k, k, k, k, cv2.BORDER_REPLICATE), k)[k:-k, k:-k]
+    def framed(a):  # the border replicated, so that light falling off towards the frame is followed
+        return cv2.copyMakeBorder(a, k, k, k, k, cv2.BORDER_REPLICATE)
 
-    estimate = window_median(small)
+    small_framed = framed(small)
+    estimate = cv2.medianBlur(small_framed, k)[k:-k, k:-k]
     # Writing so big and thick that it fills half a window (a close-up of a digit) makes the median
     # the ink's colour. There the paper is a morphological closing, which removes any dark stroke
     # narrower than the window, however much of it there is.
-    bordered = cv2.copyMakeBorder(small, k, k, k, k, cv2.BORDER_REPLICATE)
-    closed = cv2.morphologyEx(bordered, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))[k:-k, k:-k]
+    closed = cv2.morphologyEx(small_framed, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))[k:-k, k:-k]
     swamped = cv2.subtract(closed, estimate).max(axis=2) > MIN_CONTRAST
     estimate = np.where(swamped[..., None], closed, estimate) if swamped.any() else estimate
     # Big, thick writing (a marker) can fill much of a window and tint the estimate: estimate again
     # with the clearly inked pixels replaced by the first estimate.
     inked = cv2.subtract(estimate, small).max(axis=2) > MIN_CONTRAST
-    return window_median(np.where(inked[..., None], estimate, small)) if inked.any() else estimate
+    if not inked.any():
+        return estimate
+    return cv2.medianBlur(framed(np.where(inked[..., None], estimate, small)), k)[k:-k, k:-k]
 
 
 def brightest(rgb: np.ndarray) -> np.ndarray:
