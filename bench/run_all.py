@@ -2,6 +2,8 @@
 
     python bench/run_all.py --data-dir ../shared/data/mnist [--quick] [--out runs/bench-all]
 
+Each run trains into a new folder OUT/YYYYMMDD-HHMMSS.
+
 The reference is a plain PyTorch loop written as a newcomer would write it (a DataLoader over a
 TensorDataset, Adam 1e-3, batch 128, float32) training the same model as the seed notebook's Keras
 CNN (cnn-small). TensorFlow is not installed here, so it stands in for the Keras notebook; ratios
@@ -118,6 +120,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="one seed, no 30-minute recipes")
     args = parser.parse_args()
 
+    args.out = args.out / time.strftime("%Y%m%d-%H%M%S")  # a fresh folder: runs are never overwritten
     data = load("mnist", args.data_dir)
     seeds = [0] if args.quick else [0, 1, 2]
     print(f"machine: {machine()}\ncpu: {cpu()}\nload average at start: {load_average()}", flush=True)
