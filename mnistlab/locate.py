@@ -13,7 +13,9 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    lighter than its surface (paper in dim light is as dark, but its ink is darker still).
 3. Threshold with hysteresis, relative to the map's own noise (paper grain, JPEG blocks).
 4. Remove long straight lines (rulings, grid squares, margins, page and note edges) found by the
-   probabilistic Hough transform, then bridge the strokes that crossed them.
+   probabilistic Hough transform, then bridge the strokes that crossed them. A lone straight stroke
+   (no line parallel to it, not running across the picture) may be a big "1": when nothing else is
+   found, the marks are found again with it kept.
 5. Connected components -> marks; specks, shapes that sit on a brightness edge of the surface (the
    border of a page or a sticky note, a shadow's edge) and marks on a surface much darker than the
    paper (the desk) are rejected with a reason. Marks stacked over each other are one digit (a "5"'s
@@ -265,8 +267,10 @@ def threshold(ink: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return weak.astype(bool) if seeded[1:].all() else seeded[labels]  # the first: a drawing, mostly
 
 
-def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, list]:
-    """The mask without long straight lines (rulings, grids, margins, edges), and those lines.
+def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray,
+                 spare_lone: bool = False) -> tuple[np.ndarray, list, bool]:
+    """The mask without long straight lines (rulings, grids, margins, edges), those lines, and
+    whether any of them was a lone stroke (see _lone_stroke), which `spare_lone` leaves in the mask.
 
     A line is found by the probabilistic Hough transform and followed across the whole picture (a
     ruling runs from edge to edge, also where a digit or the picture's edge breaks it). Along it, a
@@ -279,11 +283,16 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tup
     segments = cv2.HoughLinesP(m8, 1, np.pi / 180, threshold=min_len // 2, minLineLength=min_len,
                                maxLineGap=max(3, min_len // 30))
     if segments is None:
-        return mask, []
+        return mask, [], False
+    segments = segments.reshape(-1, 4)
     bands = [np.zeros((h, w), np.int32), np.zeros((h, w), np.int32)]  # near-horizontal, near-vertical: line index + 1
     widths = [0, 0]
-    lines, strengths = [], [np.zeros(3, np.float32)]  # strengths[0]: no line
-    for x1, y1, x2, y2 in segments.reshape(-1, 4).tolist():
+    lines, lone, strengths = [], False, [np.zeros(3, np.float32)]  # strengths[0]: no line
+    for x1, y1, x2, y2 in segments.tolist():
+        if _lone_stroke((x1, y1, x2, y2), segments, w, h):
+            lone = True
+            if spare_lone:
+                continue
         (ex1, ey1), (ex2, ey2) = _across(x1, y1, x2, y2, w, h)
         if any(abs(ex1 - a) + abs(ey1 - b) + abs(ex2 - c) + abs(ey2 - d) <= 4 for a, b, c, d in lines):
             continue  # another piece of a line already followed
@@ -316,7 +325,25 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tup
             ys, xs = np.nonzero((band > 0) & (m8 > 0) & (runs == 0))  # ink on a line, in a short run across it
             line_ink = (colour[ys, xs] <= strengths[band[ys, xs]]).all(axis=1)  # no stronger than the line
             cleaned[ys[line_ink], xs[line_ink]] = 0
-    return cleaned.astype(bool), lines
+    return cleaned.astype(bool), lines, lone
+
+
+def _lone_stroke(segment, segments: np.ndarray, w: int, h: int) -> bool:
+    """Whether a straight segment is more likely a pen stroke (a "1") than a line printed on the paper:
+    shorter than 0.8 of the picture across its direction, and with no other line parallel to it (rulings
+    and grids come in families; a margin or a page's edge runs most of the way across)."""
+    x1, y1, x2, y2 = segment
+    dx, dy = x2 - x1, y2 - y1
+    length = np.hypot(dx, dy)
+    if length >= 0.8 * (w if abs(dx) >= abs(dy) else h):
+        return False
+    others = segments.astype(np.float64)
+    ox, oy = others[:, 2] - others[:, 0], others[:, 3] - others[:, 1]
+    parallel = np.abs(ox * dy - oy * dx) <= np.sin(np.radians(3)) * length * np.hypot(ox, oy)
+    # ... and apart from it: the distance of the other segment's middle from this segment's line
+    mx, my = (others[:, 0] + others[:, 2]) / 2 - x1, (others[:, 1] + others[:, 3]) / 2 - y1
+    apart = np.abs(mx * dy - my * dx) / length > 8
+    return not (parallel & apart).any()
 
 
 def median(a: np.ndarray) -> float:
@@ -476,7 +503,20 @@ def find_digits(image: Image.Image) -> "Found":
     photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
     ink, colour, noise, bg = ink_map(rgb, photo)
     mask = threshold(ink, noise)
-    mask, lines = remove_lines(mask, colour, noise) if photo else (mask, [])
+    if not photo:
+        return _digits_in(mask, [], rgb, scale, ink, noise, bg, photo)
+    cleaned, lines, lone = remove_lines(mask, colour, noise)
+    found = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, photo)
+    if lone and not found.digits:  # a big "1" is a straight line too: read it when nothing else is written
+        cleaned, lines, _ = remove_lines(mask, colour, noise, spare_lone=True)
+        spared = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, photo)
+        found = spared if spared.digits else found
+    return found
+
+
+def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink: np.ndarray, noise, bg: np.ndarray,
+               photo: bool) -> "Found":
+    """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up."""
     h, w = mask.shape
     n, labels, stats = components(mask)
     found = Found(scale, rgb, ink, mask, labels, lines)

@@ -241,8 +241,8 @@ def test_a_stroke_along_a_ruling_is_kept_where_its_ink_is_stronger_than_the_line
         colour[y:y + 2] = (70, 40, 5)  # a blue ruling: ink mostly in the red channel
     mask[300:302, 350:420] = True
     colour[300:302, 350:420] = (150, 150, 150)  # the pencil bar on the ruling at y = 300
-    cleaned, lines = locate.remove_lines(mask, colour, np.full((h, w), 2.0, np.float32))
-    assert len(lines) == 9  # each ruling once, edge to edge
+    cleaned, lines, lone = locate.remove_lines(mask, colour, np.full((h, w), 2.0, np.float32))
+    assert len(lines) == 9 and not lone  # each ruling once, edge to edge
     assert all(x1 == 0 and x2 == w - 1 for x1, _, x2, _ in lines)
     assert cleaned[300:302, 350:420].all()
     assert not cleaned[300:302, :340].any() and not cleaned[60:62].any()
@@ -342,3 +342,41 @@ def test_a_photo_taken_in_dim_light_is_not_taken_for_a_board(model, digits):
 
     right = sum(reading(model, dim(photo([d], seed=i)))["text"] == label for i, (d, label) in enumerate(digits))
     assert right >= 10, right
+
+
+def pen_one(seed, height, ruled) -> bytes:
+    """A "1" drawn as one straight, thin pen stroke (3 pixels), `height` pixels tall, leaning a little."""
+    rng = np.random.default_rng(seed)
+    img = np.full((900, 1200, 3), (240, 238, 230), np.float32)
+    if ruled:
+        for y in range(40, 900, 36):
+            cv2.line(img, (0, y), (1200, y + 6), (165, 185, 225), 2)
+    x, y = 600 + int(rng.integers(-200, 200)), 450 - height // 2
+    cv2.line(img, (x + int(rng.integers(-height // 6, height // 6)), y), (x, y + height), (40, 50, 140), 3, cv2.LINE_AA)
+    img *= np.linspace(1, 0.8, 1200, dtype=np.float32)[None, :, None]
+    img += rng.normal(0, 3, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def test_a_tall_thin_one_is_not_taken_for_a_ruling(model):
+    """A "1" a third to two thirds of the picture tall, in a thin pen, is as straight as a ruling. With
+    no line parallel to it and nothing else written, it is read (it was "no digit" half the time)."""
+    cases = [(300, False), (450, False), (600, False), (300, True), (600, True)]
+    texts = [reading(model, pen_one(seed, height, ruled))["text"] for seed, (height, ruled) in enumerate(cases)]
+    assert texts.count("1") >= 4, texts
+    _, lines, lone = locate.remove_lines(*_ruled_mask_with_a_stroke())
+    assert lone and len(lines) == 10  # followed as a line, but told apart from the rulings ...
+    cleaned, lines, _ = locate.remove_lines(*_ruled_mask_with_a_stroke(), spare_lone=True)
+    assert cleaned[200:500, 398:402].all() and len(lines) == 9  # ... and kept when asked
+
+
+def _ruled_mask_with_a_stroke():
+    h, w = 600, 800
+    mask = np.zeros((h, w), bool)
+    for y in range(60, h, 60):
+        mask[y:y + 2] = True
+    mask[200:500, 398:402] = True  # a straight vertical stroke, half the picture tall
+    colour = np.where(mask[..., None], np.uint8(120), np.uint8(0)).repeat(3, axis=2)
+    return mask, colour, np.full((h, w), 2.0, np.float32)
