@@ -286,8 +286,8 @@ class Canvas:
         cv2.fillPoly(m, [p.reshape(-1, 1, 2)], 255, cv2.LINE_AA, shift=4)
         return m.astype(np.float32) / 255
 
-    def lines(self, segments_mm, width_mm: float, colour_srgb, strength: float = 1.0, mask=None):
-        """Printed lines (ruling, grids), multiplied onto the surface."""
+    def lines(self, segments_mm, width_mm: float, colour_srgb, strength: float = 1.0, mask=None, opaque=False):
+        """Printed lines (ruling, grids) multiplied onto the surface, or opaque lines (wire) laid on it."""
         layer = np.zeros((self.h, self.w), np.uint8)
         width = width_mm * self.ppm
         thick = max(1, int(round(width)))
@@ -298,7 +298,10 @@ class Canvas:
         alpha = layer.astype(np.float32) / 255
         if mask is not None:
             alpha *= mask
-        self.multiply(alpha, to_linear(colour_srgb))
+        if opaque:
+            self.refl[:] = blend(self.refl, np.broadcast_to(to_linear(colour_srgb), self.refl.shape), alpha)
+        else:
+            self.multiply(alpha, to_linear(colour_srgb))
 
     def multiply(self, alpha: np.ndarray, colour: np.ndarray, roi=None):
         target = self.refl if roi is None else self.refl[roi]
@@ -503,7 +506,9 @@ def paint_surface(canvas: Canvas, s: dict, rng) -> np.ndarray:
     if s.get("edge") == "spiral":  # the wire coil over the edge
         segs = [((x0 + 6.5, y + 1.5), (x0 - 4, y - 1.0)) for y in np.arange(y0 + 6, y1 - 4, 8.47)]
         canvas.lines([((a[0], a[1] + 0.9), (b[0], b[1] + 0.9)) for a, b in segs], 1.0, (60, 60, 60), 0.5)
-        canvas.lines(segs, 0.9, (150, 152, 158), 1.0)
+        canvas.lines(segs, 0.9, (165, 167, 172), 1.0, opaque=True)
+        canvas.lines([((a[0], a[1] - 0.2), (b[0], b[1] - 0.2)) for a, b in segs], 0.3, (225, 226, 230), 1.0,
+                     opaque=True)  # the wire's highlight
     if s["kind"] == "whiteboard":
         paint_ghosts(canvas, s, rng)
     return tooth
@@ -617,14 +622,15 @@ def doodle(rng, what: str) -> list[np.ndarray]:
     raise ValueError(what)
 
 
-def write_junk(rng, ink, ppm: float, size_mm: float, centre_mm) -> tuple[list[Mark], dict]:
-    """Something that is not a digit: a word, a doodle, a tick or cross, a crossed-out scribble, a stain."""
-    what = pick(rng, {"word": 3, "doodle": 2.5, "tick": 1.2, "cross-out": 1.5, "stain": 1.5})
+def write_junk(rng, ink, ppm: float, size_mm: float, stains: bool = True) -> tuple[list[Mark], dict]:
+    """Something that is not a digit: a word, a doodle, a tick or cross, a crossed-out word, a stain
+    (not on a whiteboard)."""
+    what = pick(rng, {"word": 3, "doodle": 2.5, "tick": 1.2, "cross-out": 1.5, "stain": 1.5 if stains else 0})
     size_px = size_mm * ppm
     info = {"junk": what}
     if what == "word":
         word = WORDS[rng.integers(len(WORDS))]
-        line = text_centre_line(word, size_px, rng)
+        line = text_centre_line(word, size_px / max(1.0, 0.6 * len(word)), rng)  # the word about size_mm wide
         info["word"] = word
     elif what == "doodle":
         shape = ["smiley", "star", "heart", "spiral", "house", "flower", "arrow"][rng.integers(7)]
@@ -639,7 +645,7 @@ def write_junk(rng, ink, ppm: float, size_mm: float, centre_mm) -> tuple[list[Ma
         info["tick"] = "tick" if len(strokes) == 1 else "cross"
     elif what == "cross-out":  # a word, scribbled over back and forth or struck through
         word = WORDS[rng.integers(len(WORDS))]
-        line = text_centre_line(word, size_px * 0.5, rng)
+        line = text_centre_line(word, size_px / max(1.0, 0.6 * len(word)), rng)
         ys, xs = np.nonzero(line)
         x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
         if rng.random() < 0.7:
@@ -654,13 +660,13 @@ def write_junk(rng, ink, ppm: float, size_mm: float, centre_mm) -> tuple[list[Ma
         cv2.polylines(line, [np.round(pts).astype(np.int32).reshape(-1, 1, 2)], False, 1, 1, cv2.LINE_8)
         info["word"] = word
     else:  # a coffee ring or an ink blot
-        marks, stain = stain_mark(rng, ink, ppm, size_mm, centre_mm)
+        marks, stain = stain_mark(rng, ink, ppm, size_mm)
         return marks, info | stain
     mark = make_mark(line, ink, ppm, rng, (0, 0))
-    return [place(mark, ppm, centre_mm)], info
+    return [place(mark, ppm, (0, 0))], info
 
 
-def stain_mark(rng, ink, ppm: float, size_mm: float, centre_mm) -> tuple[list[Mark], dict]:
+def stain_mark(rng, ink, ppm: float, size_mm: float) -> tuple[list[Mark], dict]:
     r_mm = size_mm / 2
     r = r_mm * ppm
     n = int(2 * r + 8)
@@ -682,7 +688,7 @@ def stain_mark(rng, ink, ppm: float, size_mm: float, centre_mm) -> tuple[list[Ma
         colour, info = ink["srgb"], {"stain": "ink blot"}
     alpha = np.clip(alpha, 0, 1).astype(np.float32)
     mark = Mark((alpha > 0.05).astype(np.float32), alpha, colour, (0, 0))
-    return [place(mark, ppm, centre_mm)], info
+    return [place(mark, ppm, (0, 0))], info
 
 
 def paint_marks(canvas: Canvas, marks: list[Mark], tooth: np.ndarray):
@@ -795,8 +801,12 @@ def plan(condition: str, rng, digits: DigitSource, scale: float) -> dict:
             m.origin = m.origin + centre
         p["marks"] = marks
     elif kind == "junk":
-        size_mm = height_mm * rng.uniform(0.8, 1.6)
-        p["marks"], p["junk"] = write_junk(rng, ink, ppm, size_mm, content_centre(rng, surf, (size_mm, size_mm)))
+        marks, p["junk"] = write_junk(rng, ink, ppm, height_mm * rng.uniform(0.8, 1.6), surf["kind"] != "whiteboard")
+        b = marks[0].bbox_mm(ppm)
+        centre = content_centre(rng, surf, (b[2] - b[0], b[3] - b[1]))
+        for m in marks:
+            m.origin = m.origin + centre
+        p["marks"] = marks
     return p
 
 
@@ -834,7 +844,9 @@ def choose_camera(rng, p: dict, size) -> dict:
     cam = {}
     for attempt in range(12):
         gentle = 0.7**attempt
-        cam = {"tilt_x": float(rng.normal(0, 9) * gentle), "tilt_y": float(rng.normal(0, 7) * gentle),
+        tilt = rng.normal(0, [8, 6]) * gentle
+        tilt *= min(1.0, 20 / max(float(np.hypot(*tilt)), 1e-6))  # phones are held within ~20 degrees of flat
+        cam = {"tilt_x": float(tilt[0]), "tilt_y": float(tilt[1]),
                "roll": float(np.clip(rng.normal(0, 4), -10, 10) * gentle),
                "f": float(max(w, h) * rng.uniform(0.8, 1.15)),
                "ppm": p["ppm_photo"] * (0.92**max(0, attempt - 4)), "k1": float(rng.uniform(-0.02, 0.05))}
