@@ -919,8 +919,9 @@ def light_colour(kelvin: float) -> np.ndarray:
     return np.array([np.interp(kelvin, CCT, CCT_RGB[:, c]) for c in range(3)], np.float32)
 
 
-def lighting(rng, size, surface_kind: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Illumination over the photo (h, w, 3), an additive glare (h, w, 3) and what was chosen.
+def lighting(rng, size, surface_kind: str, shadows: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Illumination over the photo (h, w, 3), an additive glare (h, w, 3) and what was chosen;
+    `shadows` > 1 makes a shadow of the phone, a hand or an object likelier.
     Computed at a quarter of the resolution: light varies smoothly, shadows have soft edges."""
     w, h = size
     sw, sh = w // 4, h // 4
@@ -944,7 +945,7 @@ def lighting(rng, size, surface_kind: str) -> tuple[np.ndarray, np.ndarray, dict
         cx, cy = rng.uniform(0.4, 0.6), rng.uniform(0.3, 0.45)
         key = 1 / (1 + ((xn - cx) ** 2 + (yn - cy) ** 2) / rng.uniform(0.35, 0.9) ** 2) ** 2
     key = (key / key.max()).astype(np.float32)
-    shadow, kind = cast_shadow(rng, (sw, sh), source)
+    shadow, kind = cast_shadow(rng, (sw, sh), source, shadows)
     info["shadow"] = kind
     ambient = rng.uniform(0.25, 0.55) if source != "flash" else rng.uniform(0.1, 0.3)
     amb_kelvin = kelvin + rng.normal(0, 800) + (1500 if source == "lamp" else 0)  # daylight fills in
@@ -963,10 +964,10 @@ def lighting(rng, size, surface_kind: str) -> tuple[np.ndarray, np.ndarray, dict
     return light.astype(np.float32), glare.astype(np.float32), info
 
 
-def cast_shadow(rng, small, source: str) -> tuple[np.ndarray, str]:
+def cast_shadow(rng, small, source: str, odds: float = 1.0) -> tuple[np.ndarray, str]:
     """Where the key light is blocked (0-1): by the phone, the photographer's hand, or an object."""
     sw, sh = small
-    kind = pick(rng, {"none": 4, "phone": 2, "hand": 1.5, "hard": 1} if source != "flash" else {"none": 1})
+    kind = pick(rng, {"none": 4 / odds, "phone": 2, "hand": 1.5, "hard": 1} if source != "flash" else {"none": 1})
     mask = np.zeros((sh, sw), np.float32)
     if kind == "none":
         return mask, kind
@@ -1160,7 +1161,7 @@ def render_once(condition: str, rng, digits: DigitSource) -> tuple[Scene, list[n
             masks.append(small > min(0.5, 0.5 * float(small.max())))
         if m.sheen:
             sheen += cov * m.sheen
-    light, glare, light_info = lighting(rng, size, p["surface"]["kind"])
+    light, glare, light_info = lighting(rng, size, p["surface"]["kind"], 4.0 if condition == "b-printer-paper" else 1.0)
     radiance = refl * light + glare + sheen[..., None] * light
     rgb, camera_info = phone_camera(radiance, light_colour(light_info["kelvin"]), rng, out)
     jpeg, jpeg_info = encode_jpeg(rgb, rng, orientation)
