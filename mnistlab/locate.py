@@ -222,8 +222,11 @@ def flat_ink(rgb: np.ndarray) -> tuple[np.ndarray, np.float32, np.ndarray]:
     light_on_dark = colour.max() < 128
     if light_on_dark:  # light writing on a dark background: measured on the inverted image
         border, colour = 255 - border, 255 - colour
-    lum = border.max(axis=1)
-    grain = 0.5 if uniform else 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
+    if uniform:
+        grain = 0.5
+    else:
+        lum = border.max(axis=1)
+        grain = 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
     small = np.empty((max(1, h // POOL), max(1, w // POOL), 3), np.uint8)
     small[:] = colour.round().astype(np.uint8)
 
