@@ -230,6 +230,25 @@ def test_components_in_the_inks_box_are_those_of_the_whole_frame():
     assert locate.components(np.zeros((20, 30), bool))[0] == 1
 
 
+def test_a_few_components_measured_one_by_one_have_opencvs_stats():
+    """Up to FEW_COMPONENTS labels (a drawing's strokes) get their boxes and areas one label at a time;
+    more go to OpenCV's stats: both give OpenCV's numbers, and number the labels alike."""
+    rng = np.random.default_rng(1)
+    counts = set()
+    for blobs in range(1, 13):
+        for _ in range(10):
+            mask = np.zeros((120, 160), np.uint8)
+            for _ in range(blobs):
+                cv2.ellipse(mask, (int(rng.integers(0, 160)), int(rng.integers(0, 120))),
+                            (int(rng.integers(1, 12)), int(rng.integers(1, 12))), float(rng.integers(180)), 0, 360, 1,
+                            int(rng.choice([-1, 2])))
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+            n2, labels2, stats2 = locate.components(mask.astype(bool))
+            assert n2 == n and np.array_equal(labels2, labels) and np.array_equal(stats2[1:], stats[1:])
+            counts.add(n <= locate.FEW_COMPONENTS)
+    assert counts == {True, False}  # both ways were taken
+
+
 def test_a_stroke_along_a_ruling_is_kept_where_its_ink_is_stronger_than_the_line():
     """A grey pencil bar lying on a light blue ruling: the ruling goes, the bar (darker in the red
     and green channels than the blue line) stays."""

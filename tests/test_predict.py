@@ -3,6 +3,7 @@
 import io
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -115,6 +116,35 @@ def test_any_mode_and_orientation_gives_the_same_digit(mnist):
     for name, blob in variants.items():
         out = predict.to_mnist(predict.open_image(blob))
         assert np.abs(out.astype(int) - reference.astype(int)).mean() < 3, name
+
+
+def test_a_plain_png_is_decoded_by_libspng_to_pils_pixels(mnist):
+    """8-bit RGB and RGBA PNGs (a canvas's) go to libspng and come back as PIL decodes them; every other
+    PNG, and one with transparency for RGB, an orientation or a broken stream, is left to PIL."""
+    pytest.importorskip("pyspng")
+    digit = np.asarray(Image.fromarray(mnist.test_images[0].numpy()).resize((280, 280), Image.BICUBIC))
+    rgba = np.dstack([digit, 255 - digit, digit // 2, np.full_like(digit, 255)])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    plain = {"RGBA": encoded(Image.fromarray(rgba)), "RGB": encoded(Image.fromarray(rgba[..., :3])),
+             "RGBA, cv2's filters": cv2.imencode(".png", rgba)[1].tobytes()}
+    for name, blob in plain.items():
+        image = predict.plain_png(blob)
+        reference = Image.open(io.BytesIO(blob))
+        assert image is not None and image.mode == reference.mode, name
+        assert np.array_equal(np.asarray(image), np.asarray(reference)), name
+        assert np.array_equal(np.asarray(predict.open_image(blob)), np.asarray(reference)), name
+    others = {"grey": encoded(Image.fromarray(digit)), "palette": encoded(Image.fromarray(digit).convert("P")),
+              "16-bit": encoded(Image.fromarray(digit.astype(np.uint16) * 257)),
+              "RGB with a transparent colour": encoded(Image.fromarray(rgba[..., :3]), transparency=(0, 0, 0)),
+              "EXIF-tagged": encoded(Image.fromarray(rgba), exif=exif.tobytes())}
+    for name, blob in others.items():
+        assert predict.plain_png(blob) is None, name
+    broken = bytearray(plain["RGBA"])
+    broken[len(broken) // 2] ^= 0xFF
+    assert predict.plain_png(bytes(broken)) is None
+    with pytest.raises(MnistlabError, match="cannot decode"):
+        predict.open_image(bytes(broken))
 
 
 def test_thin_pen_strokes_get_mnist_stroke_width(mnist):
