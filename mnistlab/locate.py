@@ -92,9 +92,10 @@ class Found:
 def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
     """RGB uint8 at most WORK_SIZE on its longer side (and a tiny image enlarged), and the original
     pixels per working pixel."""
-    # RGBA (the drawing page's PNG) drops its alpha as PIL's convert does, in a fraction of the time.
-    rgb = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGBA2RGB) if image.mode == "RGBA" else \
-        np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgb = opaque(np.asarray(image if image.mode == "RGBA" else image.convert("RGBA")))
+    else:
+        rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if max(image.size) < MIN_SIZE // 2:  # a small image (MNIST's own 28x28): enlarge it to have room to work
         scale = max(image.size) / MIN_SIZE
         size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
@@ -104,6 +105,20 @@ def working_image(image: Image.Image) -> tuple[np.ndarray, float]:
         return rgb, 1.0
     size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
+def opaque(rgba: np.ndarray) -> np.ndarray:
+    """RGB of an RGBA image: its colours where it is opaque (the drawing page's canvas, in a fraction
+    of PIL's time), and where it is transparent (a drawing exported without a background) a ground
+    that the visible strokes stand out on: white under dark strokes, black under light ones."""
+    rgb = cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
+    alpha = cv2.extractChannel(rgba, 3)
+    if cv2.minMaxLoc(alpha)[0] == 255:
+        return rgb
+    weight = alpha.astype(np.float32)[..., None] / 255
+    seen = float((brightest(rgb) * weight[..., 0]).sum() / max(float(weight.sum()), 1e-6))
+    ground = 0.0 if seen > 127 else 255.0
+    return (rgb * weight + ground * (1 - weight)).round().astype(np.uint8)
 
 
 def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
