@@ -25,6 +25,7 @@ from .models import logits_of, pixels
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them
 MIN_CONFIDENCE = 0.9  # a digit read with a lower probability is reported as unsure
+NOT_A_DIGIT = 0.25  # marks read with lower probabilities, all of them, are no digit at all
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 ORIENTATION = 0x0112  # the EXIF tag of a photo's orientation
 WORK_SIZE = 160  # digits are measured and thickened at this size before the final 20-pixel scaling
@@ -336,10 +337,12 @@ def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float
 
 def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE, whole: bool = True) -> dict:
     """The reading of the digits found, left to right (each {"digit", "confidence", "box", "top"}):
-    "no_digit" when there are none, "unsure" (the text only as a "guess") when any digit's probability
-    is below `min_confidence` or the line is not `whole` (it runs off the picture), else "ok"; the
-    confidence of the whole is the product of the digits'."""
-    if not digits:
+    "no_digit" when there are none, or when the model takes none of them for a digit (every one's
+    probability under NOT_A_DIGIT: a model trained with outlier exposure spreads its belief over all
+    ten classes for the grain of a desk or a crease); "unsure" (the text only as a "guess") when any
+    digit's probability is below `min_confidence` or the line is not `whole` (it runs off the
+    picture), else "ok"; the confidence of the whole is the product of the digits'."""
+    if not digits or max(d["confidence"] for d in digits) < min(NOT_A_DIGIT, min_confidence):
         return {"text": None, "status": "no_digit", "confidence": None, "digits": []}
     text = "".join(d["digit"] for d in digits)
     confidence = float(np.prod([d["confidence"] for d in digits]))

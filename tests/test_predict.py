@@ -163,3 +163,18 @@ def test_thin_pen_strokes_get_mnist_stroke_width(mnist):
     one = drawn([(200, 60), (204, 340)])
     rows = one.any(1).sum()
     assert rows >= 19 and one.sum() / rows >= 1.8  # at least two pixels wide on average, not a hairline
+
+
+def test_marks_the_model_takes_for_no_digit_are_no_digit():
+    """A reading is no_digit when every mark's best class is near chance (the grain of a desk, a
+    crease); one mark that looks like a digit makes it unsure instead; and min_confidence 0 keeps
+    every guess, as a threshold sweep needs."""
+    def digit(p):
+        return {"digit": "7", "confidence": p, "box": [0, 0, 1, 1], "top": []}
+
+    assert predict.summarise([digit(0.15), digit(0.2)])["status"] == "no_digit"
+    assert predict.summarise([digit(0.15), digit(0.2)])["digits"] == []
+    assert predict.summarise([digit(0.15), digit(0.6)]) | {"digits": None} == {
+        "text": None, "status": "unsure", "confidence": 0.09, "digits": None, "guess": "77"}
+    assert predict.summarise([digit(0.15)], min_confidence=0.0)["status"] == "ok"
+    assert predict.summarise([digit(0.95)])["status"] == "ok"
