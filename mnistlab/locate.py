@@ -396,6 +396,33 @@ def on_a_line(ys: np.ndarray, xs: np.ndarray, lines: list, within: float = 2.5) 
     return bool(((distance <= within).mean(axis=1) > 0.9).any())
 
 
+def continues(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> bool:
+    """Whether a thin straight mark (pixels ys, xs) goes on beyond its ends in `mask`, as a piece of a
+    longer broken line does (the seam of a desk, a page's edge, a crease) and a "1" does not: ink lies
+    along its axis over half of a mark's length past one end, or a third past both."""
+    h, w = mask.shape
+    points = np.stack([xs, ys], 1).astype(np.float32)
+    vx, vy, cx, cy = cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+    along = (xs - cx) * vx + (ys - cy) * vy
+    lo, hi = float(along.min()), float(along.max())
+    length = hi - lo
+    covered = []
+    for start, step in ((hi, 1), (lo, -1)):
+        t = start + step * np.arange(3, length + 3)
+        px, py = cx + t * vx, cy + t * vy
+        inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+        if inside.sum() < 0.5 * len(t):
+            covered.append(0.0)  # the picture ends there: no evidence either way
+            continue
+        hit = np.zeros(len(t), bool)
+        for offset in (-2, 0, 2):  # a little to either side of the axis
+            qx = np.rint(px - offset * vy).astype(int).clip(0, w - 1)
+            qy = np.rint(py + offset * vx).astype(int).clip(0, h - 1)
+            hit |= mask[qy, qx]
+        covered.append(float(hit[inside].mean()))
+    return max(covered) >= 0.5 or min(covered) >= 0.3
+
+
 class Sheets:
     """The surfaces of a photo (a page, a sticky note, the desk, a board), as regions of the paper
     estimate (1/POOL size) whose colour changes only gradually: a flood fill from a mark's middle,
@@ -578,6 +605,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             rim = own & ~cv2.erode(own.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
             if max(bw, bh) >= 3 * min(bw, bh) and on_a_line(ys_own + y, xs_own + x, lines):  # thin, straight
                 mark.reason = "part of a ruling"
+            elif max(bw, bh) >= 3 * min(bw, bh) and continues(mask, ys_own + y, xs_own + x):
+                mark.reason = "part of a longer line"
             elif rim.any() and median(gradient[y:y + bh, x:x + bw][rim]) < SHARPNESS * max(strength[i], 1):
                 mark.reason = "blurred edges: a shadow?"
             elif sheets.inside(ys, xs) < 0.9:

@@ -414,3 +414,29 @@ def test_a_drawing_on_a_transparent_background_is_read(model, digits, stroke):
         Image.fromarray(rgba, "RGBA").save(buf, "PNG")
         right += reading(model, buf.getvalue())["text"] == label
     assert right >= 5, right  # none was read when the alpha channel was dropped
+
+
+def test_a_piece_of_a_broken_line_is_not_a_one(model, digits):
+    """The seam of a desk or a crease, broken into dashes too short for a ruling: each dash is as
+    straight and tall as a "1", but the line goes on beyond its ends. A "1" written beside it is read."""
+    def seam(with_digit):
+        rng = np.random.default_rng(3)
+        img = np.full((900, 1200, 3), (205, 170, 120), np.float32)  # a wooden desk
+        y = 0
+        while y < 900:  # dashes of 90-170 pixels with gaps of 15-35, leaning a little
+            length = int(rng.integers(90, 170))
+            cv2.line(img, (700 + y // 12, y), (700 + (y + length) // 12, y + length), (120, 90, 60), 4, cv2.LINE_AA)
+            y += length + int(rng.integers(15, 35))
+        if with_digit:
+            one = next(d for d, label in digits if label == "1")
+            alpha = np.clip((cv2.resize(one, (150, 150), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
+            part = img[380:530, 300:450]
+            part[:] = part * (1 - alpha[..., None]) + np.float32((30, 30, 40)) * alpha[..., None]
+        img += np.random.default_rng(4).normal(0, 3, img.shape)
+        buf = io.BytesIO()
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=88)
+        return buf.getvalue()
+
+    assert reading(model, seam(False))["status"] != "ok"
+    with_one = reading(model, seam(True))
+    assert with_one["text"] == "1" and with_one["digits"][0]["box"][0] < 500, with_one
