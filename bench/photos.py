@@ -1,6 +1,8 @@
-"""Benchmark: reading digits in phone photos (bench/photo_scenes.py) with mnistlab's public `read`.
+"""Benchmark: reading digits in phone photos (bench/photo_scenes.py, or with --scenes b the
+independently written bench/photo_scenes_b.py) with mnistlab's public `read`.
 
     python bench/photos.py RUN --data-dir ../shared/data/mnist [--per-condition 200] [--split holdout]
+                           [--scenes a|b]
                            [--single] [--condition NAME ...] [--failures DIR] [--max-failures 10]
 
 Every scene goes from its JPEG bytes through `predict.open_image` and `predict.read` (timed together,
@@ -22,13 +24,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import photo_scenes
+import photo_scenes_b
 import torch
 from common import write_section
-from photo_scenes import CONDITIONS, KINDS, DigitSource, make_scene
+from photo_scenes import DigitSource
 
 import mnistlab
 from mnistlab import locate, predict
 
+# The scene generators: "a" (bench/photo_scenes.py, which the locator was tuned on, its tuning split)
+# and "b" (bench/photo_scenes_b.py, written independently, never tuned on).
+GENERATORS = {"a": photo_scenes, "b": photo_scenes_b}
+KINDS = photo_scenes.KINDS | photo_scenes_b.KINDS  # condition names do not clash
+CONDITIONS = tuple(KINDS)
 # Overall rows: name -> conditions pooled.
 GROUPS = {
     "single digits in photos": tuple(c for c in CONDITIONS if KINDS[c] == "digit" and c not in ("printed", "canvas")),
@@ -37,6 +46,11 @@ GROUPS = {
     "printed (digit and number)": ("printed", "printed-number"),
     "canvas": ("canvas",),
 }
+
+
+def make_scene(condition: str, seed: int, digits: DigitSource):
+    generator = photo_scenes_b if condition in photo_scenes_b.KINDS else photo_scenes
+    return generator.make_scene(condition, seed, digits)
 
 
 def cpu() -> str:
@@ -163,7 +177,10 @@ def main():
     parser.add_argument("--per-condition", type=int, default=200)
     parser.add_argument("--split", choices=("tune", "holdout"), default="holdout")
     parser.add_argument("--single", action="store_true", help="read one-digit, blank and junk scenes with single=True")
-    parser.add_argument("--condition", action="append", choices=CONDITIONS, help="repeatable; default: all")
+    parser.add_argument("--scenes", choices=tuple(GENERATORS), default="a",
+                        help="a: bench/photo_scenes.py (default); b: bench/photo_scenes_b.py, written independently")
+    parser.add_argument("--condition", action="append", choices=CONDITIONS,
+                        help="repeatable; default: all of --scenes")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--failures", type=Path, help="folder for failing scenes, their readings and debug pictures")
     parser.add_argument("--max-failures", type=int, default=10)
@@ -178,8 +195,9 @@ def main():
     digits = DigitSource.load(args.data_dir, args.split)
     for warm_up in ("canvas", "number"):  # first calls pay for lazy initialisation: not measured
         predict.read(model, predict.open_image(make_scene(warm_up, 0, digits).jpeg, size=locate.WORK_SIZE))
+    generator = GENERATORS[args.scenes]
     by_condition = {}
-    for condition in args.condition or CONDITIONS:
+    for condition in args.condition or generator.CONDITIONS:
         records = run_condition(model, condition, digits, scene_count(condition, args.per_condition), args.single)
         by_condition[condition] = records
         s = summarise(records)
@@ -193,14 +211,16 @@ def main():
 
     lines = table(by_condition)
     print("\n".join(lines))
-    setup = (f"CPU: {cpu()}; torch {torch.__version__} with {torch.get_num_threads()} threads; OpenCV {cv2.__version__}; "
-             f"{time.strftime('%Y-%m-%d')}; mnistlab commit {commit()}.")
+    setup = (f"CPU: {cpu()}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
+             f"OpenCV {cv2.__version__}; {time.strftime('%Y-%m-%d')}; mnistlab commit {commit()}.")
+    source = Path(generator.__file__).name
     body = "\n".join([
-        "## Reading digits in phone photos",
+        "## Reading digits in phone photos" + (" (the independent scenes)" if args.scenes == "b" else ""),
         "",
         setup,
         f"`python bench/photos.py {args.run.name} --per-condition {args.per_condition} --split {args.split}"
-        f"{' --single' if args.single else ''}`: scenes from bench/photo_scenes.py (handwriting from MNIST's test"
+        f"{' --scenes b' if args.scenes == 'b' else ''}"
+        f"{' --single' if args.single else ''}`: scenes from bench/{source} (handwriting from MNIST's test"
         f" images {'5000-9999, held out from tuning' if args.split == 'holdout' else '0-4999, the tuning split'}),"
         " each read from its JPEG bytes by `predict.open_image` (JPEG draft decoding, as `mnistlab predict`"
         " and `serve` do) and `predict.read`. *read*: status ok and the text"
@@ -211,7 +231,7 @@ def main():
         *lines,
     ])
     if not args.no_write:
-        write_section("photos", body)
+        write_section("photos" if args.scenes == "a" else "photos-b", body)
 
 
 if __name__ == "__main__":
