@@ -22,6 +22,8 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    separate bar, a "4" in two strokes, a broken stroke).
 6. Digits must be of a similar height on one line; a mark much wider than a digit is two or more
    touching digits and is sliced at its thinnest columns (predict.read joins the slices into digits).
+   A digit-sized mark beside the line that could not be read (cut by the picture's edge, or just too
+   faint) means the line is not whole: its reading is unsure.
 
 Everything is in OpenCV; `Found` keeps what a --debug picture needs.
 """
@@ -50,6 +52,8 @@ class Mark:
     box: tuple[int, int, int, int]
     labels: list[int]
     reason: str | None = None  # why it was rejected, or None
+    strength: float = 0.0  # how far its ink stands out from the paper (0-255), its strongest part's
+    clarity: float = 0.0  # its strength over the grain of the paper under it, its clearest part's
 
     @property
     def x(self):
@@ -74,6 +78,12 @@ class Found:
     digits: list[Mark] = field(default_factory=list)
     rejected: list[Mark] = field(default_factory=list)
     runs_off: bool = False  # a digit-sized mark next to the line's end is cut by the picture's edge
+    faint_digit: bool = False  # a digit-sized mark beside the line's digits was too faint to read
+
+    @property
+    def whole(self) -> bool:
+        """Whether the line of digits found is all there is to read."""
+        return not (self.runs_off or self.faint_digit)
 
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own)."""
@@ -496,7 +506,8 @@ def join(marks: list[Mark]) -> Mark:
     y0 = min(m.box[1] for m in marks)
     x1 = max(m.box[0] + m.box[2] for m in marks)
     y1 = max(m.box[1] + m.box[3] for m in marks)
-    return Mark((x0, y0, x1 - x0, y1 - y0), [label for m in marks for label in m.labels])
+    return Mark((x0, y0, x1 - x0, y1 - y0), [label for m in marks for label in m.labels],
+                strength=max(m.strength for m in marks), clarity=max(m.clarity for m in marks))
 
 
 def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -595,7 +606,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     marks = []
     for i in np.nonzero(big[1:])[0] + 1:  # specks and JPEG noise are not worth a reason
         x, y, bw, bh, area = stats[i].tolist()
-        mark = Mark((x, y, bw, bh), [int(i)])
+        mark = Mark((x, y, bw, bh), [int(i)], strength=float(strength[i]),
+                    clarity=float(strength[i] / max(grain[i], 1e-3)))
         if strength[i] < max(MARK_CONTRAST, 8 * grain[i]):
             mark.reason = "too faint"
         elif photo:  # straightness, edges and the surface under the mark
@@ -658,18 +670,26 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = "smaller than the digits" if m.h < 0.4 * ref.h else "off the line of digits"
     found.rejected += [m for m in marks if m.reason]
     found.digits = sorted((m for m in marks if not m.reason), key=lambda m: m.x)
-    found.runs_off = bool(found.digits) and any(_runs_off(found.digits, m) for m in found.rejected
+    found.runs_off = bool(found.digits) and any(_next_digit(found.digits, m) for m in found.rejected
                                                 if m.reason == "cut by the picture's edge")
+    beside = [m for m in found.rejected if not any(min(d.x + d.box[2], m.x + m.box[2]) > max(d.x, m.x)
+                                                    for d in found.digits)]  # not a piece of a digit read
+    # A digit just too faint to read (a pencil's pressure varies), as tall as the digits beside it and
+    # nearly as strong as the weakest of them:
+    faint = _merge_stacked([m for m in beside if m.reason == "too faint"])
+    weakest = min((m.strength for m in found.digits), default=0.0)
+    found.faint_digit = any(_next_digit(found.digits, m) for m in faint
+                            if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
     return found
 
 
-def _runs_off(digits: list[Mark], cut: Mark) -> bool:
-    """Whether `cut`, a mark cut by the picture's edge, is the next digit of the line `digits`: as large
-    as half a digit, level with its neighbour at the line's end and no further from it than a digit is
-    tall. Then the line goes on outside the picture and cannot be read whole."""
-    for end in (digits[0], digits[-1]):
-        x, y, w, h = end.box
-        cx, cy, cw, ch = cut.box
+def _next_digit(digits: list[Mark], mark: Mark) -> bool:
+    """Whether `mark`, which was not read (cut by the picture's edge, too faint), is another digit of the
+    line `digits`: as large as half a digit, level with one of them and no further from it than a digit
+    is tall. Then the line cannot be read whole."""
+    cx, cy, cw, ch = mark.box
+    for digit in digits:
+        x, y, w, h = digit.box
         gap = max(cx - (x + w), x - (cx + cw))
         level = min(y + h, cy + ch) - max(y, cy) > 0.3 * min(h, ch)
         if max(cw, ch) >= 0.5 * h and level and gap <= h:

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import locate
 from .checkpoint import load_model
 from .errors import MnistlabError
-from . import locate
 from .models import logits_of, pixels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -307,7 +307,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
                        for m in pieces if id(m) not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    return summarise(digits, min_confidence, whole=single or not found.runs_off)
+    return summarise(digits, min_confidence, whole=single or found.whole)
 
 
 def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float]) -> list[int]:

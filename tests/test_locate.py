@@ -440,3 +440,27 @@ def test_a_piece_of_a_broken_line_is_not_a_one(model, digits):
     assert reading(model, seam(False))["status"] != "ok"
     with_one = reading(model, seam(True))
     assert with_one["text"] == "1" and with_one["digits"][0]["box"][0] < 500, with_one
+
+
+def faint_middle(digits, outer, middle) -> Image.Image:
+    """Three digits on grey paper with camera grain, the middle one written more lightly (`outer` and
+    `middle`: how many grey levels each falls below the paper)."""
+    img = np.full((900, 1200, 3), 235, np.float32)
+    for k, ((d, _), contrast) in enumerate(zip(digits[:3], (outer, middle, outer))):
+        alpha = np.clip((cv2.resize(d, (110, 110), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
+        part = img[400:510, 420 + 120 * k: 530 + 120 * k]
+        part[:] = part - contrast * alpha[..., None]
+    img += np.random.default_rng(0).normal(0, 5, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=88)
+    return predict.open_image(buf.getvalue(), size=locate.WORK_SIZE)
+
+
+def test_a_number_with_a_digit_too_faint_to_read_is_not_whole(digits):
+    """A pencil's pressure varies: the middle digit of three falls just under the ink a digit needs, a
+    little fainter than its neighbours. The two read are not the whole number. A gap with nothing in
+    it, or a middle digit as dark as the others, leaves the line whole."""
+    found = locate.find_digits(faint_middle(digits, 42, 35))
+    assert len(found.digits) == 2 and found.faint_digit and not found.whole
+    assert locate.find_digits(faint_middle(digits, 42, 0)).whole
+    assert len(locate.find_digits(faint_middle(digits, 42, 42)).digits) == 3
