@@ -643,6 +643,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = "too small"
         elif bw > 6 * bh and bh < 2 * min_h:
             m.reason = "a line, not a digit"
+        elif _in_a_column(m, marks):
+            m.reason = "one of a column of like marks: a binding?"
     found.rejected += [m for m in marks if m.reason]
     marks = [m for m in marks if not m.reason]
     if not marks:
@@ -681,6 +683,15 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     found.faint_digit = any(_next_digit(found.digits, m) for m in faint
                             if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
     return found
+
+
+def _in_a_column(mark: Mark, marks: list[Mark], least: int = 4) -> bool:
+    """Whether `mark` is one of at least `least` marks of its size, one above the other: the holes and
+    wire of a spiral binding, punched holes, the rings of a ring binder; not writing."""
+    x, y, w, h = mark.box
+    alike = [m for m in marks if abs(m.box[2] - w) <= 0.2 * max(m.box[2], w) and abs(m.h - h) <= 0.2 * max(m.h, h)
+             and abs(m.x + m.box[2] / 2 - x - w / 2) <= 0.5 * w]
+    return len(alike) >= least  # `mark` itself among them
 
 
 def _next_digit(digits: list[Mark], mark: Mark) -> bool:

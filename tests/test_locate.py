@@ -464,3 +464,25 @@ def test_a_number_with_a_digit_too_faint_to_read_is_not_whole(digits):
     assert len(found.digits) == 2 and found.faint_digit and not found.whole
     assert locate.find_digits(faint_middle(digits, 42, 0)).whole
     assert len(locate.find_digits(faint_middle(digits, 42, 42)).digits) == 3
+
+
+def test_the_holes_of_a_spiral_binding_are_not_digits(model, digits):
+    """A spiral notebook's holes (the dark desk seen through the page, a loop of wire across each) are
+    digit-sized marks, one above the other down the page; the digit written beside them is read alone."""
+    img = np.full((900, 1200, 3), 236, np.float32)
+    img[:, :120] = (60, 50, 45)  # the desk beyond the page's edge
+    for y in range(40, 900, 75):
+        cv2.circle(img, (200, y), 22, (55, 48, 44), -1, cv2.LINE_AA)
+        cv2.line(img, (120, y + 8), (215, y - 4), (150, 150, 155), 7, cv2.LINE_AA)
+    d, label = digits[1]  # a 7
+    alpha = np.clip((cv2.resize(d, (130, 130), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
+    part = img[300:430, 330:460]
+    part[:] = part * (1 - alpha[..., None]) + np.float32((30, 40, 120)) * alpha[..., None]
+    img += np.random.default_rng(1).normal(0, 3, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=88)
+    image = predict.open_image(buf.getvalue(), size=locate.WORK_SIZE)
+    found = locate.find_digits(image)
+    assert [found.original_box(m.box)[0] >= 300 for m in found.digits] == [True]  # the digit alone
+    assert sum(m.reason == "one of a column of like marks: a binding?" for m in found.rejected) >= 8
+    assert predict.read(model, image)["text"] == label
