@@ -645,6 +645,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = "a line, not a digit"
         elif _in_a_column(m, marks):
             m.reason = "one of a column of like marks: a binding?"
+        elif _holds_marks(m, labels):
+            m.reason = "marks inside its loop: a drawing?"
     found.rejected += [m for m in marks if m.reason]
     marks = [m for m in marks if not m.reason]
     if not marks:
@@ -683,6 +685,26 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     found.faint_digit = any(_next_digit(found.digits, m) for m in faint
                             if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
     return found
+
+
+def _holds_marks(mark: Mark, labels: np.ndarray, least: int = 2) -> bool:
+    """Whether at least `least` of `mark`'s pieces lie inside a loop of its largest piece, apart from
+    it: the eyes and mouth of a smiley face. A digit's loops (0, 6, 8, 9) hold nothing."""
+    if len(mark.labels) <= least:
+        return False
+    x, y, w, h = mark.box
+    part = labels[y:y + h, x:x + w]
+    pieces = [(np.count_nonzero(part == label), label) for label in mark.labels]
+    largest = max(pieces)[1]
+    outside = np.pad((part != largest).astype(np.uint8), 1, constant_values=1)
+    cv2.floodFill(outside, None, (0, 0), 2)  # everything reachable from the border without crossing it
+    enclosed = outside[1:-1, 1:-1] == 1  # inside its loops
+    inside = 0
+    for _, label in pieces:
+        ys, xs = np.nonzero(part == label)
+        if label != largest and enclosed[ys, xs].all() and ys.max() - ys.min() >= 0.1 * h:
+            inside += 1
+    return inside >= least
 
 
 def _in_a_column(mark: Mark, marks: list[Mark], least: int = 4) -> bool:

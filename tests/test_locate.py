@@ -486,3 +486,21 @@ def test_the_holes_of_a_spiral_binding_are_not_digits(model, digits):
     assert [found.original_box(m.box)[0] >= 300 for m in found.digits] == [True]  # the digit alone
     assert sum(m.reason == "one of a column of like marks: a binding?" for m in found.rejected) >= 8
     assert predict.read(model, image)["text"] == label
+
+
+def test_a_smiley_is_not_a_zero(model):
+    """A drawn face: a ring, two eyes and a smile inside it. Its outline alone would be a "0"; the
+    marks inside the loop say it is a drawing. (The found marks are checked, whatever the model says.)"""
+    img = np.full((900, 1200, 3), 238, np.float32)
+    ink = (40, 45, 130)
+    cv2.circle(img, (600, 450), 80, ink, 6, cv2.LINE_AA)
+    for dx in (-28, 28):
+        cv2.circle(img, (600 + dx, 425), 9, ink, -1, cv2.LINE_AA)
+    cv2.ellipse(img, (600, 465), (40, 25), 0, 20, 160, ink, 6, cv2.LINE_AA)
+    img += np.random.default_rng(2).normal(0, 3, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=88)
+    image = predict.open_image(buf.getvalue(), size=locate.WORK_SIZE)
+    found = locate.find_digits(image)
+    assert not found.digits and any(m.reason == "marks inside its loop: a drawing?" for m in found.rejected)
+    assert predict.read(model, image)["status"] == "no_digit"
