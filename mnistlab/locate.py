@@ -636,15 +636,18 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         else:
             marks.append(mark)
 
-    marks = _merge_stacked(sorted(marks, key=lambda m: -m.box[2] * m.box[3])[:MAX_MARKS])
+    marks = sorted(marks, key=lambda m: -m.box[2] * m.box[3])[:MAX_MARKS]
+    for m in marks:  # before they are joined: the holes of a binding are stacked too
+        if _in_a_column(m, marks):
+            m.reason = "one of a column of like marks: a binding?"
+    found.rejected += [m for m in marks if m.reason]
+    marks = _merge_stacked([m for m in marks if not m.reason])
     for m in marks:
         _, _, bw, bh = m.box
         if bh < min_h:  # every digit is at least as tall as wide, about
             m.reason = "too small"
         elif bw > 6 * bh and bh < 2 * min_h:
             m.reason = "a line, not a digit"
-        elif _in_a_column(m, marks):
-            m.reason = "one of a column of like marks: a binding?"
         elif _holds_marks(m, labels):
             m.reason = "marks inside its loop: a drawing?"
     found.rejected += [m for m in marks if m.reason]
