@@ -637,8 +637,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             marks.append(mark)
 
     marks = sorted(marks, key=lambda m: -m.box[2] * m.box[3])[:MAX_MARKS]
-    for m in marks:  # before they are joined: the holes of a binding are stacked too
-        if _in_a_column(m, marks):
+    for m, column in zip(marks, in_a_column(marks)):  # before they are joined: a binding's holes are stacked too
+        if column:
             m.reason = "one of a column of like marks: a binding?"
     found.rejected += [m for m in marks if m.reason]
     marks = _merge_stacked([m for m in marks if not m.reason])
@@ -710,13 +710,17 @@ def _holds_marks(mark: Mark, labels: np.ndarray, least: int = 2) -> bool:
     return inside >= least
 
 
-def _in_a_column(mark: Mark, marks: list[Mark], least: int = 4) -> bool:
-    """Whether `mark` is one of at least `least` marks of its size, one above the other: the holes and
-    wire of a spiral binding, punched holes, the rings of a ring binder; not writing."""
-    x, y, w, h = mark.box
-    alike = [m for m in marks if abs(m.box[2] - w) <= 0.2 * max(m.box[2], w) and abs(m.h - h) <= 0.2 * max(m.h, h)
-             and abs(m.x + m.box[2] / 2 - x - w / 2) <= 0.5 * w]
-    return len(alike) >= least  # `mark` itself among them
+def in_a_column(marks: list[Mark], least: int = 4) -> np.ndarray:
+    """Per mark, whether it is one of at least `least` marks of its size, one above the other: the
+    holes and wire of a spiral binding, punched holes, the rings of a ring binder; not writing."""
+    if not marks:
+        return np.zeros(0, bool)
+    x, _, w, h = np.array([m.box for m in marks], np.float32).T
+    centre = x + w / 2
+    alike = ((np.abs(w[:, None] - w) <= 0.2 * np.maximum(w[:, None], w))
+             & (np.abs(h[:, None] - h) <= 0.2 * np.maximum(h[:, None], h))
+             & (np.abs(centre[:, None] - centre) <= 0.5 * w[:, None]))
+    return alike.sum(axis=1) >= least  # each mark among its own
 
 
 def _next_digit(digits: list[Mark], mark: Mark) -> bool:
