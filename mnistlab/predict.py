@@ -94,13 +94,8 @@ def plain_png(blob: bytes) -> Image.Image | None:
 
 def greyscale_ink(image: Image.Image) -> np.ndarray:
     """Float (H, W) image, white ink on a black background at 0, whatever the input's mode or polarity."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        alpha = np.asarray(rgba, np.float32)[..., 3] / 255
-        lum = np.asarray(rgba.convert("L"), np.float32)
-        # Put transparent pixels on a background that contrasts with the visible ink.
-        ink_lum = (lum * alpha).sum() / max(alpha.sum(), 1e-6)
-        g = lum * alpha + (0.0 if ink_lum > 127 else 255.0) * (1 - alpha)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:  # on a ground its ink stands out on
+        g = cv2.cvtColor(locate.opaque(np.asarray(image.convert("RGBA"))), cv2.COLOR_RGB2GRAY).astype(np.float32)
     elif image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16- and 32-bit greyscale: rescale, don't clip
         g = np.asarray(image, np.float32)
         if g.max() > 255:
@@ -259,7 +254,8 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
 
     Returns {"text", "status", "confidence", "digits"}: status "ok" with the digits read as text;
     "no_digit" when nothing in the image looks like a digit; "unsure" when a digit's probability is
-    below `min_confidence` (then "text" is None and "guess" holds the best reading). Each digit has its
+    below `min_confidence` or the number goes on where it cannot be read (then "text" is None and
+    "guess" holds the best reading); see `summarise`. Each digit has its
     "digit", "confidence", "box" [x, y, width, height] in the image's pixels and its "top" classes.
     With `single`, the image is taken to hold one digit. With `debug`, the dict is filled with what a
     --debug picture needs ("found", "boxes", "inputs") and each digit's class "probabilities".
@@ -341,7 +337,8 @@ def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE, whole:
     probability under NOT_A_DIGIT: a model trained with outlier exposure spreads its belief over all
     ten classes for the grain of a desk or a crease); "unsure" (the text only as a "guess") when any
     digit's probability is below `min_confidence` or the line is not `whole` (it runs off the
-    picture), else "ok"; the confidence of the whole is the product of the digits'."""
+    picture, or a digit beside it was too faint to read), else "ok"; the confidence of the whole is
+    the product of the digits'."""
     if not digits or max(d["confidence"] for d in digits) < min(NOT_A_DIGIT, min_confidence):
         return {"text": None, "status": "no_digit", "confidence": None, "digits": []}
     text = "".join(d["digit"] for d in digits)
