@@ -70,6 +70,21 @@ def reading(model, blob, **kw):
     return predict.read(model, predict.open_image(blob, size=locate.WORK_SIZE), **kw)
 
 
+def write(img: np.ndarray, digit: np.ndarray, x: int, y: int, size: int, ink) -> None:
+    """Write an MNIST digit `size` pixels square at (x, y) into the float image, in `ink`."""
+    alpha = np.clip((cv2.resize(digit, (size, size), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
+    part = img[y:y + size, x:x + size]
+    part[:] = part * (1 - alpha[..., None]) + np.float32(ink) * alpha[..., None]
+
+
+def jpeg(img: np.ndarray, grain: float, seed: int, quality: int = 88) -> bytes:
+    """The float image with camera grain, as a JPEG's bytes."""
+    img = img + np.random.default_rng(seed).normal(0, grain, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
 def test_digit_on_ruled_paper_with_a_shadow(model, digits):
     right = sum(reading(model, photo([d], seed=i))["text"] == label for i, (d, label) in enumerate(digits))
     assert right >= 10, right
@@ -332,15 +347,9 @@ def close_up(digit, height, seed, size=(1200, 900)) -> bytes:
     w, h = size
     img = np.empty((h, w, 3), np.float32)
     img[:] = (238, 236, 228)
-    alpha = np.clip((cv2.resize(digit, (height, height), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
-    y, x = (h - height) // 2, (w - height) // 2 + int(rng.integers(-40, 40))
-    img[y:y + height, x:x + height] = img[y:y + height, x:x + height] * (1 - alpha[..., None]) + \
-        np.float32((40, 50, 140)) * alpha[..., None]
+    write(img, digit, (w - height) // 2 + int(rng.integers(-40, 40)), (h - height) // 2, height, (40, 50, 140))
     img *= np.linspace(1, 0.75, w, dtype=np.float32)[None, :, None]
-    img += rng.normal(0, 3, img.shape)
-    buf = io.BytesIO()
-    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
-    return buf.getvalue()
+    return jpeg(img, 3, seed + 1000, quality=85)
 
 
 def test_a_close_up_of_a_digit_is_read_whole(model, digits):
@@ -373,10 +382,7 @@ def pen_one(seed, height, ruled) -> bytes:
     x, y = 600 + int(rng.integers(-200, 200)), 450 - height // 2
     cv2.line(img, (x + int(rng.integers(-height // 6, height // 6)), y), (x, y + height), (40, 50, 140), 3, cv2.LINE_AA)
     img *= np.linspace(1, 0.8, 1200, dtype=np.float32)[None, :, None]
-    img += rng.normal(0, 3, img.shape)
-    buf = io.BytesIO()
-    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
-    return buf.getvalue()
+    return jpeg(img, 3, seed + 1000, quality=85)
 
 
 def test_a_tall_thin_one_is_not_taken_for_a_ruling(model):
@@ -428,14 +434,8 @@ def test_a_piece_of_a_broken_line_is_not_a_one(model, digits):
             cv2.line(img, (700 + y // 12, y), (700 + (y + length) // 12, y + length), (120, 90, 60), 4, cv2.LINE_AA)
             y += length + int(rng.integers(15, 35))
         if with_digit:
-            one = next(d for d, label in digits if label == "1")
-            alpha = np.clip((cv2.resize(one, (150, 150), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
-            part = img[380:530, 300:450]
-            part[:] = part * (1 - alpha[..., None]) + np.float32((30, 30, 40)) * alpha[..., None]
-        img += np.random.default_rng(4).normal(0, 3, img.shape)
-        buf = io.BytesIO()
-        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=88)
-        return buf.getvalue()
+            write(img, next(d for d, label in digits if label == "1"), 300, 380, 150, (30, 30, 40))
+        return jpeg(img, 3, seed=4)
 
     assert reading(model, seam(False))["status"] != "ok"
     with_one = reading(model, seam(True))
@@ -450,10 +450,7 @@ def faint_middle(digits, outer, middle) -> Image.Image:
         alpha = np.clip((cv2.resize(d, (110, 110), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
         part = img[400:510, 420 + 120 * k: 530 + 120 * k]
         part[:] = part - contrast * alpha[..., None]
-    img += np.random.default_rng(0).normal(0, 5, img.shape)
-    buf = io.BytesIO()
-    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=88)
-    return predict.open_image(buf.getvalue(), size=locate.WORK_SIZE)
+    return predict.open_image(jpeg(img, 5, seed=0), size=locate.WORK_SIZE)
 
 
 def test_a_number_with_a_digit_too_faint_to_read_is_not_whole(digits):
@@ -475,13 +472,8 @@ def test_the_holes_of_a_spiral_binding_are_not_digits(model, digits):
         cv2.circle(img, (200, y), 22, (55, 48, 44), -1, cv2.LINE_AA)
         cv2.line(img, (120, y + 8), (215, y - 4), (150, 150, 155), 7, cv2.LINE_AA)
     d, label = digits[1]  # a 7
-    alpha = np.clip((cv2.resize(d, (130, 130), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
-    part = img[300:430, 330:460]
-    part[:] = part * (1 - alpha[..., None]) + np.float32((30, 40, 120)) * alpha[..., None]
-    img += np.random.default_rng(1).normal(0, 3, img.shape)
-    buf = io.BytesIO()
-    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=88)
-    image = predict.open_image(buf.getvalue(), size=locate.WORK_SIZE)
+    write(img, d, 330, 300, 130, (30, 40, 120))
+    image = predict.open_image(jpeg(img, 3, seed=1), size=locate.WORK_SIZE)
     found = locate.find_digits(image)
     assert [found.original_box(m.box)[0] >= 300 for m in found.digits] == [True]  # the digit alone
     assert sum(m.reason == "one of a column of like marks: a binding?" for m in found.rejected) >= 8
@@ -497,10 +489,7 @@ def test_a_smiley_is_not_a_zero(model):
     for dx in (-28, 28):
         cv2.circle(img, (600 + dx, 425), 9, ink, -1, cv2.LINE_AA)
     cv2.ellipse(img, (600, 465), (40, 25), 0, 20, 160, ink, 6, cv2.LINE_AA)
-    img += np.random.default_rng(2).normal(0, 3, img.shape)
-    buf = io.BytesIO()
-    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=88)
-    image = predict.open_image(buf.getvalue(), size=locate.WORK_SIZE)
+    image = predict.open_image(jpeg(img, 3, seed=2), size=locate.WORK_SIZE)
     found = locate.find_digits(image)
     assert not found.digits and any(m.reason == "marks inside its loop: a drawing?" for m in found.rejected)
     assert predict.read(model, image)["status"] == "no_digit"
