@@ -23,7 +23,7 @@ would save:
 
 The digits' boxes come from the ink's coverage warped through the same geometry as the photo.
 
-How it differs in intent from bench/photo_scenes.py: it was written without reading that generator
+How it differs in intent from mnistlab/scenes.py: it was written without reading that generator
 (only its `Scene` and `DigitSource` classes are reused), from its own idea of how people photograph
 what they wrote, so that the photo reader can be checked against scenes it was not tuned to. All its
 conditions are prefixed "b-". It uses MNIST test images only, through `DigitSource`.
@@ -47,8 +47,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from skimage.morphology import skeletonize
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photo_scenes import SPLITS, DigitSource, Scene  # noqa: E402
+from mnistlab.scenes import DigitSource, Scene
 
 KINDS = {
     "b-notebook": "digit",
@@ -1225,7 +1224,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--condition", default="all", help=f"one of {', '.join(CONDITIONS)}, or all")
     ap.add_argument("--count", type=int, default=6, help="scenes per condition")
-    ap.add_argument("--split", default="tune", choices=tuple(SPLITS))
+    ap.add_argument("--split", default="tune", choices=("tune", "holdout"))
     ap.add_argument("--first-seed", type=int, default=0)
     default_data = os.environ.get("MNISTLAB_DATA") or Path(__file__).resolve().parents[2] / "shared/data/mnist"
     ap.add_argument("--data-dir", type=Path, default=default_data, help="the MNIST files (test images are used)")

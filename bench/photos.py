@@ -1,4 +1,4 @@
-"""Benchmark: reading digits in phone photos (bench/photo_scenes.py, or with --scenes b the
+"""Benchmark: reading digits in phone photos (mnistlab/scenes.py, or with --scenes b the
 independently written bench/photo_scenes_b.py) with mnistlab's public `read`.
 
     python bench/photos.py RUN --data-dir ../shared/data/mnist [--per-condition 200] [--split holdout]
@@ -24,16 +24,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import photo_scenes
 import photo_scenes_b
 import torch
 from common import write_section
-from photo_scenes import DigitSource
 
 import mnistlab
 from mnistlab import locate, predict
+from mnistlab import scenes as photo_scenes
+from mnistlab.scenes import DigitSource
 
-# The scene generators: "a" (bench/photo_scenes.py, which the locator was tuned on, its tuning split)
+# The scene generators: "a" (mnistlab/scenes.py, which the locator was tuned on, its tuning split)
 # and "b" (bench/photo_scenes_b.py, written independently, never tuned on).
 GENERATORS = {"a": photo_scenes, "b": photo_scenes_b}
 KINDS = photo_scenes.KINDS | photo_scenes_b.KINDS  # condition names do not clash

@@ -3,8 +3,6 @@ coloured paper and ink, a desk, EXIF rotation, JPEG) are found, read in order, o
 
 import io
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -298,10 +296,9 @@ def test_marks_are_joined_into_one_digit_only_when_they_can_be_one():
 
 def test_a_notes_shadow_along_its_edge_is_not_a_digit(mnist):
     """A green sticky note on a grey desk, its shadow an "L" along two edges (scene 10 of
-    bench/photo_scenes.py's sticky-note kind, tuning split): the shadow is rejected as lying along
+    mnistlab/scenes.py's sticky-note kind, tuning split): the shadow is rejected as lying along
     the paper's edge, and the one digit found is the written one."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    import photo_scenes as ps
+    from mnistlab import scenes as ps
 
     scene = ps.make_scene("sticky-note", 10, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
     image = predict.open_image(scene.jpeg, size=locate.WORK_SIZE)

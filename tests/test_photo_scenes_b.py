@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import photo_scenes_b as sb  # noqa: E402
-from photo_scenes import DigitSource  # noqa: E402
+from mnistlab.scenes import DigitSource  # noqa: E402
 
 RENDERED = {}
 

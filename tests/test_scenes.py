@@ -1,23 +1,20 @@
-"""The photo-scene generator of bench/photo_scenes.py: deterministic, the documented fields for every
+"""The photo-scene generator of mnistlab/scenes.py: deterministic, the documented fields for every
 condition, decodable photos whose EXIF orientation and boxes match, and tuning and held-out scenes
 that never share an MNIST digit."""
 
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import photo_scenes as ps  # noqa: E402
+from mnistlab import scenes as ps
 
 
 @pytest.fixture(scope="module")
 def sources(mnist):
     images, labels = mnist.test_images.numpy(), mnist.test_labels.numpy()
-    return {split: ps.DigitSource(images, labels, split) for split in ps.SPLITS}
+    return {split: ps.DigitSource(images, labels, split) for split in ("tune", "holdout")}
 
 
 def test_same_scene_same_bytes(sources):

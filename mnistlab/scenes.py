@@ -1,15 +1,17 @@
-"""Realistic, deterministic phone photos of handwritten and printed digits, to judge the digit
-locator on scenes it was not tuned on.
+"""Realistic, deterministic phone photos of handwritten and printed digits: to judge the digit
+locator on (bench/photos.py) and, made of training digits, to train the classifier on digits as a
+photo shows them (photocrops.py).
 
-    python bench/photo_scenes.py --out /tmp/scenes --condition ruled-blue --count 8 --split tune
-    python bench/photo_scenes.py --out /tmp/scenes --condition all --count 8 --sheet
+    python -m mnistlab.scenes --out /tmp/scenes --condition ruled-blue --count 8 --split tune
+    python -m mnistlab.scenes --out /tmp/scenes --condition all --count 8 --sheet
 
 A scene is made the way a photo comes about: a surface (paper, a sticky note or a page on a desk,
 a whiteboard, a chalkboard) with ink multiplied onto it, light falling on it (a shadow, a gradient,
 the colour of the light, a glare spot), a camera looking at it (perspective, rotation, defocus,
 shake, noise, sharpening, JPEG) and sometimes the phone's orientation kept in an EXIF tag instead
-of the pixels. Handwriting is MNIST's test set only: indices 0-4999 to tune on, 5000-9999 to hold
-out. `make_scene(condition, seed, DigitSource.load(data_dir, split))` is the whole interface.
+of the pixels. For benchmarks the handwriting is MNIST's test set: indices 0-4999 to tune on
+("tune"), 5000-9999 to hold out ("holdout"); for training, the training images it is given
+("train"). `make_scene(condition, seed, DigitSource.load(data_dir, split))` is the whole interface.
 """
 
 import argparse
@@ -24,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from skimage.morphology import skeletonize
 
-SPLITS = {"tune": (0, 5000), "holdout": (5000, 10000)}
+SPLITS = {"tune": (0, 5000), "holdout": (5000, 10000), "train": (0, None)}  # "train": every image given
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation"))
 FONT_FILES = (
     "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSansCondensed.ttf",
@@ -82,7 +84,8 @@ class Scene:
 
 
 class DigitSource:
-    """MNIST test digits of one split (never training images), and fonts for printed digits."""
+    """The digits of one split (test images for benchmarks, training images for training) and fonts for
+    printed digits."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, split: str = "tune"):
         if split not in SPLITS:
@@ -90,18 +93,18 @@ class DigitSource:
         lo, hi = SPLITS[split]
         self.split = split
         self.images, self.labels = np.asarray(images), np.asarray(labels)
-        self.indices = np.arange(lo, min(hi, len(self.images)))
+        self.indices = np.arange(lo, len(self.images) if hi is None else min(hi, len(self.images)))
         self.fonts = [d / f for d in FONT_DIRS for f in FONT_FILES if (d / f).exists()] or [None]
 
     @classmethod
     def load(cls, data_dir=None, split: str = "tune") -> "DigitSource":
-        from mnistlab import data
+        from . import data
 
         d = data.load("mnist", data_dir, progress=False)
         return cls(d.test_images.numpy(), d.test_labels.numpy(), split)
 
     def handwritten(self, rng) -> tuple[np.ndarray, str, int]:
-        """A random digit of this split: (28, 28) uint8 white on black, its label, its test index."""
+        """A random digit of this split: (28, 28) uint8 white on black, its label, its index."""
         i = int(rng.choice(self.indices))
         return self.images[i], str(int(self.labels[i])), i
 
@@ -182,9 +185,9 @@ def printed_alpha(text: str, height: float, font_path, rng) -> list[np.ndarray]:
     font = font_at(font_path, size)
     glyphs = []
     for ch in text:
-        l, t, r, b = font.getbbox(ch)
-        img = Image.new("L", (r - l + 6, b - t + 6))
-        ImageDraw.Draw(img).text((3 - l, 3 - t), ch, font=font, fill=255)
+        left, t, r, b = font.getbbox(ch)
+        img = Image.new("L", (r - left + 6, b - t + 6))
+        ImageDraw.Draw(img).text((3 - left, 3 - t), ch, font=font, fill=255)
         glyphs.append(np.asarray(img, np.float32) / 255)
     return glyphs
 
@@ -492,7 +495,7 @@ def layout(glyphs: list[np.ndarray], height: float, rng, touching: bool = False,
     positions, x, base = [], 0.0, 0.0
     for i, g in enumerate(glyphs):
         if i:
-            prev, (px, py) = glyphs[i - 1], positions[-1]
+            prev, (px, _) = glyphs[i - 1], positions[-1]
             if printed:
                 x = px + prev.shape[1] + height * rng.uniform(-0.1, 0.05)
             else:
@@ -645,7 +648,7 @@ def pen_width(rng, tool: str, height: float) -> float | None:
 def write_digits(photo: Photo, digits: DigitSource, rng, n: int, h_photo: float, tool: str, colour, density,
                  touching=False, printed=False, broken=0.1, grain=0.0, region=(0.08, 0.92)) -> dict:
     """Handwritten (or printed) digits on the photo's surface: text, boxes, MNIST indices, height."""
-    for attempt in range(8):
+    for _ in range(8):
         k = photo.height_scale()
         h = h_photo * k  # surface pixels
         if printed:
@@ -704,7 +707,7 @@ def make_surface(photo: Photo, rng, surface: str, paper: str | None = None, line
         photo.world, info["desk"] = desk_surface(H, W, rng)
         if surface == "sticky-note":
             side = int(rng.uniform(0.35, 0.7) * min(w, h))
-            sheet_wh, colour, note = (side, side), None, pick(rng, list(NOTES))
+            sheet_wh, note = (side, side), pick(rng, list(NOTES))
             photo.sheet = paper_surface(side, side, NOTES[note], rng)
             curl = np.linspace(rng.uniform(0.88, 0.97), 1.0, side, dtype=np.float32)  # the sticky edge lifts
             photo.sheet *= curl[:, None, None]
@@ -1006,7 +1009,7 @@ def main():
     parser.add_argument("--condition", action="append", help=f"repeatable, or 'all': {', '.join(CONDITIONS)}")
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--split", choices=tuple(SPLITS), default="tune")
+    parser.add_argument("--split", choices=("tune", "holdout"), default="tune")
     parser.add_argument("--data-dir")
     parser.add_argument("--sheet", action="store_true", help="also write contact-sheet.png")
     args = parser.parse_args()
