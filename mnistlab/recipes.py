@@ -32,11 +32,12 @@ RECIPES = {
     ),
     "robust": Recipe(
         "for people's own images: balanced, plus thicker and thinner strokes, random light (brighter and foggy "
-        "pages), salt-and-pepper noise, printed digits, and non-digits it learns to be unsure of (outlier exposure)",
+        "pages), salt-and-pepper noise, printed digits, digits cut out of 3,000 synthetic photos as the photo "
+        "reader sees them, and non-digits it learns to be unsure of (outlier exposure)",
         dict(model="fast-cnn", model_args={"width": 32}, epochs=7, batch_size=64, optimizer="sgd", lr=0.2,
              weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1, ema=0.999,
              rotate=8, scale=0.08, translate=2, stroke=0.3, light=0.8, noise=0.2, printed=0.05, outliers=0.2,
-             precision="auto"),
+             photos=3000, precision="auto"),
     ),
     "best": Recipe(
         "the most accurate single model: bn-cnn, affine and elastic augmentation, EMA, bf16, 30 epochs",

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, distributed, glyphs, outliers
+from . import checkpoint, distributed, glyphs, outliers, photocrops
 from .augment import Augment
 from .config import ConfigError, TrainConfig
 from .data import Data, get_spec, load, split_indices
@@ -207,6 +207,7 @@ class State:
     ema: "EMA | None"
     augment: Augment
     augment_rng: torch.Generator
+    x_clutter: torch.Tensor  # (M, 1, 28, 28) non-digits from the photos (cfg.photos), for outlier exposure
     history: list = field(default_factory=list)
     partial: dict | None = None  # where Ctrl-C stopped an epoch, with its running sums
 
@@ -243,13 +244,22 @@ def setup(cfg: TrainConfig, out_dir, data: Data, resume: bool = False) -> State:
         images, labels = glyphs.printed_digits(round(cfg.printed * len(train_idx)), cfg.seed)
         x_train = torch.cat([x_train, pixels(images).to(device, memory_format=cl)]).contiguous(memory_format=cl)
         y_train = torch.cat([y_train, labels.to(device)])
+    x_clutter = torch.zeros(0, 1, 28, 28, device=device)
+    if cfg.photos:  # the training split's digits as a photo shows them, and the clutter found beside them
+        crops, labels = photocrops.cached(data.train_images[train_idx].numpy(), data.train_labels[train_idx].numpy(),
+                                          cfg.photos, cfg.seed)
+        crops, labels = torch.from_numpy(crops), torch.from_numpy(labels)
+        digit = labels >= 0
+        x_train = torch.cat([x_train, pixels(crops[digit]).to(device, memory_format=cl)]).contiguous(memory_format=cl)
+        y_train = torch.cat([y_train, labels[digit].to(device)])
+        x_clutter = pixels(crops[~digit]).to(device, memory_format=cl)
     arch_args = {"num_classes": len(data.classes), **cfg.model_args}
     model = build(cfg.model, arch_args, mean, std).to(device, memory_format=cl)
     s = State(cfg, out_dir, device, rank, world, data.classes, x_train, y_train,
               pixels(data.train_images[val_idx]).to(device, memory_format=cl), data.train_labels[val_idx].to(device),
               arch_args, model, distributed.wrap(model, world), OPTIMIZERS[cfg.optimizer](model.parameters(), cfg),
               EMA(model, cfg.ema) if cfg.ema else None, Augment(**cfg.augmentation),
-              torch.Generator(device).manual_seed(cfg.seed + rank))
+              torch.Generator(device).manual_seed(cfg.seed + rank), x_clutter)
     if resume:
         info, extra = checkpoint.load_state(out_dir / STATE, s.model, s.optimizer)
         s.history = info["history"]
@@ -304,13 +314,16 @@ def train_epoch(s: State, epoch: int, progress: Progress, interrupt: "Interrupt"
             group["lr"] = cfg.lr * lr_factor(cfg.schedule, (epoch - 1) * steps + step, cfg.epochs * steps, cfg.warmup)
         idx = perm[step * bs:(step + 1) * bs][s.rank::s.world]  # this process's shard of the global batch
         x, y = s.x_train[idx], s.y_train[idx]
-        if cfg.outliers:  # non-digits, trained towards even probabilities (outliers.py)
-            x = torch.cat([x, outliers.make(x[: round(cfg.outliers * len(x))], s.augment_rng)])
+        if cfg.outliers:  # non-digits, trained towards even probabilities (outliers.py), and the photos' clutter
+            k = round(cfg.outliers * len(x))
+            x = torch.cat([x, outliers.make(x[:k], s.augment_rng)]
+                          + ([s.x_clutter[torch.randint(len(s.x_clutter), (k // 2,), device=device,
+                                                        generator=s.augment_rng)]] if len(s.x_clutter) else []))
         x = s.augment(x, s.augment_rng)
         with autocast:
             logits = s.step_model(x)
             loss = F.cross_entropy(logits[: len(y)], y, label_smoothing=cfg.label_smoothing)
-            if cfg.outliers:
+            if len(logits) > len(y):  # a last batch of one or two digits has no outliers
                 loss = loss - OUTLIER_WEIGHT * logits[len(y):].float().log_softmax(1).mean()
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()

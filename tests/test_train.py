@@ -5,6 +5,7 @@ import os
 import re
 import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,17 +131,32 @@ def test_target_accuracy_stops_at_the_first_epoch_that_reaches_it(mnist, tmp_pat
 
 
 @pytest.mark.parametrize("name", RECIPES)
-def test_every_recipe_trains_end_to_end(name, mnist, tmp_path):
+def test_every_recipe_trains_end_to_end(name, mnist, tmp_path, monkeypatch):
     # Small batches: with only a few dozen steps, the recipes' short warm-up at full batch is unstable.
     # fp32: in bf16 on an AMX CPU, `best` reached 0.28 validation accuracy after these 124 steps (0.90 in
-    # fp32); the recipes' precision ("auto") is tested by test_precision_auto.
-    cfg = TrainConfig.from_recipe(name, epochs=2, train_limit=2000, batch_size=32, precision="fp32", val_fraction=0.02)
+    # fp32); the recipes' precision ("auto") is tested by test_precision_auto. A few photos (each takes
+    # 0.15 s to make), cached in this test's own folder.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    photos = min(RECIPES[name].settings.get("photos", 0), 8)
+    cfg = TrainConfig.from_recipe(name, epochs=2, train_limit=2000, batch_size=32, precision="fp32", val_fraction=0.02,
+                                  photos=photos)
     for key, value in RECIPES[name].settings.items():
-        if key not in ("epochs", "batch_size", "precision"):
+        if key not in ("epochs", "batch_size", "precision", "photos"):
             assert getattr(cfg, key) == value
     history = train(cfg, tmp_path, data=mnist)
-    assert len(history) == 2 and history[-1]["val_accuracy"] > 0.8
+    # Learning, far above chance (0.1): `best` (bn-cnn, 124 steps) ends anywhere from 0.77 (one thread on
+    # an AMD EPYC) to 0.9, by the CPU's and the thread count's rounding.
+    assert len(history) == 2 and history[-1]["val_accuracy"] > 0.6
     assert history[0]["lr"] > 0 and (history[-1]["lr"] < 0.01 * cfg.lr or cfg.schedule == "constant")
+
+
+def test_a_last_batch_too_small_for_outliers_trains(mnist, tmp_path):
+    """67 images in batches of 64: the last batch's 3 digits get round(0.2 * 3) = 1 outlier; 66 give
+    it 2 digits and none, whose loss was the mean of nothing (NaN: "training diverged")."""
+    for limit in (67, 66):
+        history = train(TrainConfig(model="fnn", epochs=1, batch_size=64, outliers=0.2, train_limit=limit,
+                                    val_fraction=0.02), tmp_path / str(limit), data=mnist)
+        assert np.isfinite(history[-1]["loss"])
 
 
 def test_recipe_settings_give_way_to_explicit_ones():

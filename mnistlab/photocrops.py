@@ -1,0 +1,131 @@
+"""Training digits as the photo reader sees them.
+
+Each scene of `make` writes training digits into a synthetic phone photo (scenes.py: paper, ink,
+light, a camera), and the reader finds and crops them again exactly as `mnistlab predict` does with a
+user's photo (locate.find_digits, predict.normalise). A crop is labelled from the scene's truth:
+a mark over one written digit is that digit; a mark over none (a desk's grain, a note's edge, the
+remains of a ruling, a scribble) is a non-digit. Trained beside MNIST (the robust recipe's `photos`),
+the model learns what a digit looks like after a photo and the reader's clean-up, thin or broken
+strokes and blur included, and to be unsure of the reader's clutter (outlier exposure).
+
+A scene takes about 0.15 s to make and read on one core, so the crops are made in one process per
+core and kept in the user cache, named by everything they depend on.
+"""
+
+import hashlib
+import os
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+
+import cv2
+import numpy as np
+
+from . import files, locate, predict, scenes
+from .data import default_cache_dir
+
+VERSION = 1  # of the recipe below: part of the cache's name
+# The kinds of scene and how often each is drawn: numbers give several digits per scene.
+WEIGHT = {"digit": 1.0, "number": 2.0, "blank": 1.0, "junk": 1.5}
+CONDITIONS = [c for c in scenes.CONDITIONS if c not in ("phone-12mp", "canvas")]  # 12 MP: slow; canvas: MNIST's own look
+MAX_CLUTTER = 3  # marks the reader rejected, taken as non-digits per scene at most
+
+_source: scenes.DigitSource | None = None  # each worker's training digits
+
+
+def _overlap(a, b) -> int:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+
+
+def label(box, truth: list, text: str) -> int | None:
+    """A mark's label from the scene's truth boxes: the digit whose box it covers (over half of that
+    digit, no more than a fifth of any other, and itself half inside it), -1 when it touches no digit,
+    None when it is neither (two touching digits, a piece of one)."""
+    covers = [_overlap(t, box) / max(1, t[2] * t[3]) for t in truth]
+    if not any(covers):
+        return -1
+    big = [i for i, c in enumerate(covers) if c > 0.5]
+    if len(big) == 1 and sum(c > 0.2 for c in covers) == 1 and _overlap(truth[big[0]], box) > 0.5 * box[2] * box[3]:
+        return int(text[big[0]])
+    return None
+
+
+def scene_crops(condition: str, seed: int, source: scenes.DigitSource) -> list[tuple[np.ndarray, int]]:
+    """The (28x28 uint8 crop, label or -1) pairs of one scene: every mark the reader would read, and
+    up to MAX_CLUTTER of the digit-sized marks it rejected as off the line of digits."""
+    scene = scenes.make_scene(condition, seed, source)
+    found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
+    truth = scene.boxes if scene.kind in ("digit", "number") else []
+    pairs = []
+    for mark in found.digits:
+        y = label(found.original_box(mark.box), truth, scene.text or "")
+        crop = predict.normalise(found.crop(mark)) if y is not None else None
+        if crop is not None:
+            pairs.append((crop, y))
+    short = min(found.rgb.shape[:2])
+    least = 0.5 * min((t[3] / found.scale for t in truth), default=0.12 * short)
+    others = sorted((m for m in found.rejected if m.reason in ("off the line of digits", "smaller than the digits")
+                     and least <= m.h <= 0.6 * short and m.box[2] >= 0.3 * m.h),  # a thin bar is any "1"
+                    key=lambda m: -m.box[2] * m.box[3])
+    taken = 0
+    for mark in others:
+        if taken == MAX_CLUTTER:
+            break
+        if label(found.original_box(mark.box), truth, scene.text or "") == -1 and (crop := predict.normalise(found.crop(mark))) is not None:
+            pairs.append((crop, -1))
+            taken += 1
+    return pairs
+
+
+def _start(images: np.ndarray, labels: np.ndarray):
+    global _source
+    cv2.setNumThreads(1)
+    _source = scenes.DigitSource(images, labels, "train")
+
+
+def _crops_of(task: tuple[str, int]) -> list[tuple[np.ndarray, int]]:
+    return scene_crops(*task, _source)
+
+
+def plan(count: int, seed: int) -> list[tuple[str, int]]:
+    """The (condition, seed) of each of `count` scenes: conditions drawn by WEIGHT of their kind."""
+    weights = np.array([WEIGHT[scenes.KINDS[c]] for c in CONDITIONS])
+    rng = np.random.default_rng([seed, VERSION])
+    chosen = rng.choice(len(CONDITIONS), size=count, p=weights / weights.sum())
+    return [(CONDITIONS[c], seed * 1_000_003 + i) for i, c in enumerate(chosen)]
+
+
+def make(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0,
+         workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crops from `count` scenes written with `images` (uint8 (N, 28, 28)) and their `labels`:
+    (crops uint8 (M, 28, 28), labels int64 (M,), -1 for a non-digit). The same for the same inputs."""
+    todo = plan(count, seed)
+    workers = max(1, min(workers or os.cpu_count() or 1, count))
+    if workers == 1:
+        _start(images, labels)
+        parts = list(map(_crops_of, todo))
+    else:  # in the plan's order, however many workers
+        with ProcessPoolExecutor(workers, initializer=_start, initargs=(images, labels)) as pool:
+            parts = list(pool.map(_crops_of, todo, chunksize=max(1, count // (8 * workers))))
+    pairs = [p for part in parts for p in part]
+    crops = np.stack([c for c, _ in pairs]) if pairs else np.zeros((0, 28, 28), np.uint8)
+    return crops, np.array([y for _, y in pairs], np.int64)
+
+
+def cached(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`make`, kept in the user cache (~/.cache/mnistlab/photo-crops/) under a name made of everything
+    the crops depend on: the images and labels, the count, the seed and this recipe's VERSION."""
+    key = hashlib.sha256(np.ascontiguousarray(images).tobytes() + np.ascontiguousarray(labels).tobytes())
+    key.update(f"{count}/{seed}/{VERSION}".encode())
+    path = default_cache_dir() / "photo-crops" / f"{key.hexdigest()[:24]}.npz"
+    try:
+        with np.load(path) as saved:
+            return saved["crops"], saved["labels"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # not made yet, or damaged: made again
+        pass
+    crops, ys = make(images, labels, count, seed)
+    with files.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, crops=crops, labels=ys)
+    return crops, ys

@@ -1,0 +1,61 @@
+"""photocrops: training digits written into photos and cut out again as the reader reads a photo,
+each crop labelled from the scene's truth; the same crops however many processes make them; kept in
+the user cache and made again when the cached file is damaged."""
+
+import numpy as np
+import pytest
+
+from mnistlab import photocrops, predict, scenes
+
+
+@pytest.fixture(scope="module")
+def training(mnist):
+    return mnist.train_images[:5000].numpy(), mnist.train_labels[:5000].numpy()
+
+
+def test_a_mark_is_labelled_by_the_digit_it_covers():
+    truth, text = [(100, 100, 40, 60), (150, 100, 40, 60)], "37"
+    assert photocrops.label((98, 95, 45, 70), truth, text) == 3
+    assert photocrops.label((145, 100, 50, 62), truth, text) == 7
+    assert photocrops.label((400, 300, 40, 60), truth, text) == -1  # clutter away from the digits
+    assert photocrops.label((100, 100, 90, 60), truth, text) is None  # both digits: touching
+    assert photocrops.label((100, 100, 15, 20), truth, text) is None  # a piece of one
+    assert photocrops.label((60, 60, 200, 200), truth, text) is None  # mostly paper around a digit
+
+
+def test_a_written_digit_comes_back_with_its_label(training):
+    """Scenes of one digit on white or ruled paper: the crop labelled with the scene's digit is the
+    reader's own input for it, and a model reads it as that digit."""
+    source = scenes.DigitSource(*training, "train")
+    read = 0
+    for seed in range(6):
+        scene = scenes.make_scene("ruled-blue", seed, source)
+        pairs = photocrops.scene_crops("ruled-blue", seed, source)
+        digits = [(crop, y) for crop, y in pairs if y >= 0]
+        assert [y for _, y in digits] in ([], [int(scene.text)])
+        assert all(crop.shape == (28, 28) and crop.dtype == np.uint8 and crop.max() == 255 for crop, _ in pairs)
+        read += len(digits)
+    assert read >= 4
+
+
+def test_crops_do_not_depend_on_the_number_of_processes(training):
+    one = photocrops.make(*training, 10, seed=3, workers=1)
+    two = photocrops.make(*training, 10, seed=3, workers=2)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    assert len(one[1]) >= 8 and set(one[1].tolist()) <= set(range(-1, 10))
+    other = photocrops.make(*training, 10, seed=4, workers=1)
+    assert not np.array_equal(one[1], other[1]) or not np.array_equal(one[0], other[0])
+
+
+def test_crops_are_cached_and_a_damaged_cache_is_made_again(training, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    images, labels = training[0][:500], training[1][:500]
+    crops, ys = photocrops.cached(images, labels, 4)
+    (path,) = (tmp_path / "mnistlab" / "photo-crops").glob("*.npz")
+    made = path.stat().st_mtime_ns
+    again = photocrops.cached(images, labels, 4)
+    assert path.stat().st_mtime_ns == made and np.array_equal(again[0], crops) and np.array_equal(again[1], ys)
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    remade = photocrops.cached(images, labels, 4)
+    assert np.array_equal(remade[0], crops) and np.array_equal(remade[1], ys)
+    assert len(list(path.parent.glob("*.npz"))) == 1
