@@ -213,14 +213,15 @@ def main():
     print("\n".join(lines))
     setup = (f"CPU: {cpu()}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
              f"OpenCV {cv2.__version__}; {time.strftime('%Y-%m-%d')}; mnistlab commit {commit()}.")
-    source = Path(generator.__file__).name
+    source = ("mnistlab/scenes.py (whose scenes of training digits the robust recipe also trains on)" if args.scenes == "a"
+              else "bench/photo_scenes_b.py")
     body = "\n".join([
         "## Reading digits in phone photos" + (" (the independent scenes)" if args.scenes == "b" else ""),
         "",
         setup,
         f"`python bench/photos.py {args.run.name} --per-condition {args.per_condition} --split {args.split}"
         f"{' --scenes b' if args.scenes == 'b' else ''}"
-        f"{' --single' if args.single else ''}`: scenes from bench/{source} (handwriting from MNIST's test"
+        f"{' --single' if args.single else ''}`: scenes from {source} (handwriting from MNIST's test"
         f" images {'5000-9999, held out from tuning' if args.split == 'holdout' else '0-4999, the tuning split'}),"
         " each read from its JPEG bytes by `predict.open_image` (JPEG draft decoding, as `mnistlab predict`"
         " and `serve` do) and `predict.read`. *read*: status ok and the text"
