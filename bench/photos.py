@@ -213,8 +213,8 @@ def main():
     print("\n".join(lines))
     setup = (f"CPU: {cpu()}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
              f"OpenCV {cv2.__version__}; {time.strftime('%Y-%m-%d')}; mnistlab commit {commit()}.")
-    source = ("mnistlab/scenes.py (whose scenes of training digits the robust recipe also trains on)" if args.scenes == "a"
-              else "bench/photo_scenes_b.py")
+    source = ("mnistlab/scenes.py (whose scenes of training digits the robust recipe also trains on)"
+              if args.scenes == "a" else "bench/photo_scenes_b.py")
     body = "\n".join([
         "## Reading digits in phone photos" + (" (the independent scenes)" if args.scenes == "b" else ""),
         "",

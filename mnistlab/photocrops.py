@@ -26,7 +26,8 @@ from .data import default_cache_dir
 VERSION = 1  # of the recipe below: part of the cache's name
 # The kinds of scene and how often each is drawn: numbers give several digits per scene.
 WEIGHT = {"digit": 1.0, "number": 2.0, "blank": 1.0, "junk": 1.5}
-CONDITIONS = [c for c in scenes.CONDITIONS if c not in ("phone-12mp", "canvas")]  # 12 MP: slow; canvas: MNIST's own look
+# Every kind of photo but the 12 MP one (slow to make) and the drawing page's canvas (MNIST's own look).
+CONDITIONS = [c for c in scenes.CONDITIONS if c not in ("phone-12mp", "canvas")]
 MAX_CLUTTER = 3  # marks the reader rejected, taken as non-digits per scene at most
 
 _source: scenes.DigitSource | None = None  # each worker's training digits
@@ -72,7 +73,10 @@ def scene_crops(condition: str, seed: int, source: scenes.DigitSource) -> list[t
     for mark in others:
         if taken == MAX_CLUTTER:
             break
-        if label(found.original_box(mark.box), truth, scene.text or "") == -1 and (crop := predict.normalise(found.crop(mark))) is not None:
+        if label(found.original_box(mark.box), truth, scene.text or "") != -1:
+            continue
+        crop = predict.normalise(found.crop(mark))
+        if crop is not None:
             pairs.append((crop, -1))
             taken += 1
     return pairs

@@ -67,8 +67,8 @@ def run(config: TrainConfig | None = None, out=None, data=None, data_dir=None, r
             say(f"precision: {chosen} ({why})")
         if cfg.photos:
             minutes = 0.15 * cfg.photos / (os.cpu_count() or 1) / 60
-            say(f"photos: training digits in {cfg.photos} synthetic photos, cut out as `mnistlab predict` reads a photo "
-                f"(the first time, about {minutes:.0f} min here; then from the user cache)")
+            say(f"photos: training digits in {cfg.photos} synthetic photos, cut out as `mnistlab predict` reads "
+                f"a photo (the first time, about {minutes:.0f} min here; then from the user cache)")
         loggers = list(loggers) + (_trackers(mlflow, tensorboard, out, cfg) if main else [])  # before the data:
         data = _data(cfg.dataset, data, data_dir, console)  # a bad tracking URI fails at once
         if not resume and main:

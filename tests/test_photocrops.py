@@ -5,7 +5,7 @@ the user cache and made again when the cached file is damaged."""
 import numpy as np
 import pytest
 
-from mnistlab import photocrops, predict, scenes
+from mnistlab import photocrops, scenes
 
 
 @pytest.fixture(scope="module")
