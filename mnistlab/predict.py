@@ -219,7 +219,6 @@ def image_paths(inputs) -> list[Path]:
 
 
 MAX_PIECES = 4  # pieces joined into one digit at most (a "4" in two strokes, a broken pencil line, slices)
-WHOLE = 1.5  # a line of pieces read as one digit may be this many times as wide as tall
 SKIP = np.log(0.3)  # the score of leaving out a small mark (a speck, a stray stroke) instead of reading it
 WIDE = 1.3  # a mark wider than this part of its height may be touching digits: it is sliced
 CUT = np.log(0.5)  # the score of each digit read from a part of a sliced mark
@@ -232,18 +231,14 @@ def _pieces(found: locate.Found, marks: list[locate.Mark]) -> list[locate.Mark]:
 
 def _units(pieces: list[locate.Mark]) -> list[tuple[int, int, locate.Mark]]:
     """The runs i..j of neighbouring pieces that may be one digit: each piece alone, and up to
-    MAX_PIECES neighbours whose union is no wider than a digit (1.2 times its height), or, when they
-    are the whole line, no wider than a wide digit (1.5: a broad "0", "4" or "7" that was sliced)."""
+    MAX_PIECES neighbours whose union is no wider than a digit."""
     units = []
     for i in range(len(pieces)):
         for j in range(i, min(len(pieces), i + MAX_PIECES)):
             run = pieces[i:j + 1]
             union = locate.join(run) if j > i else pieces[i]
-            whole_line = i == 0 and j == len(pieces) - 1
-            if j > i and union.box[2] > WHOLE * union.h:
+            if j > i and union.box[2] > 1.2 * union.h:
                 break
-            if j > i and union.box[2] > 1.2 * union.h and not whole_line:
-                continue
             # Two marks each as tall as the whole side by side are two digits ("11", "19"), unless
             # together they are as narrow as one (the halves of a broken "0") or are slices of one mark.
             partial = any(m.h < 0.75 * union.h for m in run)

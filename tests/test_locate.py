@@ -490,13 +490,3 @@ def test_a_smiley_is_not_a_zero(model):
     found = locate.find_digits(image)
     assert not found.digits and any(m.reason == "marks inside its loop: a drawing?" for m in found.rejected)
     assert predict.read(model, image)["status"] == "no_digit"
-
-
-def test_a_wide_digit_alone_is_read_whole(model):
-    """A "0" drawn about 1.4 times as wide as tall is sliced like two touching digits; when its slices
-    are the whole line, they may also be read as one wide digit, and the "0" wins (before: "63" or
-    "57", unsure, from the halves)."""
-    for k, (w, h) in enumerate([(270, 190), (280, 200), (250, 180), (290, 205)]):
-        img = np.full((900, 1200, 3), (240, 238, 232), np.float32)
-        cv2.ellipse(img, (600, 450), (w // 2, h // 2), -8 + 3 * k, 0, 360, (30, 40, 120), 11, cv2.LINE_AA)
-        assert reading(model, jpeg(img, 2.5, k))["text"] == "0"
