@@ -59,3 +59,23 @@ def test_crops_are_cached_and_a_damaged_cache_is_made_again(training, tmp_path, 
     remade = photocrops.cached(images, labels, 4)
     assert np.array_equal(remade[0], crops) and np.array_equal(remade[1], ys)
     assert len(list(path.parent.glob("*.npz"))) == 1
+
+
+def test_training_takes_the_photos_digits_and_their_clutter(mnist, tmp_path, monkeypatch):
+    """With `photos`, the crops' digits join the training split (after MNIST's) and their clutter
+    is kept apart for the outliers of each batch."""
+    from mnistlab.config import TrainConfig
+    from mnistlab.train import setup
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    plain = setup(TrainConfig(model="fnn", train_limit=500, outliers=0.2), tmp_path / "plain", mnist)
+    s = setup(TrainConfig(model="fnn", train_limit=500, outliers=0.2, photos=10), tmp_path / "photos", mnist)
+    assert len(plain.x_clutter) == 0 and len(plain.x_train) == 500
+    (path,) = (tmp_path / "cache" / "mnistlab" / "photo-crops").glob("*.npz")
+    with np.load(path) as saved:
+        crops, labels = saved["crops"], saved["labels"]
+    digits = labels >= 0
+    assert digits.any()
+    assert len(s.x_train) == 500 + digits.sum() and len(s.x_clutter) == (~digits).sum()
+    assert s.y_train[500:].tolist() == labels[digits].tolist()
+    assert np.array_equal((s.x_train[500:, 0].numpy() * 255).round().astype(np.uint8), crops[digits])
