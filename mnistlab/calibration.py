@@ -3,6 +3,13 @@
 divides the logits by one number T fitted on the validation split. T changes no prediction, only
 how sure the model says it is; it is stored in the checkpoint and every consumer (evaluate, predict,
 serve, export) applies it.
+
+A model trained on photos (the robust recipe's `photos`) is fitted on what it will be asked to read as
+well: the digits the photo reader cuts out of synthetic photos of the validation digits, and non-digits
+(the reader's clutter from those photos, and outliers.py's pieces, pairs, scribbles and letters) that it
+should be unsure of, with the objective it was trained with (outliers.WEIGHT). On MNIST alone a
+model is so rarely wrong that T comes out sharp, and the photo reader's clutter is then read with
+confidence.
 """
 
 import numpy as np
@@ -10,11 +17,14 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
 
-from . import checkpoint
+from . import checkpoint, outliers, photocrops
 from .data import Data, split_indices
 from .models import logits_of, pixels
 
 BINS = 15
+VAL_PHOTOS = 400  # synthetic photos of validation digits, at most, for a model trained on photos
+VAL_OUTLIERS = 2000  # outliers.py's non-digits made from validation digits, for such a model
+VAL_SEED = 7919  # added to the run's seed: other scenes than the training photos'
 
 
 def bins_of(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict:
@@ -41,10 +51,20 @@ def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) ->
     return F.cross_entropy(logits / temperature, labels).item()
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The T in [0.05, 20] that minimises the negative log-likelihood of softmax(logits / T)."""
-    result = minimize_scalar(lambda log_t: nll(logits, labels, float(np.exp(log_t))), bounds=(np.log(0.05), np.log(20)),
-                             method="bounded", options={"xatol": 1e-4})
+def unsure(logits: torch.Tensor, temperature: float = 1.0) -> float:
+    """The cross-entropy of softmax(logits / T) against even probabilities: outlier exposure's loss."""
+    return -F.log_softmax(logits / temperature, 1).mean().item() if len(logits) else 0.0
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, outlier_logits: torch.Tensor | None = None,
+                    outlier_weight: float = 0.0) -> float:
+    """The T in [0.05, 20] that minimises the negative log-likelihood of softmax(logits / T), plus
+    `outlier_weight` times `unsure` of the non-digits' `outlier_logits`."""
+    def loss(log_t):
+        t = float(np.exp(log_t))
+        return nll(logits, labels, t) + (outlier_weight * unsure(outlier_logits, t) if outlier_weight else 0.0)
+
+    result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20)), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(result.x))
 
 
@@ -58,12 +78,26 @@ def validation_split(meta: dict, data: Data):
 
 
 def calibrate(path, data: Data) -> dict:
-    """Fit the temperature of a run's model on its validation split and store it in the checkpoint.
-    Returns the temperature and the validation NLL and ECE before and after."""
+    """Fit the temperature of a run's model on its validation split (and, for a model trained on photos,
+    on photos of it: see the module's notes) and store it in the checkpoint. Returns the temperature and
+    the validation NLL and ECE (of the validation images) before and after."""
     model, meta = checkpoint.load_model(path)
     images, labels = validation_split(meta, data)
-    logits = logits_of(model, pixels(images))
-    t = fit_temperature(logits, labels)
+    x = pixels(images)
+    logits = logits_of(model, x)
+    photos = int((meta.get("config") or {}).get("photos") or 0)
+    fit_logits, fit_labels, others, weight = logits, labels, None, 0.0
+    if photos:
+        seed = int(meta["config"].get("seed", 0))
+        crops, kinds = photocrops.cached(images.numpy(), labels.numpy(), min(photos, VAL_PHOTOS), seed + VAL_SEED)
+        crops, kinds = torch.from_numpy(crops), torch.from_numpy(kinds)
+        digit = kinds >= 0
+        fit_logits = torch.cat([logits, logits_of(model, pixels(crops[digit]))])
+        fit_labels = torch.cat([labels, kinds[digit]])
+        made = outliers.make(x[:VAL_OUTLIERS], torch.Generator().manual_seed(seed))
+        others = torch.cat([logits_of(model, pixels(crops[~digit])), logits_of(model, made)])
+        weight = outliers.WEIGHT
+    t = fit_temperature(fit_logits, fit_labels, others, weight)
     y = labels.numpy()
     result = {
         "temperature": t,
@@ -72,5 +106,8 @@ def calibrate(path, data: Data) -> dict:
         "val_ece_before": ece(torch.softmax(logits, 1).numpy(), y),
         "val_ece_after": ece(torch.softmax(logits / t, 1).numpy(), y),
     }
+    if photos:
+        result |= {"val_photo_digits": int(digit.sum()), "val_photo_non_digits": int((~digit).sum()),
+                   "val_outliers": len(made)}
     checkpoint.save_model(checkpoint.resolve(path), model, {**meta, "temperature": t, "calibration": result})
     return result

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from .glyphs import fit, render
 
 LETTERS = "ACEFHKMNPRUVWXYacefhkmnprtuvwxy+=#%&?@*$"
+WEIGHT = 0.5  # of the outliers' loss against the digits' in training (Hendrycks et al. 2019 use 0.5)
 _letters: dict = {}  # device -> (N, 1, 28, 28) rendered letters, made once
 
 

@@ -112,7 +112,9 @@ def calibrate(model, data, console=None) -> dict:
 
     c = fit(model, data)
     if console is not None:
-        console.print(f"temperature {c['temperature']:.3f} fitted on {c['val_images']:,} validation images: "
+        photos = (f", the {c['val_photo_digits']:,} digits and {c['val_photo_non_digits']:,} non-digits cut out of "
+                  f"photos of them and {c['val_outliers']:,} made non-digits" if "val_photo_digits" in c else "")
+        console.print(f"temperature {c['temperature']:.3f} fitted on {c['val_images']:,} validation images{photos}: "
                       f"ECE {c['val_ece_before']:.2%} -> {c['val_ece_after']:.2%}, "
                       f"NLL {c['val_nll_before']:.4f} -> {c['val_nll_after']:.4f}")
     return c

@@ -26,7 +26,6 @@ from .runfolder import AUGMENTED, CONFIG, CURVES, HISTORY, MODEL, STATE, best_ep
 
 __all__ = ["TrainConfig", "train", "setup", "train_epoch", "best_epoch", "reached"]
 
-OUTLIER_WEIGHT = 0.5  # of the outliers' loss against the digits' (Hendrycks et al. 2019 use 0.5)
 
 # fused=True: one kernel for all parameters rather than one per tensor, several times faster on CPU.
 OPTIMIZERS = {
@@ -324,7 +323,7 @@ def train_epoch(s: State, epoch: int, progress: Progress, interrupt: "Interrupt"
             logits = s.step_model(x)
             loss = F.cross_entropy(logits[: len(y)], y, label_smoothing=cfg.label_smoothing)
             if len(logits) > len(y):  # a last batch of one or two digits has no outliers
-                loss = loss - OUTLIER_WEIGHT * logits[len(y):].float().log_softmax(1).mean()
+                loss = loss - outliers.WEIGHT * logits[len(y):].float().log_softmax(1).mean()
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         s.optimizer.step()

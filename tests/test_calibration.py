@@ -67,3 +67,33 @@ def test_calibration_is_stored_and_used_everywhere(tmp_path, trained_run, mnist,
     metrics = json.loads((run / "metrics.json").read_text())["calibration"]
     assert metrics["temperature"] == model.temperature and 0 <= metrics["ece"] < 0.05
     assert (run / "reliability.png").exists() and "Calibration" in (run / "report.html").read_text()
+
+
+def test_non_digits_it_is_sure_of_make_the_temperature_softer():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2000, 10, generator=g) * 3
+    labels = logits.argmax(1)  # always right: on digits alone the sharpest temperature wins
+    sure = torch.zeros(500, 10)
+    sure[:, 0] = 8.0  # non-digits read as a confident "0"
+    alone = calibration.fit_temperature(logits, labels)
+    with_them = calibration.fit_temperature(logits, labels, sure, outlier_weight=0.5)
+    assert with_them > 2 * alone
+    assert calibration.unsure(sure, with_them) < calibration.unsure(sure, alone)
+
+
+def test_a_model_trained_on_photos_is_calibrated_on_photos_of_its_validation_digits(
+        tmp_path, trained_run, mnist, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    model, meta = checkpoint.load_model(run)
+    plain = calibration.calibrate(run, mnist)
+    assert "val_photo_digits" not in plain  # a model that never saw photos: MNIST's validation split only
+
+    meta = {**meta, "config": {**meta["config"], "photos": 6}}  # as if trained with --photos 6
+    checkpoint.save_model(checkpoint.resolve(run), model, meta)
+    c = calibration.calibrate(run, mnist)
+    assert c["val_photo_digits"] > 0 and c["val_outliers"] == 2000
+    assert c["temperature"] > plain["temperature"]  # the photos' clutter and the made non-digits: less sure
+    assert list((tmp_path / "cache" / "mnistlab" / "photo-crops").glob("*.npz"))  # kept for the next time
+    assert checkpoint.load_model(run)[0].temperature == c["temperature"]
