@@ -13,6 +13,7 @@ core and kept in the user cache, named by everything they depend on.
 """
 
 import hashlib
+import multiprocessing
 import os
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +30,7 @@ WEIGHT = {"digit": 1.0, "number": 2.0, "blank": 1.0, "junk": 1.5}
 # Every kind of photo but the 12 MP one (slow to make) and the drawing page's canvas (MNIST's own look).
 CONDITIONS = [c for c in scenes.CONDITIONS if c not in ("phone-12mp", "canvas")]
 MAX_CLUTTER = 3  # marks the reader rejected, taken as non-digits per scene at most
+PER_WORKER = 50  # scenes per process at least: a process takes about 2 s to start
 
 _source: scenes.DigitSource | None = None  # each worker's training digits
 
@@ -105,12 +107,14 @@ def make(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0,
     """Crops from `count` scenes written with `images` (uint8 (N, 28, 28)) and their `labels`:
     (crops uint8 (M, 28, 28), labels int64 (M,), -1 for a non-digit). The same for the same inputs."""
     todo = plan(count, seed)
-    workers = max(1, min(workers or os.cpu_count() or 1, count))
+    workers = max(1, min(workers or (os.cpu_count() or 1), count // PER_WORKER if workers is None else count))
     if workers == 1:
         _start(images, labels)
         parts = list(map(_crops_of, todo))
-    else:  # in the plan's order, however many workers
-        with ProcessPoolExecutor(workers, initializer=_start, initargs=(images, labels)) as pool:
+    else:  # in the plan's order, however many workers; spawned, since a fork of a process with
+        # threads (PyTorch's, a test runner's) can inherit a lock held by another thread and hang
+        with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=_start,
+                                 initargs=(images, labels)) as pool:
             parts = list(pool.map(_crops_of, todo, chunksize=max(1, count // (8 * workers))))
     pairs = [p for part in parts for p in part]
     crops = np.stack([c for c, _ in pairs]) if pairs else np.zeros((0, 28, 28), np.uint8)
