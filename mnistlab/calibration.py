@@ -51,18 +51,14 @@ def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) ->
     return F.cross_entropy(logits / temperature, labels).item()
 
 
-def unsure(logits: torch.Tensor, temperature: float = 1.0) -> float:
-    """The cross-entropy of softmax(logits / T) against even probabilities: outlier exposure's loss."""
-    return -F.log_softmax(logits / temperature, 1).mean().item() if len(logits) else 0.0
-
-
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, outlier_logits: torch.Tensor | None = None,
                     outlier_weight: float = 0.0) -> float:
     """The T in [0.05, 20] that minimises the negative log-likelihood of softmax(logits / T), plus
-    `outlier_weight` times `unsure` of the non-digits' `outlier_logits`."""
+    `outlier_weight` times outlier exposure's loss on the non-digits' `outlier_logits` / T."""
     def loss(log_t):
         t = float(np.exp(log_t))
-        return nll(logits, labels, t) + (outlier_weight * unsure(outlier_logits, t) if outlier_weight else 0.0)
+        unsure = outlier_weight * outliers.loss(outlier_logits / t).item() if outlier_weight else 0.0
+        return nll(logits, labels, t) + unsure
 
     result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20)), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(result.x))

@@ -146,8 +146,9 @@ class TrainConfig:
                             "this fraction of the training split, to it (0.05 in the robust recipe)", min=0, max=1)
     photos: int = option(0, "add the crops of this many synthetic phone photos of training digits, cut out as "
                          "`mnistlab predict` reads a photo: the digits to the training split, the clutter to the "
-                         "outliers (made once per training split and count, kept in the user cache; 3000 in the robust recipe)", int,
-                         min=0, max=1_000_000)
+                         "outliers (made once per training split and count, kept in the user cache; 3000 in the "
+                         "robust recipe); the temperature is then fitted on photos of the validation digits too",
+                         int, min=0, max=1_000_000)
     outliers: float = option(0.0, "outlier exposure: add this many non-digits per digit to each batch "
                              "(scribbles, letters, pieces and pairs of digits), trained towards even "
                              "probabilities, so that the model is unsure of them (0.2 in the robust recipe)",

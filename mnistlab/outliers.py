@@ -20,6 +20,11 @@ WEIGHT = 0.5  # of the outliers' loss against the digits' in training (Hendrycks
 _letters: dict = {}  # device -> (N, 1, 28, 28) rendered letters, made once
 
 
+def loss(logits: torch.Tensor) -> torch.Tensor:
+    """Outlier exposure's loss: the cross-entropy of softmax(logits) against even probabilities."""
+    return -F.log_softmax(logits, 1).mean()
+
+
 def make(digits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """(B, 1, 28, 28) non-digits in [0, 1], about as many of each kind, from `digits` (B, 1, 28, 28)."""
     b, device = len(digits), digits.device

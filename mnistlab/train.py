@@ -323,7 +323,7 @@ def train_epoch(s: State, epoch: int, progress: Progress, interrupt: "Interrupt"
             logits = s.step_model(x)
             loss = F.cross_entropy(logits[: len(y)], y, label_smoothing=cfg.label_smoothing)
             if len(logits) > len(y):  # a last batch of one or two digits has no outliers
-                loss = loss - outliers.WEIGHT * logits[len(y):].float().log_softmax(1).mean()
+                loss = loss + outliers.WEIGHT * outliers.loss(logits[len(y):].float())
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         s.optimizer.step()

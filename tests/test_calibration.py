@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import calibration, checkpoint
+from mnistlab import calibration, checkpoint, outliers
 from mnistlab.cli import main
 from mnistlab.export import OnnxModel, export
 from mnistlab.models import logits_of, pixels
@@ -78,7 +78,7 @@ def test_non_digits_it_is_sure_of_make_the_temperature_softer():
     alone = calibration.fit_temperature(logits, labels)
     with_them = calibration.fit_temperature(logits, labels, sure, outlier_weight=0.5)
     assert with_them > 2 * alone
-    assert calibration.unsure(sure, with_them) < calibration.unsure(sure, alone)
+    assert outliers.loss(sure / with_them) < outliers.loss(sure / alone)
 
 
 def test_a_model_trained_on_photos_is_calibrated_on_photos_of_its_validation_digits(
