@@ -11,7 +11,10 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    the estimated paper, so they cancel. Light chalk or marker on a dark board is the same with the
    image inverted: the middle of the picture is dark, holds no sheet of paper, and its writing is
    lighter than its surface (paper in dim light is as dark, but its ink is darker still).
-3. Threshold with hysteresis, relative to the map's own noise (paper grain, JPEG blocks).
+3. Threshold with hysteresis, relative to the map's own noise (paper grain, JPEG blocks) and to the
+   picture's strongest ink. When that finds no digit, a second look takes anything that stands out
+   from the paper's grain (pencil, a thin pen far away); what it finds is read like the rest, and only
+   a confident reading is claimed.
 4. Remove long straight lines (rulings, grid squares, margins, page and note edges) found by the
    probabilistic Hough transform, then bridge the strokes that crossed them. A lone straight stroke
    (no line parallel to it, not running across the picture) may be a big "1": when nothing else is
@@ -20,7 +23,8 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    border of a page or a sticky note, a shadow's edge) and marks on a surface much darker than the
    paper (the desk) are rejected with a reason. Marks stacked over each other are one digit (a "5"'s
    separate bar, a "4" in two strokes, a broken stroke).
-6. Digits must be of a similar height on one line; a mark much wider than a digit is two or more
+6. Digits must be of a similar height on one line, no further apart than three digits' heights; a mark
+   much wider than a digit is two or more
    touching digits and is sliced at its thinnest columns (predict.read joins the slices into digits).
    A digit-sized mark beside the line that could not be read (cut by the picture's edge, or just too
    faint) means the line is not whole: its reading is unsure.
@@ -38,11 +42,30 @@ WORK_SIZE = 800  # longer side the photo is analysed at
 MIN_SIZE = 224  # an image under half this size is enlarged to it
 POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
 MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
-MARK_CONTRAST = 40  # a digit's strokes stand at least this far (of 255) below the paper, mostly
 SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast per pixel
 MAX_MARKS = 300  # marks considered at most (the largest), so that a busy scene stays fast
 MIN_HEIGHT = 0.018  # of the working image's shorter side: smaller marks are specks
 FEW_COMPONENTS = 8  # up to this many (with the background), components' stats are measured one by one
+SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
+GAP = 3.0  # digits of one number lie at most this many digit heights apart (one may be missing between)
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """How far (of 255) below the paper ink must stand to be found: a pixel at least `pixel`, and
+    `relative` of the picture's strongest ink where a mark is at its darkest; a mark's strokes mostly
+    (its 90th percentile) `mark`, and `clarity` times the grain of the paper under it."""
+
+    pixel: float
+    mark: float
+    clarity: float
+    relative: float
+
+
+CLEAR = Contrast(pixel=MIN_CONTRAST, mark=40, clarity=8, relative=0.35)  # the first look
+# The second look, when the first finds nothing: faint writing (pencil, a thin pen far away) on a
+# quiet page, judged by the paper's grain alone. What it finds must still be read with confidence.
+FAINT = Contrast(pixel=14, mark=18, clarity=5, relative=0.0)
 
 
 @dataclass
@@ -86,10 +109,17 @@ class Found:
         return not (self.runs_off or self.faint_digit)
 
     def crop(self, mark: Mark, box=None) -> np.ndarray:
-        """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own)."""
+        """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own),
+        without its specks: a grid's dots or grain that were joined to the digit's strokes."""
         x, y, w, h = box or mark.box
         part = self.labels[y:y + h, x:x + w]
-        own = part == mark.labels[0] if len(mark.labels) == 1 else np.isin(part, mark.labels)
+        labels = mark.labels
+        if len(labels) > 1:
+            pieces = [np.nonzero(part == label) for label in labels]
+            largest = max(len(ys) for ys, _ in pieces)
+            labels = [label for label, (ys, xs) in zip(labels, pieces) if len(ys) >= SPECK * largest
+                      or (len(ys) and max(np.ptp(ys), np.ptp(xs)) >= 4 * SPECK * mark.h)]
+        own = part == labels[0] if len(labels) == 1 else np.isin(part, labels)
         own = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # keep the soft edges
         return np.where(own, self.ink[y:y + h, x:x + w], 0).astype(np.float32)
 
@@ -283,11 +313,11 @@ def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.n
     return median[..., 0].clip(0, None), (1.4826 * mad + 0.5).astype(np.float32)
 
 
-def threshold(ink: np.ndarray, noise: np.ndarray) -> np.ndarray:
+def threshold(ink: np.ndarray, noise: np.ndarray, contrast: Contrast = CLEAR) -> np.ndarray:
     """Hysteresis: pixels clearly above the local noise, connected to pixels far above it."""
-    strong = float(np.percentile(ink[::3, ::3], 99.9))
-    high = np.maximum(np.maximum(MIN_CONTRAST, 0.35 * strong), 6 * noise)
-    low = np.maximum(0.75 * MIN_CONTRAST, 3.5 * noise)
+    strong = float(np.percentile(ink[::3, ::3], 99.9)) if contrast.relative else 0.0
+    high = np.maximum(np.maximum(contrast.pixel, contrast.relative * strong), 6 * noise)
+    low = np.maximum(0.75 * contrast.pixel, 3.5 * noise)
     weak = (ink >= low).astype(np.uint8)
     n, labels = cv2.connectedComponents(weak, connectivity=8)
     seeded = np.zeros(n, bool)
@@ -572,20 +602,29 @@ def find_digits(image: Image.Image) -> "Found":
         return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
     photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
     ink, colour, noise, bg = ink_map(rgb, photo)
-    mask = threshold(ink, noise)
     if not photo:
-        return _digits_in(mask, [], rgb, scale, ink, noise, bg, photo)
+        return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
+    found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
+    if not found.digits:  # faint writing: look again, by the paper's grain alone (it sees all the first saw)
+        found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
+    return found
+
+
+def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, noise: np.ndarray, bg: np.ndarray,
+          contrast: Contrast) -> "Found":
+    """The digits of a photo whose ink stands out by `contrast`, with the lines removed."""
+    mask = threshold(ink, noise, contrast)
     cleaned, lines, lone = remove_lines(mask, colour, noise)
-    found = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, photo)
+    found = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
     if lone and not found.digits:  # a big "1" is a straight line too: read it when nothing else is written
         cleaned, lines, _ = remove_lines(mask, colour, noise, spare_lone=True)
-        spared = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, photo)
+        spared = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
         found = spared if spared.digits else found
     return found
 
 
 def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink: np.ndarray, noise, bg: np.ndarray,
-               photo: bool) -> "Found":
+               photo: bool, contrast: Contrast) -> "Found":
     """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up."""
     h, w = mask.shape
     n, labels, stats = components(mask)
@@ -608,7 +647,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         x, y, bw, bh, area = stats[i].tolist()
         mark = Mark((x, y, bw, bh), [int(i)], strength=float(strength[i]),
                     clarity=float(strength[i] / max(grain[i], 1e-3)))
-        if strength[i] < max(MARK_CONTRAST, 8 * grain[i]):
+        if strength[i] < max(contrast.mark, contrast.clarity * grain[i]):
             mark.reason = "too faint"
         elif photo:  # straightness, edges and the surface under the mark
             own = labels[y:y + bh, x:x + bw] == i
@@ -648,6 +687,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = "too small"
         elif bw > 6 * bh and bh < 2 * min_h:
             m.reason = "a line, not a digit"
+        elif contrast is FAINT and elongation(m, labels) >= 4:  # a "1", or a crease: not told apart when faint
+            m.reason = "faint and straight: a crease or grain?"
         elif _holds_marks(m, labels):
             m.reason = "marks inside its loop: a drawing?"
     found.rejected += [m for m in marks if m.reason]
@@ -658,13 +699,16 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # One line of digits of similar height: the line with the most writing (by the squares of its
     # marks' heights, so that a row of specks does not outweigh a digit) is the one read.
     # The line may slope (a tilted phone, writing that climbs): each mark need only be level with its
-    # neighbour towards `ref`.
+    # neighbour towards `ref`, and no further from it than GAP digit heights.
     def company(ref: Mark) -> list[Mark]:
         line = [ref]
         similar = [m for m in marks if 0.4 * ref.h <= m.h <= 2.5 * ref.h and m is not ref]
         for side in (-1, 1):
             last = ref
             for m in sorted((m for m in similar if (m.x - ref.x) * side >= 0), key=lambda m: abs(m.x - ref.x)):
+                gap = max(m.x - (last.x + last.box[2]), last.x - (m.x + m.box[2]))
+                if gap > GAP * ref.h:
+                    break
                 if abs(m.box[1] + m.h / 2 - (last.box[1] + last.h / 2)) <= 0.75 * ref.h:
                     line.append(m)
                     last = m
@@ -688,6 +732,18 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     found.faint_digit = any(_next_digit(found.digits, m) for m in faint
                             if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
     return found
+
+
+def elongation(mark: Mark, labels: np.ndarray) -> float:
+    """How many times longer than wide a mark's ink is, in whatever direction it runs (the ratio of
+    the spreads of its pixels along their principal axes): a straight stroke's is its length over
+    its width, a digit's with a curve or a corner much less."""
+    x, y, w, h = mark.box
+    ys, xs = np.nonzero(np.isin(labels[y:y + h, x:x + w], mark.labels))
+    if len(ys) < 3:
+        return 1.0
+    small, large = np.linalg.eigvalsh(np.cov(np.stack([xs, ys]).astype(np.float64)))
+    return float(np.sqrt(large / max(small, 1e-6)))
 
 
 def _holds_marks(mark: Mark, labels: np.ndarray, least: int = 2) -> bool:

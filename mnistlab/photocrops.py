@@ -24,7 +24,7 @@ import numpy as np
 from . import files, locate, predict, scenes
 from .data import default_cache_dir
 
-VERSION = 1  # of the recipe below: part of the cache's name
+VERSION = 2  # of the recipe below: part of the cache's name
 # The kinds of scene and how often each is drawn: numbers give several digits per scene.
 WEIGHT = {"digit": 1.0, "number": 2.0, "blank": 1.0, "junk": 1.5}
 # Every kind of photo but the 12 MP one (slow to make) and the drawing page's canvas (MNIST's own look).
@@ -63,7 +63,7 @@ def scene_crops(condition: str, seed: int, source: scenes.DigitSource) -> list[t
     pairs = []
     for mark in found.digits:
         y = label(found.original_box(mark.box), truth, scene.text or "")
-        crop = predict.normalise(found.crop(mark)) if y is not None else None
+        crop = predict.mark_input(found, mark) if y is not None else None
         if crop is not None:
             pairs.append((crop, y))
     short = min(found.rgb.shape[:2])
@@ -77,7 +77,7 @@ def scene_crops(condition: str, seed: int, source: scenes.DigitSource) -> list[t
             break
         if label(found.original_box(mark.box), truth, scene.text or "") != -1:
             continue
-        crop = predict.normalise(found.crop(mark))
+        crop = predict.mark_input(found, mark)
         if crop is not None:
             pairs.append((crop, -1))
             taken += 1

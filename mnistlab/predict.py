@@ -128,9 +128,10 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
     return normalise(greyscale_ink(image))
 
 
-def normalise(g: np.ndarray) -> np.ndarray | None:
-    """Float ink (H, W), white on black -> uint8 (28, 28) in MNIST's convention, or None if it is blank."""
-    if g.size == 0 or g.max() < MIN_CONTRAST:
+def normalise(g: np.ndarray, min_contrast: float = MIN_CONTRAST) -> np.ndarray | None:
+    """Float ink (H, W), white on black -> uint8 (28, 28) in MNIST's convention, or None if it is
+    blank (no ink reaches `min_contrast`)."""
+    if g.size == 0 or g.max() < min_contrast:
         return None
     g = g.copy()
     g[g < 0.15 * g.max()] = 0  # paper texture and JPEG noise
@@ -169,6 +170,11 @@ def normalise(g: np.ndarray) -> np.ndarray | None:
     y1, x1 = min(dy + small.shape[0], 28), min(dx + small.shape[1], 28)
     out[y0:y1, x0:x1] = small[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
     return out.round().clip(0, 255).astype(np.uint8)
+
+
+def mark_input(found: locate.Found, mark: locate.Mark) -> np.ndarray | None:
+    """A mark that locate found, as the model reads it (locate has judged its ink already)."""
+    return normalise(found.crop(mark), locate.FAINT.pixel)
 
 
 class TorchModel:
@@ -269,7 +275,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     marks = found.digits
     pieces = marks if single else _pieces(found, marks)
     units = _units(pieces)
-    crops = [normalise(found.crop(unit)) for _, _, unit in units]
+    crops = [mark_input(found, unit) for _, _, unit in units]
     readable = [c is not None for c in crops]
     probs = model.probabilities(np.stack([c if c is not None else np.zeros((28, 28), np.uint8) for c in crops])) \
         if crops else np.zeros((0, len(model.meta["classes"])))

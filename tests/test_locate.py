@@ -490,3 +490,53 @@ def test_a_smiley_is_not_a_zero(model):
     found = locate.find_digits(image)
     assert not found.digits and any(m.reason == "marks inside its loop: a drawing?" for m in found.rejected)
     assert predict.read(model, image)["status"] == "no_digit"
+
+
+def lightly(digit, contrast, seed, crease=False) -> Image.Image:
+    """One digit written lightly (`contrast` grey levels under the paper where it is darkest) on plain
+    paper with camera grain; or, with `crease`, a faint straight stroke as long as a digit is tall."""
+    img = np.full((900, 1200, 3), 232, np.float32)
+    if crease:
+        stroke = np.zeros((900, 1200), np.float32)
+        cv2.line(stroke, (520, 520), (610, 390), 1.0, 3, cv2.LINE_AA)
+        img -= contrast * stroke[..., None]
+    else:
+        alpha = np.clip((cv2.resize(digit, (140, 140), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5, 0, 1)
+        img[380:520, 530:670] -= contrast * alpha[..., None]
+    return predict.open_image(jpeg(img, 2, seed), size=locate.WORK_SIZE)
+
+
+def test_a_digit_written_lightly_is_found_by_a_second_look(model, digits, monkeypatch):
+    """Pencil: a digit 24 grey levels under the paper is fainter than the first look takes for ink,
+    but ten times the paper's grain. The second look finds it, and the model reads it."""
+    written = [(d, label) for d, label in digits if label != "1"][:6]
+    images = [lightly(d, 24, seed) for seed, (d, _) in enumerate(written)]
+    for image in images:
+        found = locate.find_digits(image)
+        assert len(found.digits) == 1, found.rejected
+        x, y, w, h = found.original_box(found.digits[0].box)
+        assert 500 <= x and x + w <= 700 and 350 <= y and y + h <= 550
+    right = sum(predict.read(model, image)["text"] == label for image, (_, label) in zip(images, written))
+    assert right >= 5, right
+    monkeypatch.setattr(locate, "FAINT", locate.CLEAR)  # no second look: nothing is found
+    assert not any(locate.find_digits(image).digits for image in images)
+
+
+def test_a_faint_straight_stroke_is_taken_for_a_crease_not_a_one():
+    """Found only by the second look, a lone straight stroke is as likely a crease, a desk's grain or
+    a scratch as a "1": it is not read."""
+    found = locate.find_digits(lightly(None, 24, seed=0, crease=True))
+    assert not found.digits
+    assert any(m.reason == "faint and straight: a crease or grain?" for m in found.rejected)
+
+
+def test_digits_further_apart_than_two_digits_are_not_one_number(digits):
+    """The digits of a number lie close together (GAP); two marks level with each other across the page
+    (a digit and the grain of a desk, two notes) are not read as one number."""
+    img = np.full((900, 1200, 3), 236, np.float32)
+    (a, _), (b, _) = digits[:2]
+    write(img, a, 150, 380, 120, (30, 40, 120))
+    write(img, b, 150 + 120 + 3 * 150, 380, 110, (30, 40, 120))  # a gap of five digits' heights
+    found = locate.find_digits(predict.open_image(jpeg(img, 3, seed=3), size=locate.WORK_SIZE))
+    assert len(found.digits) == 1
+    assert any(m.reason == "off the line of digits" for m in found.rejected)
