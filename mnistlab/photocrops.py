@@ -91,7 +91,10 @@ def _start(images: np.ndarray, labels: np.ndarray):
 
 
 def _crops_of(task: tuple[str, int]) -> list[tuple[np.ndarray, int]]:
-    return scene_crops(*task, _source)
+    try:
+        return scene_crops(*task, _source)
+    except scenes.NoRoom:  # a scene that cannot be laid out adds no crops
+        return []
 
 
 def plan(count: int, seed: int) -> list[tuple[str, int]]:

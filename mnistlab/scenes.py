@@ -645,6 +645,10 @@ def pen_width(rng, tool: str, height: float) -> float | None:
     return float(min(rng.uniform(lo, hi), height / 3))
 
 
+class NoRoom(RuntimeError):
+    """No room on the surface for the digits asked for, even after shrinking them eight times by a fifth."""
+
+
 def write_digits(photo: Photo, digits: DigitSource, rng, n: int, h_photo: float, tool: str, colour, density,
                  touching=False, printed=False, broken=0.1, grain=0.0, region=(0.08, 0.92)) -> dict:
     """Handwritten (or printed) digits on the photo's surface: text, boxes, MNIST indices, height."""
@@ -675,7 +679,7 @@ def write_digits(photo: Photo, digits: DigitSource, rng, n: int, h_photo: float,
             return {"text": text, "boxes": boxes, "indices": indices, "height": round(h_photo),
                     "baseline": float(offset[1] + max(p[1] + g.shape[0] for g, p in zip(glyphs, positions)))}
         h_photo *= 0.8
-    raise RuntimeError("no room for the digits")  # not reached with the recipes below
+    raise NoRoom(f"no room for {n} digits {h_photo / 0.8 ** 8:.0f} pixels tall")
 
 
 def digit_height(rng, lo=40, hi=300) -> float:

@@ -530,7 +530,7 @@ def test_a_faint_straight_stroke_is_taken_for_a_crease_not_a_one():
     assert any(m.reason == "faint and straight: a crease or grain?" for m in found.rejected)
 
 
-def test_digits_further_apart_than_two_digits_are_not_one_number(digits):
+def test_digits_further_apart_than_three_digits_are_not_one_number(digits):
     """The digits of a number lie close together (GAP); two marks level with each other across the page
     (a digit and the grain of a desk, two notes) are not read as one number."""
     img = np.full((900, 1200, 3), 236, np.float32)
