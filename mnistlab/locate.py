@@ -47,6 +47,8 @@ MAX_MARKS = 300  # marks considered at most (the largest), so that a busy scene 
 MIN_HEIGHT = 0.018  # of the working image's shorter side: smaller marks are specks
 FEW_COMPONENTS = 8  # up to this many (with the background), components' stats are measured one by one
 SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
+LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
+CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
 GAP = 3.0  # digits of one number lie at most this many digit heights apart (one may be missing between)
 
 
@@ -606,8 +608,55 @@ def find_digits(image: Image.Image) -> "Found":
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
     if not found.digits:  # faint writing: look again, by the paper's grain alone (it sees all the first saw)
-        found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
+        return _look(rgb, scale, ink, colour, noise, bg, FAINT)
+    if _faint_beside(found, ink, noise):
+        # A number's digits may be written more lightly than the darkest of them: when the second
+        # look finds the same line with more digits in it, or a faint stroke beside it that may be
+        # a "1", all at least LIGHTER as dark as the lightest digit found (not the ghost of an erased
+        # marker, or the grain beside a clear digit), its reading is the one to give.
+        again = _look(rgb, scale, ink, colour, noise, bg, FAINT)
+        weakest = min(d.strength for d in found.digits)
+        added = [d for d in again.digits if not any(_covered(f, [d]) for f in found.digits)]
+        added += [m for m in again.rejected if m.reason == CREASE and _next_digit(again.digits, m)]
+        if added and all(_covered(d, again.digits) for d in found.digits) \
+                and all(m.strength >= LIGHTER * weakest for m in added):
+            return again
     return found
+
+
+def _covered(mark: Mark, marks: list[Mark]) -> bool:
+    """Whether most of `mark`'s box lies inside one of `marks`' boxes."""
+    x, y, w, h = mark.box
+    return any(max(0, min(x + w, a + c) - max(x, a)) * max(0, min(y + h, b + d) - max(y, b)) > 0.5 * w * h
+               for a, b, c, d in (m.box for m in marks))
+
+
+def _faint_beside(found: Found, ink: np.ndarray, noise: np.ndarray) -> list[Mark]:
+    """Faint ink (as the second look takes it) next to the line of digits found, level with them and
+    at least 0.4 of their height: maybe digits written more lightly than their neighbours, or pieces
+    of them (the second look judges). Only a band around the line is looked at; a ruling or a grid's
+    line crosses the whole band and is no digit, nor is anything wider than a digit."""
+    boxes = np.array([d.box for d in found.digits])
+    tall = float(np.median(boxes[:, 3]))
+    x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
+    x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
+    h, w = ink.shape
+    top, bottom = max(0, round(y0 - tall / 2)), min(h, round(y1 + tall / 2))
+    left, right = max(0, round(x0 - 2 * tall)), min(w, round(x1 + 2 * tall))
+    band = np.s_[top:bottom, left:right]
+    mask = threshold(ink[band], noise[band] if np.ndim(noise) else noise, FAINT)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    beside = []
+    for x, y, bw, bh, _ in stats[1:].tolist():
+        if (y == 0 and y + bh == bottom - top) or bh < 0.4 * tall or bw > 1.5 * tall:
+            continue
+        mark = Mark((x + left, y + top, bw, bh), [])
+        near = any(max(mark.x - (d.x + d.box[2]), d.x - (mark.x + bw)) <= 1.5 * tall
+                   and min(d.box[1] + d.h, y + top + bh) - max(d.box[1], y + top) > 0.3 * min(d.h, bh)
+                   for d in found.digits)
+        if near and not _covered(mark, found.digits):
+            beside.append(mark)
+    return beside
 
 
 def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, noise: np.ndarray, bg: np.ndarray,
@@ -687,8 +736,9 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = "too small"
         elif bw > 6 * bh and bh < 2 * min_h:
             m.reason = "a line, not a digit"
-        elif contrast is FAINT and elongation(m, labels) >= 4:  # a "1", or a crease: not told apart when faint
-            m.reason = "faint and straight: a crease or grain?"
+        elif contrast is FAINT and (m.strength < CLEAR.mark or m.clarity < CLEAR.clarity) \
+                and elongation(m, labels) >= 4:  # a "1", or a crease: not told apart when faint
+            m.reason = CREASE
         elif _holds_marks(m, labels):
             m.reason = "marks inside its loop: a drawing?"
     found.rejected += [m for m in marks if m.reason]
@@ -731,6 +781,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     weakest = min((m.strength for m in found.digits), default=0.0)
     found.faint_digit = any(_next_digit(found.digits, m) for m in faint
                             if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
+    # A faint straight stroke beside the line may be a "1" written lightly:
+    found.faint_digit |= any(_next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
     return found
 
 
