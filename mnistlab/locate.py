@@ -43,7 +43,7 @@ MIN_SIZE = 224  # an image under half this size is enlarged to it
 POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
 MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
 SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast per pixel
-MAX_MARKS = 300  # marks considered at most (the largest), so that a busy scene stays fast
+MAX_MARKS = 300  # marks judged at most (the largest), so that a busy scene stays fast
 MIN_HEIGHT = 0.018  # of the working image's shorter side: smaller marks are specks
 FEW_COMPONENTS = 8  # up to this many (with the background), components' stats are measured one by one
 SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
@@ -104,6 +104,7 @@ class Found:
     rejected: list[Mark] = field(default_factory=list)
     runs_off: bool = False  # a digit-sized mark next to the line's end is cut by the picture's edge
     faint_digit: bool = False  # a digit-sized mark beside the line's digits was too faint to read
+    faint: bool = False  # found by the second look alone: nothing stood out clearly
 
     @property
     def whole(self) -> bool:
@@ -608,7 +609,9 @@ def find_digits(image: Image.Image) -> "Found":
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
     if not found.digits:  # faint writing: look again, by the paper's grain alone (it sees all the first saw)
-        return _look(rgb, scale, ink, colour, noise, bg, FAINT)
+        found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
+        found.faint = True
+        return found
     if _faint_beside(found, ink, noise):
         # A number's digits may be written more lightly than the darkest of them: when the second
         # look finds the same line with more digits in it, or a faint stroke beside it that may be
@@ -690,6 +693,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
 
     min_h = max(6, MIN_HEIGHT * min(h, w))
     big = (np.maximum(stats[:, 2], stats[:, 3]) >= 0.4 * min_h) & (stats[:, 4] >= 0.1 * min_h ** 2 / 4)
+    if big.sum() > MAX_MARKS:  # a busy scene (a desk's grain, the second look at a textured page): the largest
+        big[np.argsort(np.where(big, -stats[:, 4], 0), kind="stable")[MAX_MARKS:]] = False
     strength, grain = _ink_levels(labels, stats, big, ink, noise)
     marks = []
     for i in np.nonzero(big[1:])[0] + 1:  # specks and JPEG noise are not worth a reason

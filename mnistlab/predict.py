@@ -309,7 +309,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
                        for m in pieces if id(m) not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    return summarise(digits, min_confidence, whole=single or found.whole)
+    return summarise(digits, min_confidence, whole=single or found.whole, faint=found.faint)
 
 
 def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float]) -> list[int]:
@@ -337,15 +337,19 @@ def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float
     return path
 
 
-def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE, whole: bool = True) -> dict:
+def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE, whole: bool = True,
+              faint: bool = False) -> dict:
     """The reading of the digits found, left to right (each {"digit", "confidence", "box", "top"}):
     "no_digit" when there are none, or when the model takes none of them for a digit (every one's
     probability under NOT_A_DIGIT: a model trained with outlier exposure spreads its belief over all
     ten classes for the grain of a desk or a crease); "unsure" (the text only as a "guess") when any
     digit's probability is below `min_confidence` or the line is not `whole` (it runs off the
     picture, or a digit beside it was too faint to read), else "ok"; the confidence of the whole is
-    the product of the digits'."""
-    if not digits or max(d["confidence"] for d in digits) < min(NOT_A_DIGIT, min_confidence):
+    the product of the digits'. Marks found only by a second, `faint` look (nothing stood out clearly)
+    are no digit unless one is read with `min_confidence`: on a blank page that look finds the
+    paper's texture."""
+    least = min_confidence if faint else min(NOT_A_DIGIT, min_confidence)
+    if not digits or max(d["confidence"] for d in digits) < least:
         return {"text": None, "status": "no_digit", "confidence": None, "digits": []}
     text = "".join(d["digit"] for d in digits)
     confidence = float(np.prod([d["confidence"] for d in digits]))
