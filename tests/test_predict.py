@@ -168,7 +168,8 @@ def test_thin_pen_strokes_get_mnist_stroke_width(mnist):
 def test_marks_the_model_takes_for_no_digit_are_no_digit():
     """A reading is no_digit when every mark's best class is near chance (the grain of a desk, a
     crease); one mark that looks like a digit makes it unsure instead; and min_confidence 0 keeps
-    every guess, as a threshold sweep needs."""
+    every guess, as a threshold sweep needs. Marks only the second, faint look found are no digit
+    unless one is read with confidence."""
     def digit(p):
         return {"digit": "7", "confidence": p, "box": [0, 0, 1, 1], "top": []}
 
@@ -178,3 +179,6 @@ def test_marks_the_model_takes_for_no_digit_are_no_digit():
         "text": None, "status": "unsure", "confidence": 0.09, "digits": None, "guess": "77"}
     assert predict.summarise([digit(0.15)], min_confidence=0.0)["status"] == "ok"
     assert predict.summarise([digit(0.95)])["status"] == "ok"
+    # What only the second, faint look found (a blank page's texture) is a digit only when read surely:
+    assert predict.summarise([digit(0.15), digit(0.6)], faint=True)["status"] == "no_digit"
+    assert predict.summarise([digit(0.6), digit(0.95)], faint=True)["status"] == "unsure"
