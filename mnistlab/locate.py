@@ -12,9 +12,10 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    image inverted: the middle of the picture is dark, holds no sheet of paper, and its writing is
    lighter than its surface (paper in dim light is as dark, but its ink is darker still).
 3. Threshold with hysteresis, relative to the map's own noise (paper grain, JPEG blocks) and to the
-   picture's strongest ink. When that finds no digit, a second look takes anything that stands out
-   from the paper's grain (pencil, a thin pen far away); what it finds is read like the rest, and only
-   a confident reading is claimed.
+   picture's strongest ink. When that finds no digit, or faint ink lies level with the digits it
+   found (a number's digits written with varying pressure), a second look takes anything that stands
+   out from the paper's grain (pencil, a thin pen far away); what it finds is read like the rest, and
+   only a confident reading is claimed.
 4. Remove long straight lines (rulings, grid squares, margins, page and note edges) found by the
    probabilistic Hough transform, then bridge the strokes that crossed them. A lone straight stroke
    (no line parallel to it, not running across the picture) may be a big "1": when nothing else is
@@ -65,8 +66,9 @@ class Contrast:
 
 
 CLEAR = Contrast(pixel=MIN_CONTRAST, mark=40, clarity=8, relative=0.35)  # the first look
-# The second look, when the first finds nothing: faint writing (pencil, a thin pen far away) on a
-# quiet page, judged by the paper's grain alone. What it finds must still be read with confidence.
+# The second look, when the first finds nothing or sees faint ink beside the digits it found: faint
+# writing (pencil, a thin pen far away, a light hand) judged by the paper's grain alone. What it finds
+# must still be read with confidence.
 FAINT = Contrast(pixel=14, mark=18, clarity=5, relative=0.0)
 
 
