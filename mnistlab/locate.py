@@ -24,9 +24,9 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    border of a page or a sticky note, a shadow's edge) and marks on a surface much darker than the
    paper (the desk) are rejected with a reason. Marks stacked over each other are one digit (a "5"'s
    separate bar, a "4" in two strokes, a broken stroke).
-6. Digits must be of a similar height on one line, no further apart than three digits' heights; a mark
-   much wider than a digit is two or more
-   touching digits and is sliced at its thinnest columns (predict.read joins the slices into digits).
+6. Digits must be of a similar height on one line, no further apart than three digits' heights; a
+   mark much wider than a digit is two or more touching digits and is sliced at its thinnest columns
+   (predict.read joins the slices into digits).
    A digit-sized mark beside the line that could not be read (cut by the picture's edge, or just too
    faint) means the line is not whole: its reading is unsure.
 
@@ -614,7 +614,7 @@ def find_digits(image: Image.Image) -> "Found":
         found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
         found.faint = True
         return found
-    if _faint_beside(found, ink, noise):
+    if _faint_ink_beside(found, ink, noise):
         # A number's digits may be written more lightly than the darkest of them: when the second
         # look finds the same line with more digits in it, or a faint stroke beside it that may be
         # a "1", all at least LIGHTER as dark as the lightest digit found (not the ghost of an erased
@@ -636,11 +636,11 @@ def _covered(mark: Mark, marks: list[Mark]) -> bool:
                for a, b, c, d in (m.box for m in marks))
 
 
-def _faint_beside(found: Found, ink: np.ndarray, noise: np.ndarray) -> list[Mark]:
-    """Faint ink (as the second look takes it) next to the line of digits found, level with them and
-    at least 0.4 of their height: maybe digits written more lightly than their neighbours, or pieces
-    of them (the second look judges). Only a band around the line is looked at; a ruling or a grid's
-    line crosses the whole band and is no digit, nor is anything wider than a digit."""
+def _faint_ink_beside(found: Found, ink: np.ndarray, noise: np.ndarray) -> bool:
+    """Whether faint ink (as the second look takes it) lies next to the line of digits found, level
+    with them and at least 0.4 of their height: maybe a digit written more lightly than its
+    neighbours, or a piece of one (the second look judges). Only a band around the line is looked at;
+    a ruling or a grid's line crosses the whole band and is no digit, nor is anything wider than a digit."""
     boxes = np.array([d.box for d in found.digits])
     tall = float(np.median(boxes[:, 3]))
     x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
@@ -651,7 +651,6 @@ def _faint_beside(found: Found, ink: np.ndarray, noise: np.ndarray) -> list[Mark
     band = np.s_[top:bottom, left:right]
     mask = threshold(ink[band], noise[band] if np.ndim(noise) else noise, FAINT)
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
-    beside = []
     for x, y, bw, bh, _ in stats[1:].tolist():
         if (y == 0 and y + bh == bottom - top) or bh < 0.4 * tall or bw > 1.5 * tall:
             continue
@@ -660,8 +659,8 @@ def _faint_beside(found: Found, ink: np.ndarray, noise: np.ndarray) -> list[Mark
                    and min(d.box[1] + d.h, y + top + bh) - max(d.box[1], y + top) > 0.3 * min(d.h, bh)
                    for d in found.digits)
         if near and not _covered(mark, found.digits):
-            beside.append(mark)
-    return beside
+            return True
+    return False
 
 
 def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, noise: np.ndarray, bg: np.ndarray,
@@ -695,6 +694,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
 
     min_h = max(6, MIN_HEIGHT * min(h, w))
     big = (np.maximum(stats[:, 2], stats[:, 3]) >= 0.4 * min_h) & (stats[:, 4] >= 0.1 * min_h ** 2 / 4)
+    big[0] = False  # the background
     if big.sum() > MAX_MARKS:  # a busy scene (a desk's grain, the second look at a textured page): the largest
         big[np.argsort(np.where(big, -stats[:, 4], 0), kind="stable")[MAX_MARKS:]] = False
     strength, grain = _ink_levels(labels, stats, big, ink, noise)
@@ -731,7 +731,6 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         else:
             marks.append(mark)
 
-    marks = sorted(marks, key=lambda m: -m.box[2] * m.box[3])[:MAX_MARKS]
     for m, column in zip(marks, in_a_column(marks)):  # before they are joined: a binding's holes are stacked too
         if column:
             m.reason = "one of a column of like marks: a binding?"

@@ -454,12 +454,14 @@ def test_a_digit_written_more_lightly_than_its_neighbours_is_read_with_them(digi
     """A pencil's pressure varies: the middle digit of three is written more lightly than its
     neighbours (30 grey levels under the paper against 80, or 35 against 42), under what the first
     look takes for ink beside them. Faint ink level with the line sends it to the second look, which
-    reads all three. A gap with nothing in it leaves the line of two whole."""
+    reads all three. A gap with nothing in it leaves the line of two whole, and so does ink a fifth as
+    dark as its neighbours (under LIGHTER: the ghost of an erased marker, not a digit of theirs)."""
     for outer, middle in ((80, 30), (42, 35)):
         found = locate.find_digits(faint_middle(digits, outer, middle))
         assert len(found.digits) == 3 and found.whole, (outer, middle)
-    two = locate.find_digits(faint_middle(digits, 42, 0))
-    assert len(two.digits) == 2 and two.whole
+    for outer, middle in ((42, 0), (150, 30)):
+        two = locate.find_digits(faint_middle(digits, outer, middle))
+        assert len(two.digits) == 2 and two.whole, (outer, middle)
 
 
 def test_a_faint_stroke_beside_a_number_leaves_it_unsure(digits):
@@ -534,7 +536,7 @@ def test_a_digit_written_lightly_is_found_by_a_second_look(model, digits, monkey
         assert 500 <= x and x + w <= 700 and 350 <= y and y + h <= 550
     right = sum(predict.read(model, image)["text"] == label for image, (_, label) in zip(images, written))
     assert right >= 5, right
-    monkeypatch.setattr(locate, "FAINT", locate.CLEAR)  # no second look: nothing is found
+    monkeypatch.setattr(locate, "FAINT", locate.CLEAR)  # a second look as strict as the first: nothing found
     assert not any(locate.find_digits(image).digits for image in images)
 
 
@@ -556,3 +558,16 @@ def test_digits_further_apart_than_three_digits_are_not_one_number(digits):
     found = locate.find_digits(predict.open_image(jpeg(img, 3, seed=3), size=locate.WORK_SIZE))
     assert len(found.digits) == 1
     assert any(m.reason == "off the line of digits" for m in found.rejected)
+
+
+def test_a_digits_crop_leaves_out_the_specks_joined_to_it():
+    """A mark's small far pieces (a grid's dots stacked with the digit) are left out of its crop; a
+    long thin piece (a "5"'s bar) is kept however little ink it has."""
+    labels = np.zeros((60, 40), np.int32)
+    labels[10:50, 18:22] = 1  # the stroke: 160 pixels
+    labels[2:4, 2:4] = 2  # a speck: 4 pixels
+    labels[5:7, 10:30] = 3  # a bar: 40 pixels, 20 long
+    ink = np.full((60, 40), 200, np.uint8)
+    found = locate.Found(1.0, np.zeros((60, 40, 3), np.uint8), ink, labels > 0, labels)
+    crop = found.crop(locate.Mark((0, 0, 40, 60), [1, 2, 3]))
+    assert crop[2:4, 2:4].max() == 0 and crop[30, 20] == 200 and crop[6, 25] == 200

@@ -47,6 +47,20 @@ def test_crops_do_not_depend_on_the_number_of_processes(training):
     assert not np.array_equal(one[1], other[1]) or not np.array_equal(one[0], other[0])
 
 
+def test_a_scene_with_no_room_for_its_digits_adds_no_crops(training, monkeypatch):
+    """A scene the generator cannot lay out (scenes.NoRoom) is left out; the other scenes' crops stay."""
+    made = photocrops.scene_crops
+
+    def crowded(condition, seed, source):
+        if seed % 2:
+            raise scenes.NoRoom("no room for 6 digits 300 pixels tall")
+        return made(condition, seed, source)
+
+    monkeypatch.setattr(photocrops, "scene_crops", crowded)
+    crops, labels = photocrops.make(*training, 6, seed=3, workers=1)
+    assert len(crops) == len(labels) >= 1
+
+
 def test_crops_are_cached_and_a_damaged_cache_is_made_again(training, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     images, labels = training[0][:500], training[1][:500]
