@@ -227,6 +227,7 @@ def image_paths(inputs) -> list[Path]:
 MAX_PIECES = 4  # pieces joined into one digit at most (a "4" in two strokes, a broken pencil line, slices)
 SKIP = np.log(0.3)  # the score of leaving out a small mark (a speck, a stray stroke) instead of reading it
 WIDE = 1.3  # a mark wider than this part of its height may be touching digits: it is sliced
+WHOLE = 2.0  # a sliced mark up to this many times wider than tall may be one digit as it is
 CUT = np.log(0.5)  # the score of each digit read from a part of a sliced mark
 
 
@@ -236,8 +237,9 @@ def _pieces(found: locate.Found, marks: list[locate.Mark]) -> list[locate.Mark]:
 
 
 def _units(pieces: list[locate.Mark]) -> list[tuple[int, int, locate.Mark]]:
-    """The runs i..j of neighbouring pieces that may be one digit: each piece alone, and up to
-    MAX_PIECES neighbours whose union is no wider than a digit."""
+    """The runs i..j of neighbouring pieces that may be one digit: each piece alone, up to MAX_PIECES
+    neighbours whose union is no wider than a digit, and all the slices of a mark up to WHOLE times
+    wider than tall."""
     units = []
     for i in range(len(pieces)):
         for j in range(i, min(len(pieces), i + MAX_PIECES)):
@@ -250,6 +252,14 @@ def _units(pieces: list[locate.Mark]) -> list[tuple[int, int, locate.Mark]]:
             partial = any(m.h < 0.75 * union.h for m in run)
             sliced = any(set(a.labels) & set(b.labels) for a, b in zip(run, run[1:]))
             if j == i or partial or sliced or union.box[2] <= 0.8 * union.h:
+                units.append((i, j, union))
+        # A wide mark whole, all its slices joined again (a "0" or a "7" written wide is one digit):
+        if i == 0 or pieces[i - 1].labels != pieces[i].labels:
+            j = i
+            while j + 1 < len(pieces) and pieces[j + 1].labels == pieces[i].labels:
+                j += 1
+            union = locate.join(pieces[i:j + 1])
+            if j > i and union.box[2] <= WHOLE * union.h and (i, j) not in [unit[:2] for unit in units]:
                 units.append((i, j, union))
     return units
 

@@ -292,6 +292,12 @@ def test_marks_are_joined_into_one_digit_only_when_they_can_be_one():
     assert (0, 1) in [(i, j) for i, j, _ in predict._units(slices)]
     apart = [Mark((100, 100, 40, 80), [1]), Mark((300, 100, 40, 80), [2])]  # too wide together
     assert [(i, j) for i, j, _ in predict._units(apart)] == [(0, 0), (1, 1)]
+    # A mark wider than a digit is sliced, yet may be one digit written wide (a "0" half again as wide
+    # as tall): all its slices together are a unit too, however many there are; not so a longer one.
+    wide = [Mark((100 + 25 * k, 100, 25, 80), [5]) for k in range(6)]  # 150 wide, 80 tall
+    assert (0, 5) in [(i, j) for i, j, _ in predict._units(wide)]
+    longer = [Mark((100 + 25 * k, 100, 25, 80), [5]) for k in range(8)]  # 200 wide: two or three digits
+    assert (0, 7) not in [(i, j) for i, j, _ in predict._units(longer)]
 
 
 def test_a_notes_shadow_along_its_edge_is_not_a_digit(mnist):
@@ -571,3 +577,12 @@ def test_a_digits_crop_leaves_out_the_specks_joined_to_it():
     found = locate.Found(1.0, np.zeros((60, 40, 3), np.uint8), ink, labels > 0, labels)
     crop = found.crop(locate.Mark((0, 0, 40, 60), [1, 2, 3]))
     assert crop[2:4, 2:4].max() == 0 and crop[30, 20] == 200 and crop[6, 25] == 200
+
+
+def test_a_zero_written_wide_is_read_as_one_digit(model):
+    """A ring half again as wide as it is tall is sliced like touching digits, and read whole: "0",
+    not the two halves as "6" and "7"."""
+    page = np.full((900, 1200, 3), 240, np.float32)
+    cv2.ellipse(page, (600, 450), (130, 80), 0, 0, 360, (40, 40, 120), 14)
+    answer = reading(model, jpeg(page, 2.0, seed=0))
+    assert answer["guess" if answer["status"] == "unsure" else "text"] == "0", answer
