@@ -137,10 +137,11 @@ def test_every_recipe_trains_end_to_end(name, mnist, tmp_path, monkeypatch):
     # fp32); the recipes' precision ("auto") is tested by test_precision_auto. A few photos (each takes
     # 0.15 s to make), cached in this test's own folder.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    # At most lr 0.05: in these few steps bn-cnn with the robust recipe's augmentation stays at chance at
-    # its lr 0.2 (and 0.1), and reaches 0.85 at 0.05; its 12 full epochs reach 99.5% at 0.2.
+    # At most lr 0.02: in these few steps bn-cnn with the robust recipe's augmentation stays at chance at
+    # its lr 0.2 (and 0.1), and at 0.05 too for some orders of the batches (0.21 and 0.74 after two
+    # epochs, against 0.96 at 0.02, on an AMD EPYC); its 12 full epochs reach 99.5% at 0.2.
     photos = min(RECIPES[name].settings.get("photos", 0), 8)
-    lr = min(RECIPES[name].settings.get("lr", 1e-3), 0.05)
+    lr = min(RECIPES[name].settings.get("lr", 1e-3), 0.02)
     cfg = TrainConfig.from_recipe(name, epochs=2, train_limit=2000, batch_size=32, precision="fp32", val_fraction=0.02,
                                   photos=photos, lr=lr)
     for key, value in RECIPES[name].settings.items():
