@@ -355,11 +355,13 @@ def cmd_robustness(args):
     from . import api
 
     r = api.robustness(args.model, args.data_dir, args.seed, args.limit, args.report)
-    table = Table("corruption", "test error", title=f"{r['model']} on MNIST-C corruptions ({r['n']:,} test images)")
-    table.add_row("clean", f"{r['clean_error']:.2%}")
+    sure = f"confidently wrong (p >= {r['min_confidence']:g})"
+    table = Table("corruption", "test error", sure, title=f"{r['model']} on MNIST-C corruptions ({r['n']:,} test images)")
+    table.add_row("clean", f"{r['clean_error']:.2%}", f"{r['clean_confidently_wrong']:.2%}")
     for name, e in r["errors"].items():
-        table.add_row(name, f"{e:.2%}")
-    table.add_row("[bold]mean corruption error[/]", f"[bold]{r['mean_corruption_error']:.2%}[/]")
+        table.add_row(name, f"{e:.2%}", f"{r['confidently_wrong'][name]:.2%}")
+    table.add_row("[bold]mean corruption error[/]", f"[bold]{r['mean_corruption_error']:.2%}[/]",
+                  f"[bold]{r['mean_confidently_wrong']:.2%}[/]")
     console = _console()
     console.print(table)
     if "report" in r:

@@ -197,10 +197,17 @@ def plot_reliability(after: dict, before: dict | None, calibration: dict):
 
 
 def plot_robustness(result: dict):
-    """Test error under each corruption (robustness.json), sorted, with the clean error as a line."""
+    """Test error under each corruption (robustness.json), sorted, with the clean error as a line and,
+    where measured, the part of it read with confidence (what `predict` would claim) darker."""
     errors = sorted(result["errors"].items(), key=lambda kv: kv[1])
     fig, ax = plt.subplots(figsize=(7, 5.5))
-    ax.barh([name.replace("_", " ") for name, _ in errors], [100 * e for _, e in errors], color="#2563eb")
+    names = [name.replace("_", " ") for name, _ in errors]
+    sure = result.get("confidently_wrong")
+    ax.barh(names, [100 * e for _, e in errors], color="#2563eb",
+            label="wrong, read with less than " f"{result.get('min_confidence', 0):g}" if sure else None)
+    if sure:
+        ax.barh(names, [100 * sure[name] for name, _ in errors], color="#b91c1c",
+                label=f"wrong, read with at least {result['min_confidence']:g}")
     ax.axvline(100 * result["clean_error"], color="#111", lw=1.2, ls="--",
                label=f"clean {result['clean_error']:.2%}")
     ax.axvline(100 * result["mean_corruption_error"], color="#b45309", lw=1.2,

@@ -180,14 +180,22 @@ def _evaluation_section(run, metrics, **_) -> list[str]:
 def _robustness_section(run, robust, **_) -> list[str]:
     if not robust:
         return []
-    rows = [["clean", f"{robust['clean_error']:.2%}", ""]]
-    rows += [[name.replace("_", " "), f"{e:.2%}", robust["severity"].get(name, "")]
+    sure = robust.get("confidently_wrong")  # robustness.json written before it was measured has none
+    def row(name, error, wrong, what=""):
+        return [name, f"{error:.2%}"] + ([f"{wrong:.2%}"] if sure else []) + [what]
+
+    rows = [row("clean", robust["clean_error"], robust.get("clean_confidently_wrong"))]
+    rows += [row(name.replace("_", " "), e, (sure or {}).get(name), robust["severity"].get(name, ""))
              for name, e in robust["errors"].items()]
-    rows.append(["mean corruption error", f"{robust['mean_corruption_error']:.2%}", ""])
+    rows.append(row("mean corruption error", robust["mean_corruption_error"], robust.get("mean_confidently_wrong")))
+    head = ["corruption", "test error"] + ([f"confidently wrong (p ≥ {robust['min_confidence']:g})"] if sure else [])
+    note = (" <em>Confidently wrong</em>: read wrong with a calibrated probability of at least "
+            f"{robust['min_confidence']:g}, which <code>mnistlab predict</code> would claim instead of calling it unsure."
+            if sure else "")
     return ["<h2>Robustness: MNIST-C corruptions</h2>",
             f"<p>Test error on the first {robust['n']:,} test images, clean and under each of MNIST-C's 15 "
-            f"corruptions (seed {robust['seed']}).</p>",
-            _table(["corruption", "test error", "what it does"], rows),
+            f"corruptions (seed {robust['seed']}).{note}</p>",
+            _table(head + ["what it does"], rows),
             _img(run / "robustness.png", "test error per corruption"),
             _img(run / "corruptions.png", "test digits under each corruption")]
 

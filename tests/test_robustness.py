@@ -43,6 +43,12 @@ def test_robustness_command_measures_a_model_and_reports_it(tmp_path, trained_ru
     assert r["n"] == 300 and set(r["errors"]) == set(CORRUPTIONS)
     assert r["mean_corruption_error"] == pytest.approx(np.mean(list(r["errors"].values())))
     assert r["clean_error"] < 0.1 and r["mean_corruption_error"] > r["clean_error"]
+    # Confidently wrong: a part of the errors, those read with at least predict's MIN_CONFIDENCE.
+    assert r["min_confidence"] == 0.9 and set(r["confidently_wrong"]) == set(CORRUPTIONS)
+    assert all(0 <= r["confidently_wrong"][name] <= r["errors"][name] for name in CORRUPTIONS)
+    assert r["clean_confidently_wrong"] <= r["clean_error"]
+    assert r["mean_confidently_wrong"] == pytest.approx(np.mean(list(r["confidently_wrong"].values())))
+    assert 0 < r["mean_confidently_wrong"] < r["mean_corruption_error"]
     html = (run / "report.html").read_text()
-    assert "Robustness: MNIST-C corruptions" in html and "canny edges" in html
+    assert "Robustness: MNIST-C corruptions" in html and "canny edges" in html and "confidently wrong (p ≥ 0.9)" in html
     assert (run / "robustness.png").exists() and (run / "corruptions.png").exists()
