@@ -302,7 +302,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
         holding = [u for u, (i, j, _) in enumerate(units) if readable[u] and i <= largest <= j]
         path = [max(holding, key=lambda u: scores[u])] if holding else []
     else:
-        path = _best_path(pieces, units, scores)
+        path = _apart_ends(_best_path(pieces, units, scores), units, probs, min_confidence)
     classes = model.meta["classes"]
     digits, inputs, boxes, chosen = [], [], [], []
     used = set()
@@ -344,6 +344,23 @@ def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float
         if u is not None:
             path.insert(0, u)
         end = start
+    return path
+
+
+def _apart_ends(path: list[int], units: list[tuple], probs: np.ndarray, min_confidence: float) -> list[int]:
+    """The path without the units at its ends that the model takes for no digit (every class under
+    NOT_A_DIGIT) and that lie further from their neighbour than it is tall, while another unit is read
+    with `min_confidence`: a pen's shadow or a binding's hole beside a digit, not a digit of its number
+    (a number's digits are closer together; one that is unreadable among them keeps it unsure)."""
+    path = list(path)
+    while len(path) > 1 and max(probs[u].max() for u in path) >= min_confidence:
+        for end, near in ((0, 1), (-1, -2)):
+            a, b = units[path[end]][2], units[path[near]][2]
+            if probs[path[end]].max() < NOT_A_DIGIT and max(a.x - (b.x + b.box[2]), b.x - (a.x + a.box[2])) > b.h:
+                path.pop(end)
+                break
+        else:
+            break
     return path
 
 

@@ -579,6 +579,27 @@ def test_a_digits_crop_leaves_out_the_specks_joined_to_it():
     assert crop[2:4, 2:4].max() == 0 and crop[30, 20] == 200 and crop[6, 25] == 200
 
 
+def test_no_digit_apart_from_the_line_is_left_out():
+    """A mark at an end of the line that the model takes for no digit (a pen's shadow, a binding's
+    hole), further from its neighbour than that is tall, is not part of the reading when a digit is
+    read surely; close by, or beside unsure digits, or read as something, it stays (and keeps the
+    reading unsure)."""
+    Mark = locate.Mark
+
+    def unit(x, width=40):
+        return (0, 0, Mark((x, 100, width, 80), [x]))
+
+    sure, shadow, guess = np.full(10, 0.01), np.full(10, 0.1), np.full(10, 0.05)
+    sure[3], guess[7] = 0.91, 0.55
+    units = [unit(0), unit(200), unit(290), unit(480)]  # gaps: 160, 50, 150
+    probs = np.stack([shadow, sure, sure, shadow])
+    assert predict._apart_ends([0, 1, 2, 3], units, probs, 0.9) == [1, 2]
+    assert predict._apart_ends([1, 2, 3], units, probs, 0.99) == [1, 2, 3]  # nothing read surely
+    assert predict._apart_ends([1, 2], units, np.stack([shadow, sure, shadow, shadow]), 0.9) == [1, 2]  # close by
+    assert predict._apart_ends([2, 3], units, np.stack([sure, sure, sure, guess]), 0.9) == [2, 3]  # read as a 7
+    assert predict._apart_ends([3], units, probs, 0.9) == [3]
+
+
 def test_a_zero_written_wide_is_read_as_one_digit(model):
     """A ring half again as wide as it is tall is sliced like touching digits, and read whole: "0",
     not the two halves as "6" and "7"."""
