@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("robustness", help="test error under MNIST-C's 15 corruptions; adds it to the run's report")
+    p = sub.add_parser("robustness", help="test error under MNIST-C's 15 corruptions, and how much of it is "
+                                        "confidently wrong; adds it to the run's report")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--limit", type=_checked("limit", LIMIT), help="use only the first N test images")
     p.add_argument("--seed", type=_checked("seed", SEED), default=0,
@@ -356,7 +357,8 @@ def cmd_robustness(args):
 
     r = api.robustness(args.model, args.data_dir, args.seed, args.limit, args.report)
     sure = f"confidently wrong (p >= {r['min_confidence']:g})"
-    table = Table("corruption", "test error", sure, title=f"{r['model']} on MNIST-C corruptions ({r['n']:,} test images)")
+    title = f"{r['model']} on MNIST-C corruptions ({r['n']:,} test images)"
+    table = Table("corruption", "test error", sure, title=title)
     table.add_row("clean", f"{r['clean_error']:.2%}", f"{r['clean_confidently_wrong']:.2%}")
     for name, e in r["errors"].items():
         table.add_row(name, f"{e:.2%}", f"{r['confidently_wrong'][name]:.2%}")

@@ -204,7 +204,7 @@ def plot_robustness(result: dict):
     names = [name.replace("_", " ") for name, _ in errors]
     sure = result.get("confidently_wrong")
     ax.barh(names, [100 * e for _, e in errors], color="#2563eb",
-            label="wrong, read with less than " f"{result.get('min_confidence', 0):g}" if sure else None)
+            label=f"wrong, read with less than {result['min_confidence']:g}" if sure else None)
     if sure:
         ax.barh(names, [100 * sure[name] for name, _ in errors], color="#b91c1c",
                 label=f"wrong, read with at least {result['min_confidence']:g}")

@@ -181,6 +181,7 @@ def _robustness_section(run, robust, **_) -> list[str]:
     if not robust:
         return []
     sure = robust.get("confidently_wrong")  # robustness.json written before it was measured has none
+
     def row(name, error, wrong, what=""):
         return [name, f"{error:.2%}"] + ([f"{wrong:.2%}"] if sure else []) + [what]
 
@@ -190,8 +191,8 @@ def _robustness_section(run, robust, **_) -> list[str]:
     rows.append(row("mean corruption error", robust["mean_corruption_error"], robust.get("mean_confidently_wrong")))
     head = ["corruption", "test error"] + ([f"confidently wrong (p ≥ {robust['min_confidence']:g})"] if sure else [])
     note = (" <em>Confidently wrong</em>: read wrong with a calibrated probability of at least "
-            f"{robust['min_confidence']:g}, which <code>mnistlab predict</code> would claim instead of calling it unsure."
-            if sure else "")
+            f"{robust['min_confidence']:g}, which <code>mnistlab predict</code> would claim instead of calling it "
+            "unsure." if sure else "")
     return ["<h2>Robustness: MNIST-C corruptions</h2>",
             f"<p>Test error on the first {robust['n']:,} test images, clean and under each of MNIST-C's 15 "
             f"corruptions (seed {robust['seed']}).{note}</p>",
