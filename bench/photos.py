@@ -65,6 +65,13 @@ def cpu() -> str:
     return f"{model} (avx2 {has['avx2']}, avx512_bf16 {has['avx512_bf16']})"
 
 
+def fonts() -> str:
+    """Which of the scenes' TrueType fonts this machine has: the printed scenes depend on them
+    (Debian's fonts-liberation, pulled in by Chromium, adds eight)."""
+    have = [d / f for d in photo_scenes.FONT_DIRS for f in photo_scenes.FONT_FILES if (d / f).exists()]
+    return f"{len(have)} of the {len(photo_scenes.FONT_FILES)} font files"
+
+
 def commit() -> str:
     """The commit of the mnistlab being measured (+ if its work tree has changes)."""
     folder = Path(mnistlab.__file__).resolve().parent
@@ -212,7 +219,8 @@ def main():
     lines = table(by_condition)
     print("\n".join(lines))
     setup = (f"CPU: {cpu()}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-             f"OpenCV {cv2.__version__}; {time.strftime('%Y-%m-%d')}; mnistlab commit {commit()}.")
+             f"OpenCV {cv2.__version__}; {time.strftime('%Y-%m-%d')}; mnistlab commit {commit()}; "
+             f"{fonts()} (the printed digits and the independent scenes' words are drawn in them).")
     source = ("mnistlab/scenes.py (whose scenes of training digits the robust recipe also trains on)"
               if args.scenes == "a" else "bench/photo_scenes_b.py")
     body = "\n".join([
