@@ -11,6 +11,9 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    the estimated paper, so they cancel. Light chalk or marker on a dark board is the same with the
    image inverted: the middle of the picture is dark, holds no sheet of paper, and its writing is
    lighter than its surface (paper in dim light is as dark, but its ink is darker still).
+   The window is a sixth of the picture; a sheet smaller than that (a sticky note or a page seen from
+   afar, on a darker desk) takes the desk into its estimate, so predict.read looks again with a window
+   half as wide when the first look is not read surely.
 3. Threshold with hysteresis, relative to the map's own noise (paper grain, JPEG blocks) and to the
    picture's strongest ink. When that finds no digit, or faint ink lies level with the digits it
    found (a number's digits written with varying pressure), a second look takes anything that stands
@@ -51,6 +54,9 @@ SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
 GAP = 3.0  # digits of one number lie at most this many digit heights apart (one may be missing between)
+WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture's longer side...
+NARROW_WINDOW = 12  # ...or this part, for a small sheet on a darker desk (predict.read looks again)
+PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,10 @@ class Found:
     runs_off: bool = False  # a digit-sized mark next to the line's end is cut by the picture's edge
     faint_digit: bool = False  # a digit-sized mark beside the line's digits was too faint to read
     faint: bool = False  # found by the second look alone: nothing stood out clearly
+
+    @property
+    def photo(self) -> bool:
+        return max(self.rgb.shape[:2]) > PHOTO
 
     @property
     def whole(self) -> bool:
@@ -166,9 +176,9 @@ def opaque(rgba: np.ndarray) -> np.ndarray:
     return (rgb * weight + ground * (1 - weight)).round().astype(np.uint8)
 
 
-def paper(rgb: np.ndarray, kernel: int = 6) -> np.ndarray:
+def paper(rgb: np.ndarray, kernel: int = WIDE_WINDOW) -> np.ndarray:
     """The surface's colour without the writing, at 1/POOL of the size: a median over a window much
-    wider than any stroke (1/`kernel` of the image), in which the ink is a minority whether it is
+    wider than any stroke (1/`kernel` of the image's longer side), in which the ink is a minority whether it is
     darker or, in some colour channel, lighter than the paper (blue ink on yellow paper), taken twice:
     the second time without the ink the first one found. The border is replicated, so that light
     falling off towards the frame (vignetting) is followed."""
@@ -226,7 +236,8 @@ def dark_board(rgb: np.ndarray) -> bool:
     return (sheet > 0).mean() < 0.03
 
 
-def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+def ink_map(rgb: np.ndarray, photo: bool = True,
+            window: int = WIDE_WINDOW) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Ink strength (uint8, 0 = paper) per pixel; the same per colour channel (H, W, 3), for a photo;
     the noise, on the same scale (one number when it is the same everywhere); and the paper at
     1/POOL size (light writing on a dark board is measured on the inverted image).
@@ -235,7 +246,8 @@ def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray
     ink in the light, and in the colour channel where it stands out most. In a photo the paper's
     colour and its grain (camera noise, JPEG blocks) are estimated locally, because light varies
     across a page and a shadow or a dark corner is noisier, relative to its brightness, than the lit
-    page. A drawing or a scan (not a photo) has one background: see flat_ink."""
+    page (the paper is estimated over 1/`window` of the picture: see `paper`). A drawing or a scan
+    (not a photo) has one background: see flat_ink."""
     if not photo:
         ink, noise, small = flat_ink(rgb)
         return ink, None, noise, small
@@ -243,7 +255,7 @@ def ink_map(rgb: np.ndarray, photo: bool = True) -> tuple[np.ndarray, np.ndarray
     rgb = cv2.GaussianBlur(rgb, (3, 3), 0)  # camera grain and JPEG blocks
     if dark_board(rgb):
         rgb = 255 - rgb
-    small = paper(rgb)
+    small = paper(rgb, window)
     # The median of a window of paper with a little ink in it sits a little above the paper: measure
     # that lift, and the grain, tile by tile, where the ink is a minority.
     lum, small_lum = brightest(rgb), brightest(small)
@@ -599,14 +611,15 @@ def _ink_levels(labels: np.ndarray, stats: np.ndarray, chosen: np.ndarray, ink: 
     return strength, grain.astype(np.float32)
 
 
-def find_digits(image: Image.Image) -> "Found":
-    """Find the handwritten (or printed) digits in a photo or drawing, left to right."""
+def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
+    """Find the handwritten (or printed) digits in a photo or drawing, left to right, with the
+    paper's colour estimated over 1/`window` of the picture."""
     rgb, scale = working_image(image)
     if min(rgb.shape[:2]) < 16:  # a strip or a dot: no room for a digit
         empty = np.zeros(rgb.shape[:2], np.uint8)
         return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
-    photo = max(rgb.shape[:2]) > 400  # a drawing or a scan of one digit may fill its frame; a photo's subject does not
-    ink, colour, noise, bg = ink_map(rgb, photo)
+    photo = max(rgb.shape[:2]) > PHOTO
+    ink, colour, noise, bg = ink_map(rgb, photo, window)
     if not photo:
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)

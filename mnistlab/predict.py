@@ -276,12 +276,31 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     With `single`, the image is taken to hold one digit. With `debug`, the dict is filled with what a
     --debug picture needs ("found", "boxes", "inputs") and each digit's class "probabilities".
 
+    A photo that is not read surely is looked at again with the paper's colour estimated over a
+    window half as wide (locate.NARROW_WINDOW): the wide window, made to be wider than any stroke,
+    is wider than a sticky note or a page seen from afar, and mixes the desk into the paper's colour.
+    The second reading is given when it is sure."""
+    found = locate.find_digits(image)
+    reading = read_found(model, found, single, min_confidence, top, debug)
+    if reading["status"] != "ok" and found.photo:
+        seen = {} if debug is not None else None
+        narrow = read_found(model, locate.find_digits(image, locate.NARROW_WINDOW), single, min_confidence, top, seen)
+        if narrow["status"] == "ok":
+            if debug is not None:
+                debug.update(seen)
+            return narrow
+    return reading
+
+
+def read_found(model, found: locate.Found, single: bool = False, min_confidence: float = MIN_CONFIDENCE,
+               top: int = 3, debug: dict | None = None) -> dict:
+    """`read` of the marks `found` in an image.
+
     The line's marks are read by recognition: wide marks are sliced at their thinnest columns, and
     every way of taking the pieces as digits (a piece alone, neighbours joined into one digit, a
     small mark left out) is classified in one batch; the way whose digits the model is surest of
     wins (dynamic programming along the line). A model trained with outlier exposure (the robust
     recipe) is unsure of pieces and pairs of digits, which is what makes the right way stand out."""
-    found = locate.find_digits(image)
     marks = found.digits
     pieces = marks if single else _pieces(found, marks)
     units = _units(pieces)
