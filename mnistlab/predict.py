@@ -229,6 +229,8 @@ SKIP = np.log(0.3)  # the score of leaving out a small mark (a speck, a stray st
 WIDE = 1.3  # a mark wider than this part of its height may be touching digits: it is sliced
 WHOLE = 2.0  # a sliced mark up to this many times wider than tall may be one digit as it is
 CUT = np.log(0.5)  # the score of each digit read from a part of a sliced mark
+# The reasons a piece of a digit is not read (locate, and read_found's own): beside a "1", see _piece_beside.
+PIECES = ("too faint", "too small", "smaller than the digits", "off the line of digits", "left out", "not the digit")
 
 
 def _pieces(found: locate.Found, marks: list[locate.Mark]) -> list[locate.Mark]:
@@ -338,7 +340,23 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
                        for m in pieces if id(m) not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    return summarise(digits, min_confidence, whole=single or found.whole, faint=found.faint)
+    broken = any(d["digit"] == "1" and _piece_beside(found, box) for d, box in zip(digits, boxes))
+    return summarise(digits, min_confidence, whole=(single or found.whole) and not broken, faint=found.faint)
+
+
+def _piece_beside(found: locate.Found, box) -> bool:
+    """Whether a mark that was not read lies within half the height of the straight stroke in `box`
+    (read as "1") and is at least half as dark: a broken digit's other piece. Any straight piece of
+    a digit whose other strokes broke away (a faint pencil "4" or "7") is read as a sure "1"; with
+    such a piece beside it, the reading is unsure. Rulings, edges, shadows and specks do not count."""
+    x, y, w, h = box
+    darkest = float(found.ink[y:y + h, x:x + w].max())
+    for m in found.rejected:
+        mx, my, mw, mh = m.box
+        gap = max(mx - (x + w), x - (mx + mw), my - (y + h), y - (my + mh), 0)
+        if m.reason in PIECES and gap <= 0.5 * h and max(mw, mh) >= 0.2 * h and m.strength >= 0.5 * darkest:
+            return True
+    return False
 
 
 def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float]) -> list[int]:

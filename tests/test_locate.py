@@ -631,3 +631,23 @@ def test_a_small_note_on_a_desk_is_read_with_a_narrower_paper_window(model, digi
     assert all(locate.find_digits(images[i], locate.NARROW_WINDOW).digits for i in missed)
     right = sum(predict.read(model, image)["text"] == label for image, (_, label) in zip(images, digits))
     assert right > len(digits) - len(missed), (right, missed)  # some of the missed are read
+
+
+def test_a_one_with_a_piece_of_ink_beside_it_is_not_claimed(model):
+    """A straight stroke is read as a sure "1" whether it is a "1" or the stem of a faint pencil "4"
+    whose other strokes broke off. With a dark enough piece of ink that was not read right beside it,
+    the reading is unsure; a piece far away, or one much lighter, leaves it sure."""
+    def page(piece_at, piece_ink):
+        img = np.full((900, 1200, 3), 240, np.float32)
+        cv2.line(img, (600, 330), (600, 570), (50, 50, 60), 12)  # the stroke
+        cv2.line(img, (piece_at, 420), (piece_at + 70, 420), piece_ink, 3)  # a thin short piece
+        return jpeg(img, 2.0, seed=0)
+
+    sure = reading(model, page(1000, (50, 50, 60)))  # far away: no piece of this stroke's digit
+    assert sure["status"] == "ok" and sure["text"] == "1", sure
+    found = {}
+    beside = predict.read(model, predict.open_image(page(630, (50, 50, 60)), size=locate.WORK_SIZE), debug=found)
+    assert [m.reason for m in found["found"].rejected if m.reason in predict.PIECES], found["found"].rejected
+    assert beside["status"] == "unsure" and beside["guess"] == "1", beside
+    light = reading(model, page(630, (200, 200, 200)))  # much lighter than the stroke: the paper's grain, a crease
+    assert light["status"] == "ok" and light["text"] == "1", light
