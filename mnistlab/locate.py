@@ -24,7 +24,8 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    (no line parallel to it, not running across the picture) may be a big "1": when nothing else is
    found, the marks are found again with it kept.
 5. Connected components -> marks; specks, shapes that sit on a brightness edge of the surface (the
-   border of a page or a sticky note, a shadow's edge) and marks on a surface much darker than the
+   border of a page or a sticky note, a shadow's edge), thin straight marks with another surface on
+   each side (a note's dark border on a desk) and marks on a surface much darker than the
    paper (the desk) are rejected with a reason. Marks stacked over each other are one digit (a "5"'s
    separate bar, a "4" in two strokes, a broken stroke).
 6. Digits must be of a similar height on one line, no further apart than three digits' heights; a
@@ -54,6 +55,7 @@ SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
 GAP = 3.0  # digits of one number lie at most this many digit heights apart (one may be missing between)
+EDGE_STEP = 40  # grey levels between the surfaces on a thin mark's two sides: an edge, not a stroke
 WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture's longer side...
 NARROW_WINDOW = 12  # ...or this part, for a small sheet on a darker desk (predict.read looks again)
 PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
@@ -733,6 +735,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                 mark.reason = "across an edge of the paper"
             elif sheets.along_edge(ys, xs) > 0.6:
                 mark.reason = "along an edge of the paper"
+            elif max(bw, bh) >= 3 * min(bw, bh) and two_surfaces(rgb, mark.box):
+                mark.reason = "between two surfaces: an edge?"
             elif median(lum[ys, xs]) < 0.45 * paper_level:
                 mark.reason = "off the paper"
             elif bw > 0.8 * w or bh > 0.8 * h:
@@ -803,6 +807,25 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # A faint straight stroke beside the line may be a "1" written lightly:
     found.faint_digit |= any(_next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
     return found
+
+
+def two_surfaces(rgb: np.ndarray, box, step: float = EDGE_STEP) -> bool:
+    """Whether the surfaces on the two long sides of a thin straight mark (`box`) differ in colour by
+    more than `step` (0-255, the median of a strip just beyond each side, in any channel): the border
+    of a sheet on a desk, or its shadow, not a pen's stroke, which has the same paper on both sides."""
+    h, w = rgb.shape[:2]
+    x, y, bw, bh = box
+    gap, width = 2, max(3, min(bw, bh))
+    if bh >= bw:
+        sides = [rgb[y:y + bh, max(0, x - gap - width):max(0, x - gap)],
+                 rgb[y:y + bh, min(w, x + bw + gap):min(w, x + bw + gap + width)]]
+    else:
+        sides = [rgb[max(0, y - gap - width):max(0, y - gap), x:x + bw],
+                 rgb[min(h, y + bh + gap):min(h, y + bh + gap + width), x:x + bw]]
+    if any(side.size == 0 for side in sides):
+        return False
+    a, b = (np.median(side.reshape(-1, 3), axis=0) for side in sides)
+    return float(np.abs(a - b).max()) > step
 
 
 def elongation(mark: Mark, labels: np.ndarray) -> float:

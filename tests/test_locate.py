@@ -651,3 +651,17 @@ def test_a_one_with_a_piece_of_ink_beside_it_is_not_claimed(model):
     assert beside["status"] == "unsure" and beside["guess"] == "1", beside
     light = reading(model, page(630, (200, 200, 200)))  # much lighter than the stroke: the paper's grain, a crease
     assert light["status"] == "ok" and light["text"] == "1", light
+
+
+def test_a_thin_mark_between_two_surfaces_is_an_edge_not_a_stroke():
+    """A pen's straight stroke has the same paper on both sides; the dark border of a sticky note
+    on a desk (its shadow) has the note on one side and the desk on the other."""
+    page = np.full((300, 300, 3), (245, 170, 190), np.uint8)  # a pink note...
+    page[:, 150:] = (150, 110, 70)  # ...on a wooden desk
+    page[50:250, 147:153] = (60, 40, 30)  # the shadow along its edge
+    assert locate.two_surfaces(page, (147, 50, 6, 200))
+    paper = np.full((300, 300, 3), (245, 170, 190), np.uint8)
+    paper[50:250, 147:153] = (60, 40, 30)  # a stroke
+    assert not locate.two_surfaces(paper, (147, 50, 6, 200))
+    assert not locate.two_surfaces(paper.transpose(1, 0, 2).copy(), (50, 147, 200, 6))  # lying down
+    assert locate.two_surfaces(page.transpose(1, 0, 2).copy(), (50, 147, 200, 6))
