@@ -178,16 +178,16 @@ def opaque(rgba: np.ndarray) -> np.ndarray:
     return (rgb * weight + ground * (1 - weight)).round().astype(np.uint8)
 
 
-def paper(rgb: np.ndarray, kernel: int = WIDE_WINDOW) -> np.ndarray:
+def paper(rgb: np.ndarray, window: int = WIDE_WINDOW) -> np.ndarray:
     """The surface's colour without the writing, at 1/POOL of the size: a median over a window much
-    wider than any stroke (1/`kernel` of the image's longer side), in which the ink is a minority whether it is
-    darker or, in some colour channel, lighter than the paper (blue ink on yellow paper), taken twice:
-    the second time without the ink the first one found. The border is replicated, so that light
-    falling off towards the frame (vignetting) is followed."""
+    wider than any stroke (1/`window` of the image's longer side), in which the ink is a minority
+    whether it is darker or, in some colour channel, lighter than the paper (blue ink on yellow
+    paper), taken twice: the second time without the ink the first one found. The border is
+    replicated, so that light falling off towards the frame (vignetting) is followed."""
     pool = POOL if min(rgb.shape[:2]) >= 8 * POOL else 1
     h, w = rgb.shape[:2]
     small = cv2.resize(rgb, (max(1, w // pool), max(1, h // pool)), interpolation=cv2.INTER_AREA)
-    k = min(255, max(3, round(max(small.shape[:2]) / kernel)) | 1)
+    k = min(255, max(3, round(max(small.shape[:2]) / window)) | 1)
 
     def framed(a):  # the border replicated, so that light falling off towards the frame is followed
         return cv2.copyMakeBorder(a, k, k, k, k, cv2.BORDER_REPLICATE)
