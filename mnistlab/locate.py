@@ -58,6 +58,8 @@ GAP = 3.0  # digits of one number lie at most this many digit heights apart (one
 EDGE_STEP = 40  # grey levels between the surfaces on a thin mark's two sides: an edge, not a stroke
 WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture's longer side...
 NARROW_WINDOW = 12  # ...or this part, for a small sheet on a darker desk (predict.read looks again)
+SHEET_AREA = 0.6  # a sheet on a desk that fills less of the photo than this...
+SHEET_BOX = 0.7  # ...and its box less than this, is looked at closer (predict.read)
 PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
 
 
@@ -115,6 +117,7 @@ class Found:
     runs_off: bool = False  # a digit-sized mark next to the line's end is cut by the picture's edge
     faint_digit: bool = False  # a digit-sized mark beside the line's digits was too faint to read
     faint: bool = False  # found by the second look alone: nothing stood out clearly
+    paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
 
     @property
     def photo(self) -> bool:
@@ -696,7 +699,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up."""
     h, w = mask.shape
     n, labels, stats = components(mask)
-    found = Found(scale, rgb, ink, mask, labels, lines)
+    found = Found(scale, rgb, ink, mask, labels, lines, paper=bg if photo else None)
 
     if photo:
         # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
@@ -807,6 +810,43 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # A faint straight stroke beside the line may be a "1" written lightly:
     found.faint_digit |= any(_next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
     return found
+
+
+def sheet_box(found: Found) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1, in the original image's pixels) of the sheet of paper a photo shows on
+    a darker desk, as `found` saw it, when the sheet fills less than SHEET_AREA of the picture (and its
+    box less than SHEET_BOX); else None.
+
+    The sheet is the bright part of the paper's colour (Otsu's threshold of its brightness) that holds
+    its brightest point. It must be a sheet, not the lit half of a page: at least half of its outline
+    (where it is not the picture's own edge) is a sharp step in colour (see Sheets), and what lies
+    just outside its box is darker than the sheet."""
+    if found.paper is None or dark_board(found.rgb):
+        return None
+    lum = brightest(found.paper)
+    y, x = np.unravel_index(np.argmax(cv2.blur(lum, (5, 5))), lum.shape)
+    _, bright = cv2.threshold(lum, 0, 1, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    _, labels = cv2.connectedComponents(bright, connectivity=4)
+    sheet = (labels == labels[y, x]).astype(np.uint8)
+    if not 0.03 <= sheet.mean() <= SHEET_AREA:
+        return None
+    rim = (sheet - cv2.erode(sheet, np.ones((3, 3), np.uint8))).astype(bool)
+    rim[0, :] = rim[-1, :] = rim[:, 0] = rim[:, -1] = False  # the picture's own edge is no sheet's edge
+    if not rim.any() or Sheets(found.paper).edges[rim].mean() < 0.5:
+        return None
+    bx, by, bw, bh = cv2.boundingRect(sheet)
+    around = np.zeros(sheet.shape, bool)
+    around[max(0, by - 6):by + bh + 6, max(0, bx - 6):bx + bw + 6] = True
+    around[by:by + bh, bx:bx + bw] = False
+    if not around.any() or np.median(lum[around]) > 0.9 * np.median(lum[sheet > 0]):
+        return None
+    margin = 4  # small pixels
+    x0, y0 = max(0, bx - margin), max(0, by - margin)
+    x1, y1 = min(lum.shape[1], bx + bw + margin), min(lum.shape[0], by + bh + margin)
+    if (x1 - x0) * (y1 - y0) > SHEET_BOX * lum.size:
+        return None
+    f = found.scale * found.rgb.shape[1] / lum.shape[1]  # the original image's pixels per small pixel
+    return round(x0 * f), round(y0 * f), round(x1 * f), round(y1 * f)
 
 
 def two_surfaces(rgb: np.ndarray, box, step: float = EDGE_STEP) -> bool:

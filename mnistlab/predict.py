@@ -281,7 +281,30 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     A photo that is not read surely is looked at again with the paper's colour estimated over a
     window half as wide (locate.NARROW_WINDOW): the wide window, made to be wider than any stroke,
     is wider than a sticky note or a page seen from afar, and mixes the desk into the paper's colour.
-    The second reading is given when it is sure."""
+    If that is not sure either and the photo shows a sheet on a darker desk (locate.sheet_box), the
+    sheet alone is cut out and read the same way: it then fills the working image, so that a page
+    seen from afar is seen in more detail, and the desk's grain is out of the picture. (A --debug
+    picture then shows the sheet.) Each further reading is given only when it is sure, and the
+    sheet's only when its digits are no smaller than the whole photo's smallest (MIN_HEIGHT of it)."""
+    reading, found = _read_twice(model, image, single, min_confidence, top, debug)
+    box = locate.sheet_box(found) if reading["status"] != "ok" else None
+    if box is None:
+        return reading
+    seen = {} if debug is not None else None
+    closer, _ = _read_twice(model, image.crop(box), single, min_confidence, top, seen)
+    if closer["status"] != "ok" or any(d["box"][3] < locate.MIN_HEIGHT * min(image.size) for d in closer["digits"]):
+        return reading
+    for d in closer["digits"]:
+        d["box"] = [d["box"][0] + box[0], d["box"][1] + box[1], *d["box"][2:]]
+    if debug is not None:
+        debug.update(seen)
+    return closer
+
+
+def _read_twice(model, image: Image.Image, single: bool, min_confidence: float, top: int,
+                debug: dict | None) -> tuple[dict, locate.Found]:
+    """`read` with the wide paper window, and again with the narrow one for a photo not read surely;
+    and what the wide window found."""
     found = locate.find_digits(image)
     reading = read_found(model, found, single, min_confidence, top, debug)
     if reading["status"] != "ok" and found.photo:
@@ -290,8 +313,8 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
         if narrow["status"] == "ok":
             if debug is not None:
                 debug.update(seen)
-            return narrow
-    return reading
+            return narrow, found
+    return reading, found
 
 
 def read_found(model, found: locate.Found, single: bool = False, min_confidence: float = MIN_CONFIDENCE,

@@ -681,3 +681,23 @@ def test_a_notes_dark_border_on_a_desk_is_not_taken_for_the_digit(mnist):
     (x, y, w, h), = [found.original_box(m.box) for m in found.digits]
     (tx, ty, tw, th), = scene.boxes
     assert max(0, min(x + w, tx + tw) - max(x, tx)) * max(0, min(y + h, ty + th) - max(y, ty)) > 0.5 * w * h
+
+
+def test_a_sheet_on_a_desk_is_cut_out_but_not_the_lit_half_of_a_page():
+    """A page seen from afar on a darker desk is found as a sheet (predict.read reads it again, cut
+    out, when the whole photo is not read surely); a page that fills the photo, or the lit half of a
+    page whose light falls off softly, is no sheet to cut out."""
+    rng = np.random.default_rng(0)
+    desk = np.empty((900, 1200, 3), np.float32)
+    desk[:] = (110, 75, 45)
+    desk += rng.normal(0, 10, (900, 1200, 1)).astype(np.float32)  # the grain of the desk's boards
+    desk[260:640, 480:760] = (232, 230, 224)
+    box = locate.sheet_box(locate.find_digits(predict.open_image(jpeg(desk, 3.0, seed=0))))
+    assert box is not None
+    x0, y0, x1, y1 = box
+    assert 440 <= x0 <= 480 and 220 <= y0 <= 260 and 760 <= x1 <= 800 and 640 <= y1 <= 680, box
+
+    full = np.full((900, 1200, 3), 235, np.float32)
+    assert locate.sheet_box(locate.find_digits(predict.open_image(jpeg(full, 3.0, seed=0)))) is None
+    lit = full * np.linspace(1.0, 0.55, 1200, dtype=np.float32)[None, :, None]  # light falling off to the right
+    assert locate.sheet_box(locate.find_digits(predict.open_image(jpeg(lit, 3.0, seed=0)))) is None
