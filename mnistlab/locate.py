@@ -47,6 +47,7 @@ WORK_SIZE = 800  # longer side the photo is analysed at
 MIN_SIZE = 224  # an image under half this size is enlarged to it
 POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
 MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
+INKED = 0.4  # a tile with more clear ink than this has its grain measured on its paper alone
 SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast per pixel
 MAX_MARKS = 300  # marks judged at most (the largest), so that a busy scene stays fast
 MIN_HEIGHT = 0.018  # of the working image's shorter side: smaller marks are specks
@@ -324,15 +325,22 @@ def flat_ink(rgb: np.ndarray) -> tuple[np.ndarray, np.float32, np.ndarray]:
 def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """How far the paper estimate lies above the paper, and the paper's grain, as two (rows, cols)
     grids of tiles: the median of `deviation` (estimate minus image) and 1.4826 times its median
-    absolute deviation in each tile. Ink, a minority of any tile's pixels, hardly moves either."""
+    absolute deviation in each tile. Ink, a minority of most tiles' pixels, hardly moves either; in a
+    tile that is more than INKED clear ink (a close-up's thick strokes, a bold printed digit) both
+    are measured on the rest, the paper, so that the ink's own spread is not taken for grain."""
     h, w = deviation.shape
     size = min(max(8, max(h, w) // tiles), h, w) // 2 * 2
     rows, cols = max(1, h // size), max(1, w // size)
     d = deviation[: rows * size: 2, : cols * size: 2].astype(np.float32)
     d = d.reshape(rows, size // 2, cols, size // 2).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
-    median = np.median(d, axis=2, keepdims=True)
-    mad = np.median(np.abs(d - median), axis=2)
-    return median[..., 0].clip(0, None), (1.4826 * mad + 0.5).astype(np.float32)
+    median = np.median(d, axis=2)
+    mad = np.median(np.abs(d - median[..., None]), axis=2)
+    share = (d > MIN_CONTRAST).mean(axis=2)
+    for r, c in zip(*np.nonzero((share > INKED) & (share < 0.9))):  # mostly ink, but paper enough to measure
+        paper = d[r, c][d[r, c] <= MIN_CONTRAST]
+        median[r, c] = np.median(paper)
+        mad[r, c] = np.median(np.abs(paper - median[r, c]))
+    return median.clip(0, None), (1.4826 * mad + 0.5).astype(np.float32)
 
 
 def threshold(ink: np.ndarray, noise: np.ndarray, contrast: Contrast = CLEAR) -> np.ndarray:
@@ -724,6 +732,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         if strength[i] < max(contrast.mark, contrast.clarity * grain[i]):
             mark.reason = "too faint"
         elif photo:  # straightness, edges and the surface under the mark
+            cut = x == 0 or y == 0 or x + bw == w or y + bh == h
             own = labels[y:y + bh, x:x + bw] == i
             ys_own, xs_own = ys, xs = np.nonzero(own)
             ys, xs = ((ys + y) // pool).clip(0, lum.shape[0] - 1), ((xs + x) // pool).clip(0, lum.shape[1] - 1)
@@ -742,9 +751,9 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                 mark.reason = "between two surfaces: an edge?"
             elif median(lum[ys, xs]) < 0.45 * paper_level:
                 mark.reason = "off the paper"
-            elif bw > 0.8 * w or bh > 0.8 * h:
-                mark.reason = "too large"
-            elif x == 0 or y == 0 or x + bw == w or y + bh == h:
+            elif bw > 0.95 * w or bh > 0.95 * h or (bw > 0.8 * w or bh > 0.8 * h) and cut:
+                mark.reason = "too large"  # a close-up's digit may fill 0.8-0.95 of the picture, inside its frame
+            elif cut:
                 mark.reason = "cut by the picture's edge"
         if mark.reason:
             found.rejected.append(mark)
