@@ -751,7 +751,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                 mark.reason = "between two surfaces: an edge?"
             elif median(lum[ys, xs]) < 0.45 * paper_level:
                 mark.reason = "off the paper"
-            elif bw > 0.95 * w or bh > 0.95 * h or (bw > 0.8 * w or bh > 0.8 * h) and cut:
+            elif bw > 0.95 * w or bh > 0.95 * h \
+                    or ((bw > 0.8 * w or bh > 0.8 * h) and (cut or _holes(own) > 2)):
                 mark.reason = "too large"  # a close-up's digit may fill 0.8-0.95 of the picture, inside its frame
             elif cut:
                 mark.reason = "cut by the picture's edge"
@@ -819,6 +820,12 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # A faint straight stroke beside the line may be a "1" written lightly:
     found.faint_digit |= any(_next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
     return found
+
+
+def _holes(own: np.ndarray) -> int:
+    """How many holes a mark (its own pixels, bool) has: a digit at most two, a net of lines many."""
+    n, _ = cv2.connectedComponents(np.pad(~own, 1, constant_values=True).view(np.uint8), connectivity=4)
+    return n - 2  # less the mark's outside
 
 
 def sheet_box(found: Found) -> tuple[int, int, int, int] | None:

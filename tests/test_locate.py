@@ -711,3 +711,17 @@ def test_a_close_up_of_a_thick_digit_is_read(model, digits):
     box = int(900 * 0.9 / 0.8)  # the ink 90% of the picture's height (MNIST's 28 pixels hold 20 of ink)
     right = sum(reading(model, close_up(d, box, seed=i))["text"] == label for i, (d, label) in enumerate(digits))
     assert right >= 8, right  # 9 of 12 with a small model like the test's; 4 with the grain measured on the ink
+
+
+def test_a_checked_tablecloth_is_not_a_close_up_digit(mnist):
+    """Scene 0 of mnistlab/scenes.py's sticky-note kind (held-out split): a note on a checked
+    tablecloth. With the narrow paper window the cloth's checks join into one net of lines as tall as
+    the picture, inside its frame; a close-up's digit may be that large, but a net has many holes."""
+    from mnistlab import scenes as ps
+
+    digits = ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy(), "holdout")
+    image = predict.open_image(ps.make_scene("sticky-note", 0, digits).jpeg, size=locate.WORK_SIZE)
+    found = locate.find_digits(image, locate.NARROW_WINDOW)
+    h, w = found.mask.shape
+    assert any(m.reason == "too large" for m in found.rejected)
+    assert all(d.box[2] <= 0.8 * w and d.box[3] <= 0.8 * h for d in found.digits), [d.box for d in found.digits]
