@@ -19,10 +19,12 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    found (a number's digits written with varying pressure), a second look takes anything that stands
    out from the paper's grain (pencil, a thin pen far away); what it finds is read like the rest, and
    only a confident reading is claimed.
-4. Remove long straight lines (rulings, grid squares, margins, page and note edges) found by the
-   probabilistic Hough transform, then bridge the strokes that crossed them. A lone straight stroke
-   (no line parallel to it, not running across the picture) may be a big "1": when nothing else is
-   found, the marks are found again with it kept.
+4. Remove what people draw around their digits: a closed loop holding them (a form's box, a circled
+   answer) goes first. Then remove long straight lines (rulings, grid squares, margins, page and note
+   edges) found by the probabilistic Hough transform along their middle, then bridge the strokes
+   that crossed them. A lone straight stroke (no line parallel to it, not running across the
+   picture) may be a big "1": when nothing else is found, the marks are found again with it kept.
+   Last, a shorter line drawn under a number goes, alone or where it touches the digits.
 5. Connected components -> marks; specks, shapes that sit on a brightness edge of the surface (the
    border of a page or a sticky note, a shadow's edge), thin straight marks with another surface on
    each side (a note's dark border on a desk) and marks on a surface much darker than the
@@ -31,8 +33,8 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
 6. Digits must be of a similar height on one line, no further apart than three digits' heights; a
    mark much wider than a digit is two or more touching digits and is sliced at its thinnest columns
    (predict.read joins the slices into digits).
-   A digit-sized mark beside the line that could not be read (cut by the picture's edge, or just too
-   faint) means the line is not whole: its reading is unsure.
+   A digit-sized mark beside the line that could not be read (cut by the picture's edge, just too
+   faint, or not level with the digits) means the line is not whole: its reading is unsure.
 
 Everything is in OpenCV; `Found` keeps what a --debug picture needs.
 """
@@ -117,6 +119,7 @@ class Found:
     rejected: list[Mark] = field(default_factory=list)
     runs_off: bool = False  # a digit-sized mark next to the line's end is cut by the picture's edge
     faint_digit: bool = False  # a digit-sized mark beside the line's digits was too faint to read
+    off_line: bool = False  # a digit-sized mark beside the line's digits was not level with them
     faint: bool = False  # found by the second look alone: nothing stood out clearly
     paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
 
@@ -127,7 +130,7 @@ class Found:
     @property
     def whole(self) -> bool:
         """Whether the line of digits found is all there is to read."""
-        return not (self.runs_off or self.faint_digit)
+        return not (self.runs_off or self.faint_digit or self.off_line)
 
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own),
@@ -382,9 +385,8 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray,
             lone = True
             if spare_lone:
                 continue
-        (ex1, ey1), (ex2, ey2) = _across(x1, y1, x2, y2, w, h)
-        if any(abs(ex1 - a) + abs(ey1 - b) + abs(ex2 - c) + abs(ey2 - d) <= 4 for a, b, c, d in lines):
-            continue  # another piece of a line already followed
+        if _followed(x1, y1, x2, y2, w, h, lines):
+            continue
         vertical = abs(y2 - y1) > abs(x2 - x1)
         # Thickness: the median, over points along the segment, of the ink across it (within 6 px).
         t = np.linspace(0, 1, 64)
@@ -396,8 +398,19 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray,
         else:
             across = m8[(ys[:, None] + offsets).clip(0, h - 1), xs[:, None]]
         thick = median(across.sum(axis=1))
+        if thick > 6 or thick < 1:  # a wide band (a thick stroke, a shadow) or mostly gaps
+            continue
+        # A thick line may be found along either of its edges: follow it along its middle, where its
+        # ink is measured, so that its other edge is the same line.
+        shift = _middle(across)
+        if shift:
+            x1, x2, xs = (x1 + shift, x2 + shift, (xs + shift).clip(0, w - 1)) if vertical else (x1, x2, xs)
+            y1, y2, ys = (y1, y2, ys) if vertical else (y1 + shift, y2 + shift, (ys + shift).clip(0, h - 1))
+        if shift and _followed(x1, y1, x2, y2, w, h, lines):
+            continue
+        (ex1, ey1), (ex2, ey2) = _across(x1, y1, x2, y2, w, h)
         on = m8[ys, xs] > 0
-        if thick > 6 or thick < 1 or on.sum() < 8:  # a wide band (a thick stroke, a shadow) or mostly gaps
+        if on.sum() < 8:
             continue
         # The line's own ink per channel, and a margin for the grain: ink above it is a stroke on the line.
         strengths.append(np.percentile(colour[ys[on], xs[on]], 90, axis=0)
@@ -415,6 +428,26 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray,
             line_ink = (colour[ys, xs] <= strengths[band[ys, xs]]).all(axis=1)  # no stronger than the line
             cleaned[ys[line_ink], xs[line_ink]] = 0
     return cleaned.astype(bool), lines, lone
+
+
+def _followed(x1: int, y1: int, x2: int, y2: int, w: int, h: int, lines: list) -> bool:
+    """Whether the segment is another piece of one of the `lines` already followed across the picture."""
+    (ex1, ey1), (ex2, ey2) = _across(x1, y1, x2, y2, w, h)
+    return any(abs(ex1 - a) + abs(ey1 - b) + abs(ex2 - c) + abs(ey2 - d) <= 4 for a, b, c, d in lines)
+
+
+def _middle(across: np.ndarray) -> int:
+    """How far (pixels, rounded) the middle of a line's ink lies from the segment found along it:
+    `across` holds the mask across the line, one row per point along it with the segment in the
+    middle column; the median, over the points on the ink, of the middle of their run of ink."""
+    c = across.shape[1] // 2
+    rows = across[across[:, c] > 0].astype(bool)
+    if len(rows) < 8:
+        return 0
+    # Each point's run through the middle: its ink columns connected to the middle one.
+    left = np.cumprod(rows[:, c::-1], axis=1).sum(axis=1) - 1  # ink columns to the left of the middle
+    right = np.cumprod(rows[:, c:], axis=1).sum(axis=1) - 1
+    return round(float(np.median((right - left) / 2)))
 
 
 def _lone_stroke(segment, segments: np.ndarray, w: int, h: int) -> bool:
@@ -692,14 +725,101 @@ def _faint_ink_beside(found: Found, ink: np.ndarray, noise: np.ndarray) -> bool:
 def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, noise: np.ndarray, bg: np.ndarray,
           contrast: Contrast) -> "Found":
     """The digits of a photo whose ink stands out by `contrast`, with the lines removed."""
-    mask = threshold(ink, noise, contrast)
+    mask, frames = without_frames(threshold(ink, noise, contrast), MIN_HEIGHT * min(rgb.shape[:2]))
     cleaned, lines, lone = remove_lines(mask, colour, noise)
     found = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
     if lone and not found.digits:  # a big "1" is a straight line too: read it when nothing else is written
         cleaned, lines, _ = remove_lines(mask, colour, noise, spare_lone=True)
         spared = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
         found = spared if spared.digits else found
+    found.rejected += [Mark(box, [], reason="a frame around the digits") for box in frames]
     return found
+
+
+def without_underlines(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+                       least: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The mask (its rulings removed) without the lines drawn under (or over) a number, narrower than
+    half the picture: a mark at least 8 times `least` long and 8 times longer than thick, alone (it
+    would be joined with the digits above it); or, in a sparse mark at least 4 times `least` tall and
+    1.5 times wider than tall, the thin straight horizontal runs in its top or bottom quarter as long
+    as 1.2 times its height that span most of its width (a line that touches the digits). A digit's
+    own bars are shorter than it is tall. `labels` and `stats` are the mask's components; also the
+    lines' boxes."""
+    x, y, bw, bh, area = stats.T
+    narrow = (bw < 0.5 * mask.shape[1]) & (np.arange(len(stats)) > 0)
+    cleaned, boxes = mask, []
+    for i in np.nonzero(narrow & (bw >= 8 * least) & (bw >= 8 * bh))[0].tolist():
+        cleaned = cleaned.copy() if cleaned is mask else cleaned
+        box = np.s_[y[i]:y[i] + bh[i], x[i]:x[i] + bw[i]]
+        cleaned[box][labels[box] == i] = False
+        boxes.append(tuple(int(v) for v in stats[i, :4]))
+    for i in np.nonzero(narrow & (bh >= 4 * least) & (bw >= 1.5 * bh) & (area <= 0.35 * bw * bh))[0].tolist():
+        box = np.s_[y[i]:y[i] + bh[i], x[i]:x[i] + bw[i]]
+        own = (labels[box] == i).view(np.uint8)
+        runs = cv2.morphologyEx(own, cv2.MORPH_OPEN, np.ones((1, round(1.2 * bh[i])), np.uint8))
+        runs[bh[i] // 4: bh[i] - bh[i] // 4] = 0
+        cols = np.nonzero(runs.any(axis=0))[0]
+        if not len(cols) or np.ptp(cols) < 0.8 * bw[i] or median(runs.sum(axis=0)[cols]) > 0.12 * bh[i]:
+            continue
+        line = cv2.dilate(runs, np.ones((3, 1), np.uint8)) > 0
+        _, _, rest, _ = cv2.connectedComponentsWithStats((own & ~line).view(np.uint8), connectivity=8)
+        rest = rest[1:]
+        if not len(rest):
+            continue
+        # A line under digits joins two or more of them, or runs on past their ends; a "3"'s or a
+        # "5"'s bowl, wider than tall, ends in its sides.
+        joins = np.count_nonzero(rest[:, 3] >= 0.4 * bh[i]) >= 2
+        past = max(rest[:, 0].min() - cols[0], cols[-1] + 1 - (rest[:, 0] + rest[:, 2]).max()) > 0.25 * bh[i]
+        if joins or past:
+            cleaned = cleaned.copy() if cleaned is mask else cleaned
+            cleaned[box][line] = False
+            rows = np.nonzero(runs.any(axis=1))[0]
+            boxes.append((int(x[i] + cols[0]), int(y[i] + rows[0]), int(np.ptp(cols) + 1), int(np.ptp(rows) + 1)))
+    return cleaned, boxes
+
+
+def without_frames(mask: np.ndarray, least: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The mask without the frames drawn around digits (a form's box, a circled answer), and their
+    boxes. A frame is a thin closed loop, at least 4 times `least` tall and wide and inside the
+    picture, whose inside (a few holes at most, where digits touch it: a grid's net has many) is most
+    of its box and holds a mark at least 0.4 of its height tall, apart from it or reaching deep into
+    it (a "0" holds nothing, a coffee ring specks at most). Only the loop goes, about as thick as it
+    is at its inner edge: the digits that touch it stay. It goes before the lines are removed: a long
+    box's sides would be taken for rulings, and its ends left as two "1"s. Loops are found by their
+    contours' holes (OpenCV's two-level contour tree), which costs a fraction of a labelling."""
+    h, w = mask.shape
+    contours, tree = cv2.findContours(mask.view(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    cleaned, boxes = mask, []
+    for i, contour in enumerate(contours):
+        x, y, bw, bh = cv2.boundingRect(contour)
+        if tree[0, i, 3] >= 0 or min(bw, bh) < 4 * least or x == 0 or y == 0 or x + bw == w or y + bh == h:
+            continue  # a hole, small, or cut by the picture's edge
+        holes, child = [], tree[0, i, 2]
+        while child >= 0 and len(holes) <= 4:
+            holes.append(contours[child])
+            child = tree[0, child, 0]
+        if not holes or len(holes) > 4 or sum(cv2.contourArea(c) for c in holes) < 0.4 * bw * bh:
+            continue
+        box = np.s_[y:y + bh, x:x + bw]
+        _, labels = cv2.connectedComponents(mask[box].view(np.uint8), connectivity=8)
+        own = labels == labels[contour[0, 0, 1] - y, contour[0, 0, 0] - x]
+        if own.sum() > 0.5 * bw * bh:
+            continue  # not a thin loop
+        outside = np.pad(~own, 1, constant_values=True).view(np.uint8)
+        cv2.floodFill(outside, None, (0, 0), 2)
+        inside = outside[1:-1, 1:-1] == 1  # its holes
+        filled = np.pad(own | inside, 1).view(np.uint8)
+        depth = cv2.distanceTransform(filled, cv2.DIST_L2, 3)[1:-1, 1:-1]  # from the outside
+        edge = own & cv2.dilate(inside.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        thick = np.percentile(depth[edge], 25)
+        loop = own & (depth <= thick + 1.5)
+        deep = own & (depth > max(3 * thick, 0.1 * min(bw, bh)))  # a digit that touches it, not the loop's own
+        _, _, held, _ = cv2.connectedComponentsWithStats((deep | (mask[box] & inside)).view(np.uint8), connectivity=8)
+        if held[1:, 3].max(initial=0) >= 0.4 * bh:  # a digit, not specks
+            cleaned = cleaned.copy() if cleaned is mask else cleaned
+            cleaned[box][loop] = False
+            boxes.append((x, y, bw, bh))
+    return cleaned, boxes
 
 
 def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink: np.ndarray, noise, bg: np.ndarray,
@@ -707,7 +827,14 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up."""
     h, w = mask.shape
     n, labels, stats = components(mask)
+    min_h = max(6, MIN_HEIGHT * min(h, w))
+    under = []
+    if photo:
+        mask, under = without_underlines(mask, labels, stats, MIN_HEIGHT * min(h, w))
+        if under:
+            n, labels, stats = components(mask)
     found = Found(scale, rgb, ink, mask, labels, lines, paper=bg if photo else None)
+    found.rejected += [Mark(box, [], reason="a line under the digits") for box in under]
 
     if photo:
         # The surface the ink lies on: ink sits inside a sheet of paper (or a board), not across its edge.
@@ -718,7 +845,6 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         # A pen's stroke has a sharp edge; a shadow's, a fold's or a blur's is soft.
         gradient = cv2.morphologyEx(ink, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
 
-    min_h = max(6, MIN_HEIGHT * min(h, w))
     big = (np.maximum(stats[:, 2], stats[:, 3]) >= 0.4 * min_h) & (stats[:, 4] >= 0.1 * min_h ** 2 / 4)
     big[0] = False  # the background
     if big.sum() > MAX_MARKS:  # a busy scene (a desk's grain, the second look at a textured page): the largest
@@ -819,6 +945,9 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                             if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
     # A faint straight stroke beside the line may be a "1" written lightly:
     found.faint_digit |= any(_next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
+    # A digit-sized mark just beside the line, but not level with it, may be its digits that climb
+    # more steeply than the line was followed:
+    found.off_line = any(_next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
     return found
 
 

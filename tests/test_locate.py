@@ -725,3 +725,72 @@ def test_a_checked_tablecloth_is_not_a_close_up_digit(mnist):
     h, w = found.mask.shape
     assert any(m.reason == "too large" for m in found.rejected)
     assert all(d.box[2] <= 0.8 * w and d.box[3] <= 0.8 * h for d in found.digits), [d.box for d in found.digits]
+
+
+def marked(digits, mark, seed) -> bytes:
+    """Digits written in blue on plain paper, 200 pixels tall, and a `mark` drawn with them as people
+    do: "box" (a form's field around them, 3 pixels of grey), "underline" (the pen's line under a
+    number, touching its digits or not) or "ring" (a circled answer, its ends overlapping)."""
+    img = np.full((900, 1200, 3), (236, 234, 228), np.float32)
+    size, y, ink = 200, 330, (30, 40, 120)
+    x0 = 600 - int(len(digits) * size * 0.4) - size // 10
+    for j, d in enumerate(digits):
+        write(img, d, x0 + int(j * size * 0.8), y, size, ink)
+    right = x0 + int(len(digits) * size * 0.8) + size // 5
+    if mark == "box":
+        cv2.rectangle(img, (x0 + 5, y + 5), (right + 5, y + size - 5), (90, 90, 90), 3)
+    elif mark == "underline":
+        cv2.line(img, (x0 + 20, y + size - 10), (right - 10, y + size - 4), ink, 5)
+    elif mark == "ring":
+        cv2.ellipse(img, ((x0 + right) // 2, y + size // 2), ((right - x0) // 2 + 20, int(size * 0.62)), 0, -20, 350, ink, 5)
+    return jpeg(img, 2.0, seed)
+
+
+def test_a_number_in_a_box_underlined_or_circled_is_read(model, digits):
+    """A box drawn around the digits is a closed loop holding them: it is taken out before the
+    rulings are looked for (its long sides would be taken for rulings, its ends left as two "1"s);
+    a line under a number (alone, or touching the digits) is no digit either. Each is read as the
+    same digits as without the mark (before, a boxed "113" was read as a sure "11131")."""
+    numbers = [[d for d, _ in digits[i:i + 3]] for i in range(0, 12, 3)]
+    singles = [[d] for d, _ in digits]
+    def digits_seen(blob):
+        r = reading(model, blob)
+        return r.get("text") or r.get("guess")
+
+    for mark, cases, least in (("box", numbers, 3), ("underline", numbers, 3), ("box", singles, 10), ("ring", singles, 10)):
+        plain = [digits_seen(marked(n, None, seed=i)) for i, n in enumerate(cases)]
+        read = [digits_seen(marked(n, mark, seed=i)) for i, n in enumerate(cases)]
+        assert sum(r == p and p is not None for r, p in zip(read, plain)) >= least, (mark, read, plain)
+    found = locate.find_digits(predict.open_image(marked(numbers[0], "box", 0), size=locate.WORK_SIZE))
+    assert [m.reason for m in found.rejected] == ["a frame around the digits"]
+
+
+def test_a_digit_in_a_printed_box_is_read(model, digits):
+    """A box's 3-pixel line is found by the Hough transform along either of its edges: it is followed
+    along its middle, where its ink is measured, so that its darker core is not left behind (2 of
+    24 digits were read inside a box whose sides lie 10% of the digit's size from its ink)."""
+    right = 0
+    for i, (d, label) in enumerate(digits):
+        img = np.full((900, 1200, 3), (236, 234, 228), np.float32)
+        write(img, d, 450, 300, 300, (30, 40, 120))
+        cv2.rectangle(img, (450, 300), (750, 600), (60, 60, 60), 3)
+        right += reading(model, jpeg(img, 2.0, i))["text"] == label
+    assert right >= 10, right
+
+
+def test_a_digit_beside_the_line_but_not_level_with_it_keeps_the_reading_unsure():
+    """The line of digits is followed from its tallest mark (here a blot 100 pixels tall, left of a
+    number), each mark level with the last one taken; digits that climb more steeply are left off it.
+    When one of them is next to the line's digits, the line is not all there is to read (a number
+    "18607" written climbing, beside the shadow of a page's edge, was read as a sure "07")."""
+    def found(y):
+        mask = np.zeros((600, 800), np.uint8)
+        for x, cy, h in ((100, 300, 100), (250, y, 50), (320, 355, 55), (390, 335, 45)):  # "0"s
+            cv2.ellipse(mask, (x + h // 3, cy), (h // 3, h // 2), 0, 0, 360, 1, 4)
+        return locate._digits_in(mask.astype(bool), [], np.zeros((600, 800, 3), np.uint8), 1.0,
+                                 mask * np.uint8(200), np.float32(2), None, False, locate.CLEAR)
+
+    level, climbing = found(360), found(390)
+    assert len(level.digits) == 4 and level.whole
+    assert len(climbing.digits) == 3 and [m.reason for m in climbing.rejected] == ["off the line of digits"]
+    assert not climbing.whole
