@@ -738,13 +738,16 @@ def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, no
 
 def without_underlines(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
                        least: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """The mask (its rulings removed) without the lines drawn under (or over) a number, narrower than
-    half the picture: a mark at least 8 times `least` long and 8 times longer than thick, alone (it
-    would be joined with the digits above it); or, in a sparse mark at least 4 times `least` tall and
-    1.5 times wider than tall, the thin straight horizontal runs in its top or bottom quarter as long
-    as 1.2 times its height that span most of its width (a line that touches the digits). A digit's
-    own bars are shorter than it is tall. `labels` and `stats` are the mask's components; also the
-    lines' boxes."""
+    """The mask (its rulings removed) without the lines drawn under (or over) a number, and their
+    boxes; `labels` and `stats` are the mask's components. Only marks narrower than half the picture
+    count (not rulings):
+    - a line alone, at least 8 times `least` long and 8 times longer than thick (it would be joined
+      with the digits above it);
+    - a line that touches the digits: in a sparse mark at least 4 times `least` tall and 1.5 times
+      wider than tall, a thin straight horizontal run in its top or bottom quarter, 1.2 times its
+      height long and spanning most of its width, that joins two tall pieces or runs on past their
+      ends. A digit's own bars are shorter than it is tall; a "3"'s bowl, wider than tall, ends in
+      its sides."""
     x, y, bw, bh, area = stats.T
     narrow = (bw < 0.5 * mask.shape[1]) & (np.arange(len(stats)) > 0)
     cleaned, boxes = mask, []
@@ -766,8 +769,6 @@ def without_underlines(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
         rest = rest[1:]
         if not len(rest):
             continue
-        # A line under digits joins two or more of them, or runs on past their ends; a "3"'s or a
-        # "5"'s bowl, wider than tall, ends in its sides.
         joins = np.count_nonzero(rest[:, 3] >= 0.4 * bh[i]) >= 2
         past = max(rest[:, 0].min() - cols[0], cols[-1] + 1 - (rest[:, 0] + rest[:, 2]).max()) > 0.25 * bh[i]
         if joins or past:
@@ -780,13 +781,14 @@ def without_underlines(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
 
 def without_frames(mask: np.ndarray, least: float) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """The mask without the frames drawn around digits (a form's box, a circled answer), and their
-    boxes. A frame is a thin closed loop, at least 4 times `least` tall and wide and inside the
-    picture, whose inside (a few holes at most, where digits touch it: a grid's net has many) is most
-    of its box and holds a mark at least 0.4 of its height tall, apart from it or reaching deep into
-    it (a "0" holds nothing, a coffee ring specks at most). Only the loop goes, about as thick as it
-    is at its inner edge: the digits that touch it stay. It goes before the lines are removed: a long
-    box's sides would be taken for rulings, and its ends left as two "1"s. Loops are found by their
-    contours' holes (OpenCV's two-level contour tree), which costs a fraction of a labelling."""
+    boxes. A frame is a thin closed loop (at most half its box), at least 4 times `least` tall and
+    wide and inside the picture, whose inside (a few holes at most, where digits touch it: a grid's
+    net has many) is most of its box and holds a mark at least 0.4 of its height tall, apart from it
+    or reaching deep into it (a "0" holds nothing, a coffee ring specks at most). Only the loop goes,
+    about as thick as it is at its inner edge: the digits that touch it stay. It goes before the
+    lines are removed: a long box's sides would be taken for rulings, and its ends left as two "1"s.
+    Loops are found by their contours' holes (OpenCV's two-level contour tree), which costs a
+    fraction of a labelling."""
     h, w = mask.shape
     contours, tree = cv2.findContours(mask.view(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     cleaned, boxes = mask, []
