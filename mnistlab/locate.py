@@ -34,7 +34,8 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    mark much wider than a digit is two or more touching digits and is sliced at its thinnest columns
    (predict.read joins the slices into digits).
    A digit-sized mark beside the line that could not be read (cut by the picture's edge, just too
-   faint, or not level with the digits) means the line is not whole: its reading is unsure.
+   faint, or not level with the digits), or a second line of marks as large as the digits (another
+   number below the first), means the line is not all there is: its reading is unsure.
 
 Everything is in OpenCV; `Found` keeps what a --debug picture needs.
 """
@@ -120,6 +121,7 @@ class Found:
     runs_off: bool = False  # a digit-sized mark next to the line's end is cut by the picture's edge
     faint_digit: bool = False  # a digit-sized mark beside the line's digits was too faint to read
     off_line: bool = False  # a digit-sized mark beside the line's digits was not level with them
+    other_line: bool = False  # another line of marks as large as the digits was not read
     faint: bool = False  # found by the second look alone: nothing stood out clearly
     paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
 
@@ -130,7 +132,7 @@ class Found:
     @property
     def whole(self) -> bool:
         """Whether the line of digits found is all there is to read."""
-        return not (self.runs_off or self.faint_digit or self.off_line)
+        return not (self.runs_off or self.faint_digit or self.off_line or self.other_line)
 
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own),
@@ -935,6 +937,11 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = "smaller than the digits" if m.h < 0.4 * ref.h else "off the line of digits"
     found.rejected += [m for m in marks if m.reason]
     found.digits = sorted((m for m in marks if not m.reason), key=lambda m: m.x)
+    # Another line of writing as large as the digits (a second number below the first) is not read:
+    # the reading is then not all there is.
+    tall = float(np.median([d.h for d in found.digits]))
+    others = [m for m in marks if m.reason == "off the line of digits" and 0.6 * tall <= m.h <= 1.6 * tall]
+    found.other_line = any(sum(c in others for c in company(m)) >= 2 for m in others)
     found.runs_off = bool(found.digits) and any(_next_digit(found.digits, m) for m in found.rejected
                                                 if m.reason == "cut by the picture's edge")
     beside = [m for m in found.rejected if not any(min(d.x + d.box[2], m.x + m.box[2]) > max(d.x, m.x)

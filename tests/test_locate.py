@@ -794,3 +794,20 @@ def test_a_digit_beside_the_line_but_not_level_with_it_keeps_the_reading_unsure(
     assert len(level.digits) == 4 and level.whole
     assert len(climbing.digits) == 3 and [m.reason for m in climbing.rejected] == ["off the line of digits"]
     assert not climbing.whole
+
+
+def test_a_second_line_of_digits_keeps_the_reading_unsure(model, digits):
+    """One line of digits is read; a second number written below the first is not, so the reading is
+    not all there is (it was a sure reading of one of the two numbers)."""
+    def page(rows):
+        img = np.full((900, 1200, 3), (236, 234, 228), np.float32)
+        for r, row in enumerate(rows):
+            for j, (d, _) in enumerate(row):
+                write(img, d, 350 + j * 120, 200 + r * 300, 150, (30, 40, 120))
+        return jpeg(img, 2.0, len(rows))
+
+    one, two = page([digits[:3]]), page([digits[:3], digits[3:6]])
+    assert locate.find_digits(predict.open_image(one, size=locate.WORK_SIZE)).whole
+    found = locate.find_digits(predict.open_image(two, size=locate.WORK_SIZE))
+    assert len(found.digits) == 3 and found.other_line and not found.whole
+    assert reading(model, two)["status"] == "unsure"
