@@ -809,9 +809,7 @@ def without_frames(mask: np.ndarray, least: float) -> tuple[np.ndarray, list[tup
         own = labels == labels[contour[0, 0, 1] - y, contour[0, 0, 0] - x]
         if own.sum() > 0.5 * bw * bh:
             continue  # not a thin loop
-        outside = np.pad(~own, 1, constant_values=True).view(np.uint8)
-        cv2.floodFill(outside, None, (0, 0), 2)
-        inside = outside[1:-1, 1:-1] == 1  # its holes
+        inside = _inside(own)
         filled = np.pad(own | inside, 1).view(np.uint8)
         depth = cv2.distanceTransform(filled, cv2.DIST_L2, 3)[1:-1, 1:-1]  # from the outside
         edge = own & cv2.dilate(inside.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
@@ -831,7 +829,6 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up."""
     h, w = mask.shape
     n, labels, stats = components(mask)
-    min_h = max(6, MIN_HEIGHT * min(h, w))
     under = []
     if photo:
         mask, under = without_underlines(mask, labels, stats, MIN_HEIGHT * min(h, w))
@@ -849,6 +846,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         # A pen's stroke has a sharp edge; a shadow's, a fold's or a blur's is soft.
         gradient = cv2.morphologyEx(ink, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
 
+    min_h = max(6, MIN_HEIGHT * min(h, w))
     big = (np.maximum(stats[:, 2], stats[:, 3]) >= 0.4 * min_h) & (stats[:, 4] >= 0.1 * min_h ** 2 / 4)
     big[0] = False  # the background
     if big.sum() > MAX_MARKS:  # a busy scene (a desk's grain, the second look at a textured page): the largest
@@ -960,10 +958,17 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     return found
 
 
+def _inside(own: np.ndarray) -> np.ndarray:
+    """The pixels inside a mark's loops (`own`: its pixels, bool): those that cannot be reached from
+    outside its box without crossing it."""
+    outside = np.pad(~own, 1, constant_values=True).view(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] == 1
+
+
 def _holes(own: np.ndarray) -> int:
     """How many holes a mark (its own pixels, bool) has: a digit at most two, a net of lines many."""
-    n, _ = cv2.connectedComponents(np.pad(~own, 1, constant_values=True).view(np.uint8), connectivity=4)
-    return n - 2  # less the mark's outside
+    return cv2.connectedComponents(_inside(own).view(np.uint8), connectivity=4)[0] - 1
 
 
 def sheet_box(found: Found) -> tuple[int, int, int, int] | None:
@@ -1043,9 +1048,7 @@ def _holds_marks(mark: Mark, labels: np.ndarray, least: int = 2) -> bool:
     part = labels[y:y + h, x:x + w]
     pieces = [(np.count_nonzero(part == label), label) for label in mark.labels]
     largest = max(pieces)[1]
-    outside = np.pad((part != largest).astype(np.uint8), 1, constant_values=1)
-    cv2.floodFill(outside, None, (0, 0), 2)  # everything reachable from the border without crossing it
-    enclosed = outside[1:-1, 1:-1] == 1  # inside its loops
+    enclosed = _inside(part == largest)
     inside = 0
     for _, label in pieces:
         ys, xs = np.nonzero(part == label)

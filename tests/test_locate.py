@@ -811,3 +811,26 @@ def test_a_second_line_of_digits_keeps_the_reading_unsure(model, digits):
     found = locate.find_digits(predict.open_image(two, size=locate.WORK_SIZE))
     assert len(found.digits) == 3 and found.other_line and not found.whole
     assert reading(model, two)["status"] == "unsure"
+
+
+def test_a_line_under_touching_digits_goes_but_not_a_wide_bowl():
+    """A line under a number that touches its digits (joining two of them, or running on past them)
+    is taken out; the bottom of a "3"'s wide bowl, as long and as straight, is not."""
+    def cleaned(draw):
+        mask = np.zeros((600, 800), np.uint8)
+        draw(mask)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        return locate.without_underlines(mask.astype(bool), labels, stats, 10.0)
+
+    def number(mask):  # "11" and a line under it that both strokes reach
+        for x in (300, 400):
+            cv2.line(mask, (x, 200), (x, 300), 1, 4)
+        cv2.line(mask, (270, 300), (440, 300), 1, 4)
+
+    def bowl(mask):  # the lower bowl of a wide "3": a flat bottom, a tall side and a short end
+        cv2.polylines(mask, [np.array([[335, 285], [340, 300], [460, 300], [470, 240]])], False, 1, 4)
+
+    mask, boxes = cleaned(number)
+    assert len(boxes) == 1 and cv2.connectedComponents(mask.view(np.uint8))[0] - 1 == 2  # the two strokes alone
+    mask, boxes = cleaned(bowl)
+    assert boxes == [] and mask.sum() > 0
