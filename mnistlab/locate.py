@@ -58,6 +58,7 @@ FEW_COMPONENTS = 8  # up to this many (with the background), components' stats a
 SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
+EDGES = ("across an edge of the paper", "along an edge of the paper", "between two surfaces: an edge?")  # a mark on the paper's edge
 GAP = 3.0  # digits of one number lie at most this many digit heights apart (one may be missing between)
 EDGE_STEP = 40  # grey levels between the surfaces on a thin mark's two sides: an edge, not a stroke
 WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture's longer side...
@@ -122,6 +123,7 @@ class Found:
     faint_digit: bool = False  # a digit-sized mark beside the line's digits was too faint to read
     off_line: bool = False  # a digit-sized mark beside the line's digits was not level with them
     other_line: bool = False  # another line of marks as large as the digits was not read
+    on_edge: bool = False  # a digit-sized mark beside the line's digits lay on the paper's edge
     faint: bool = False  # found by the second look alone: nothing stood out clearly
     paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
 
@@ -132,7 +134,7 @@ class Found:
     @property
     def whole(self) -> bool:
         """Whether the line of digits found is all there is to read."""
-        return not (self.runs_off or self.faint_digit or self.off_line or self.other_line)
+        return not (self.runs_off or self.faint_digit or self.off_line or self.other_line or self.on_edge)
 
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own),
@@ -872,11 +874,11 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             elif rim.any() and median(gradient[y:y + bh, x:x + bw][rim]) < SHARPNESS * max(strength[i], 1):
                 mark.reason = "blurred edges: a shadow?"
             elif sheets.inside(ys, xs) < 0.9:
-                mark.reason = "across an edge of the paper"
+                mark.reason = EDGES[0]
             elif sheets.along_edge(ys, xs) > 0.6:
-                mark.reason = "along an edge of the paper"
+                mark.reason = EDGES[1]
             elif max(bw, bh) >= 3 * min(bw, bh) and two_surfaces(rgb, mark.box):
-                mark.reason = "between two surfaces: an edge?"
+                mark.reason = EDGES[2]
             elif median(lum[ys, xs]) < 0.45 * paper_level:
                 mark.reason = "off the paper"
             elif bw > 0.95 * w or bh > 0.95 * h \
@@ -955,6 +957,11 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # A digit-sized mark just beside the line, but not level with it, may be its digits that climb
     # more steeply than the line was followed:
     found.off_line = any(_next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
+    # A digit written at the paper's very edge (a "1" along a sticky note's side) is taken for the edge,
+    # with the edge's piece beside it, when it is as dark as the digits and no wider than the widest:
+    widest = max(d.box[2] for d in found.digits)
+    found.on_edge = any(_next_digit(found.digits, m) for m in found.rejected if m.reason in EDGES
+                        and m.box[2] <= widest and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
     return found
 
 

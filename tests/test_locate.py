@@ -796,6 +796,23 @@ def test_a_digit_beside_the_line_but_not_level_with_it_keeps_the_reading_unsure(
     assert not climbing.whole
 
 
+def test_a_digit_on_the_papers_edge_keeps_the_reading_unsure(mnist):
+    """A "1" written at the very edge of a green sticky note ("17163", scene 13 of mnistlab/scenes.py's
+    number kind, tuning split) is taken for the note's edge; the four digits left were read as a sure
+    "7163". Now the edge's piece, as dark as the digits, no wider and beside them, leaves the reading
+    unsure. The note's other edges, long or far from the digits, do not."""
+    from mnistlab import scenes as ps
+
+    scene = ps.make_scene("number", 13, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    assert scene.text == "17163"
+    found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
+    assert len(found.digits) == 4 and found.on_edge and not found.whole
+    edges = [m for m in found.rejected if m.reason in locate.EDGES]
+    assert len(edges) >= 3  # the one beside the digits, and the note's long edges that do not count
+    clean = ps.make_scene("number", 1, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    assert locate.find_digits(predict.open_image(clean.jpeg, size=locate.WORK_SIZE)).whole
+
+
 def test_a_second_line_of_digits_keeps_the_reading_unsure(model, digits):
     """One line of digits is read; a second number written below the first is not, so the reading is
     not all there is (it was a sure reading of one of the two numbers)."""
