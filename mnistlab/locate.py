@@ -958,10 +958,12 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # more steeply than the line was followed:
     found.off_line = any(_next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
     # A digit written at the paper's very edge (a "1" along a sticky note's side) is taken for the edge,
-    # with the edge's piece beside it, when it is as dark as the digits and no wider than the widest:
+    # with the edge's piece beside it, when it is as dark as the digits and no wider than a digit (and
+    # not one of a column of like marks: a binding's wire across the edge):
     widest = max(d.box[2] for d in found.digits)
-    found.on_edge = any(_next_digit(found.digits, m) for m in found.rejected if m.reason in EDGES
-                        and m.box[2] <= widest and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
+    edges = [m for m in found.rejected if m.reason in EDGES]
+    found.on_edge = any(_next_digit(found.digits, m) for m, column in zip(edges, in_a_column(edges)) if not column
+                        and m.box[2] <= 1.2 * widest and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
     return found
 
 
