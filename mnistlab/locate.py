@@ -34,7 +34,7 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    mark much wider than a digit is two or more touching digits and is sliced at its thinnest columns
    (predict.read joins the slices into digits).
    A digit-sized mark beside the line that could not be read (cut by the picture's edge, just too
-   faint, or not level with the digits), or a second line of marks as large as the digits (another
+   faint, not level with the digits, or on the paper's edge and as dark as them), or a second line of marks as large as the digits (another
    number below the first), means the line is not all there is: its reading is unsure.
 
 Everything is in OpenCV; `Found` keeps what a --debug picture needs.
@@ -957,9 +957,9 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # A digit-sized mark just beside the line, but not level with it, may be its digits that climb
     # more steeply than the line was followed:
     found.off_line = any(_next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
-    # A digit written at the paper's very edge (a "1" along a sticky note's side) is taken for the edge,
-    # with the edge's piece beside it, when it is as dark as the digits and no wider than a digit (and
-    # not one of a column of like marks: a binding's wire across the edge):
+    # A digit written at the paper's very edge (a "1" along a sticky note's side) is rejected with the
+    # edge: a piece of the edge beside the digits, as dark as they are and no larger than one of them
+    # (and not one of a column of like marks: a binding's wire across the edge), may be that digit.
     widest = max(d.box[2] for d in found.digits)
     edges = [m for m in found.rejected if m.reason in EDGES]
     found.on_edge = any(_next_digit(found.digits, m) for m, column in zip(edges, in_a_column(edges)) if not column
