@@ -25,6 +25,7 @@ from .models import logits_of, pixels
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them
 MIN_CONFIDENCE = 0.9  # a digit read with a lower probability is reported as unsure
+TILT = 4.0  # degrees: a mark on paper tilted more than this is turned upright before it is read
 NOT_A_DIGIT = 0.25  # marks read with lower probabilities, all of them, are no digit at all
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 ORIENTATION = 0x0112  # the EXIF tag of a photo's orientation
@@ -173,8 +174,16 @@ def normalise(g: np.ndarray, min_contrast: float = MIN_CONTRAST) -> np.ndarray |
 
 
 def mark_input(found: locate.Found, mark: locate.Mark) -> np.ndarray | None:
-    """A mark that locate found, as the model reads it (locate has judged its ink already)."""
-    return normalise(found.crop(mark), locate.FAINT.pixel)
+    """A mark that locate found, as the model reads it (locate has judged its ink already), turned
+    upright with its paper when the paper is tilted by more than TILT degrees."""
+    ink = found.crop(mark)
+    tilt = found.tilt
+    if abs(tilt) > TILT:
+        pad = max(ink.shape) // 2
+        ink = np.pad(ink, pad)
+        turn = cv2.getRotationMatrix2D(((ink.shape[1] - 1) / 2, (ink.shape[0] - 1) / 2), tilt, 1.0)
+        ink = cv2.warpAffine(ink, turn, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_LINEAR)
+    return normalise(ink, locate.FAINT.pixel)
 
 
 class TorchModel:

@@ -813,6 +813,30 @@ def test_a_digit_on_the_papers_edge_keeps_the_reading_unsure(mnist):
     assert locate.find_digits(predict.open_image(clean.jpeg, size=locate.WORK_SIZE)).whole
 
 
+@pytest.mark.parametrize("angle", [-30, 20])
+def test_a_digit_on_a_tilted_page_is_read_upright(digits, angle):
+    """A photo of ruled paper turned by `angle` degrees: the rulings give the paper's tilt, and each
+    digit is turned upright with its paper before it is read, so that the model sees it as it was
+    written (close to the level photo's crop; without the turn it is not)."""
+    def first_crop(found, turn):
+        mark = found.digits[0]
+        crop = predict.mark_input(found, mark) if turn else predict.normalise(found.crop(mark), locate.FAINT.pixel)
+        return crop.astype(np.float32).ravel()
+
+    blob = photo([digits[3][0]], ruled=True, shadow=False)
+    level = locate.find_digits(predict.open_image(blob, size=locate.WORK_SIZE))
+    assert abs(level.tilt) < 1
+    rgb = np.asarray(predict.open_image(blob).convert("RGB"))
+    h, w = rgb.shape[:2]
+    turned = cv2.warpAffine(rgb, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h),
+                            borderMode=cv2.BORDER_REPLICATE)
+    found = locate.find_digits(Image.fromarray(turned))
+    assert abs(found.tilt + angle) < 1.5, found.tilt
+    upright = first_crop(level, True)
+    similar = [np.corrcoef(upright, first_crop(found, turn))[0, 1] for turn in (False, True)]
+    assert similar[1] > 0.85 and similar[1] > similar[0] + 0.2, similar
+
+
 def test_a_second_line_of_digits_keeps_the_reading_unsure(model, digits):
     """One line of digits is read; a second number written below the first is not, so the reading is
     not all there is (it was a sure reading of one of the two numbers)."""
