@@ -34,13 +34,15 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    mark much wider than a digit is two or more touching digits and is sliced at its thinnest columns
    (predict.read joins the slices into digits).
    A digit-sized mark beside the line that could not be read (cut by the picture's edge, just too
-   faint, not level with the digits, or on the paper's edge and as dark as them), or a second line of marks as large as the digits (another
-   number below the first), means the line is not all there is: its reading is unsure.
+   faint, not level with the digits, or on the paper's edge and as dark as them), or a second line
+   of marks as large as the digits (another number below the first), means the line is not all
+   there is: its reading is unsure.
 
 Everything is in OpenCV; `Found` keeps what a --debug picture needs.
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -58,7 +60,8 @@ FEW_COMPONENTS = 8  # up to this many (with the background), components' stats a
 SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
-EDGES = ("across an edge of the paper", "along an edge of the paper", "between two surfaces: an edge?")  # a mark on the paper's edge
+# The reasons of a mark rejected as lying on the paper's edge:
+EDGES = ("across an edge of the paper", "along an edge of the paper", "between two surfaces: an edge?")
 GAP = 3.0  # digits of one number lie at most this many digit heights apart (one may be missing between)
 EDGE_STEP = 40  # grey levels between the surfaces on a thin mark's two sides: an edge, not a stroke
 WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture's longer side...
@@ -136,7 +139,7 @@ class Found:
         """Whether the line of digits found is all there is to read."""
         return not (self.runs_off or self.faint_digit or self.off_line or self.other_line or self.on_edge)
 
-    @property
+    @cached_property  # read by every unit's crop
     def tilt(self) -> float:
         """The angle (degrees, counter-clockwise as OpenCV turns) that sets the paper level: the median
         direction of the straight lines removed (rulings, a grid, the paper's edges), weighted by their
