@@ -262,7 +262,25 @@ def dark_board(rgb: np.ndarray) -> bool:
     light = ((lum > max(otsu, 120)) * 255).astype(np.uint8)  # paper is light, not a paler streak of board
     k = max(3, round(max(sh, sw) / 25)) | 1  # wider than any stroke
     sheet = cv2.morphologyEx(light, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    return (sheet > 0).mean() < 0.03
+    return (sheet > 0).mean() < 0.03 and not small_sheets(sheet)
+
+
+def small_sheets(light: np.ndarray, least: float = 0.004) -> list[tuple[int, int, int, int]]:
+    """The boxes (x, y, w, h) of the small sheets in a map of a picture's light, broad regions (uint8,
+    0 elsewhere), largest first: a sticky note or a card seen from afar is a rectangle (seen askew or
+    in perspective, still nearly the rectangle around it), at least `least` of the picture, that lies
+    wholly inside it. A lit wall beyond a board's frame or the lit part of a desk runs out of the
+    picture; a lamp's glare is round."""
+    h, w = light.shape
+    boxes = []
+    for contour in cv2.findContours(light, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]:
+        x, y, bw, bh = cv2.boundingRect(contour)
+        area = cv2.contourArea(contour)
+        if x > 0 and y > 0 and x + bw < w and y + bh < h and area >= least * h * w:
+            _, (rw, rh), _ = cv2.minAreaRect(contour)
+            if area >= 0.9 * rw * rh:
+                boxes.append((area, (x, y, bw, bh)))
+    return [box for _, box in sorted(boxes, reverse=True)]
 
 
 def ink_map(rgb: np.ndarray, photo: bool = True,
@@ -1004,15 +1022,48 @@ def sheet_box(found: Found) -> tuple[int, int, int, int] | None:
     The sheet is the bright part of the paper's colour (Otsu's threshold of its brightness) that holds
     its brightest point. It must be a sheet, not the lit half of a page: at least half of its outline
     (where it is not the picture's own edge) is a sharp step in colour (see Sheets), and what lies
-    just outside its box is darker than the sheet."""
+    just outside its box is darker than the sheet. A sheet not much larger than the paper's window (a
+    card or a note seen from afar) is lost in the paper's colour, or shrunk in it: it is looked for in
+    the picture itself too (see small_sheet), and that outline is taken when it holds the other."""
     if found.paper is None or dark_board(found.rgb):
         return None
+    large, small = _paper_sheet(found), small_sheet(found)
+    if small and (large is None or small[0] <= large[0] and small[1] <= large[1] and small[2] >= large[2]
+                  and small[3] >= large[3]):
+        return small
+    return large
+
+
+def small_sheet(found: Found) -> tuple[int, int, int, int] | None:
+    """sheet_box of a small sheet, found in the picture at half size: the largest of small_sheets in the
+    light part of its grey (Otsu's threshold), clearly lighter than what lies just around it."""
+    h, w = found.rgb.shape[:2]
+    grey = cv2.resize(cv2.cvtColor(found.rgb, cv2.COLOR_RGB2GRAY), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    _, light = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    light = cv2.morphologyEx(light, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    margin = 3  # half-size pixels
+    for x, y, bw, bh in small_sheets(light):
+        x0, y0 = max(0, x - margin), max(0, y - margin)
+        x1, y1 = min(grey.shape[1], x + bw + margin), min(grey.shape[0], y + bh + margin)
+        if (x1 - x0) * (y1 - y0) > SHEET_BOX * grey.size:
+            continue
+        around = np.zeros(grey.shape, bool)
+        around[y0:y1, x0:x1] = True
+        around[y:y + bh, x:x + bw] = False
+        if np.median(grey[around]) < 0.8 * np.median(grey[y:y + bh, x:x + bw]):
+            f = 2 * found.scale
+            return round(x0 * f), round(y0 * f), round(x1 * f), round(y1 * f)
+    return None
+
+
+def _paper_sheet(found: Found) -> tuple[int, int, int, int] | None:
+    """sheet_box of a sheet as large as the paper's window, in the paper's colour."""
     lum = brightest(found.paper)
     y, x = np.unravel_index(np.argmax(cv2.blur(lum, (5, 5))), lum.shape)
     _, bright = cv2.threshold(lum, 0, 1, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     _, labels = cv2.connectedComponents(bright, connectivity=4)
     sheet = (labels == labels[y, x]).astype(np.uint8)
-    if not 0.03 <= sheet.mean() <= SHEET_AREA:
+    if not 0.004 <= sheet.mean() <= SHEET_AREA:
         return None
     rim = (sheet - cv2.erode(sheet, np.ones((3, 3), np.uint8))).astype(bool)
     rim[0, :] = rim[-1, :] = rim[:, 0] = rim[:, -1] = False  # the picture's own edge is no sheet's edge

@@ -29,6 +29,7 @@ TILT = 4.0  # degrees: a mark on paper tilted more than this is turned upright b
 NOT_A_DIGIT = 0.25  # marks read with lower probabilities, all of them, are no digit at all
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 ORIENTATION = 0x0112  # the EXIF tag of a photo's orientation
+SHEET_SIZE = 600  # pixels: a sheet cut out of a photo smaller than a photo is enlarged to this (longer side)
 WORK_SIZE = 160  # digits are measured and thickened at this size before the final 20-pixel scaling
 
 
@@ -300,11 +301,17 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     if box is None:
         return reading
     seen = {} if debug is not None else None
-    closer, _ = _read_twice(model, image.crop(box), single, min_confidence, top, seen)
+    sheet = image.crop(box)
+    # A sheet cut out small (a note seen from afar) would be taken for a drawing: it is enlarged.
+    grow = SHEET_SIZE / max(sheet.size) if max(sheet.size) <= locate.PHOTO else 1.0
+    if grow > 1:
+        sheet = sheet.resize((round(sheet.width * grow), round(sheet.height * grow)), Image.BICUBIC)
+    closer, _ = _read_twice(model, sheet, single, min_confidence, top, seen)
+    for d in closer["digits"]:
+        x, y, w, h = (v / grow for v in d["box"])
+        d["box"] = [round(x) + box[0], round(y) + box[1], max(1, round(w)), max(1, round(h))]
     if closer["status"] != "ok" or any(d["box"][3] < locate.MIN_HEIGHT * min(image.size) for d in closer["digits"]):
         return reading
-    for d in closer["digits"]:
-        d["box"] = [d["box"][0] + box[0], d["box"][1] + box[1], *d["box"][2:]]
     if debug is not None:
         debug.update(seen)
     return closer

@@ -875,3 +875,46 @@ def test_a_line_under_touching_digits_goes_but_not_a_wide_bowl():
     assert len(boxes) == 1 and cv2.connectedComponents(mask.view(np.uint8))[0] - 1 == 2  # the two strokes alone
     mask, boxes = cleaned(bowl)
     assert boxes == [] and mask.sum() > 0
+
+
+def card_on_a_desk(digit, seed, card=(246, 246, 240), desk=(150, 90, 45), glare=False) -> bytes:
+    """A phone photo (1200x900) of a small card (140x180 pixels, about 2% of the picture) turned by 12
+    degrees on a grained wooden desk, with `digit` written on it: a card or a note seen from afar,
+    smaller than the window the paper's colour is estimated over. With `glare`, a dark green board with
+    a lamp's round reflection and the digit in chalk instead (no card)."""
+    rng = np.random.default_rng(seed)
+    h, w = 900, 1200
+    grain = cv2.resize(rng.normal(0, 1, (h // 30, w)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    if glare:
+        img = np.empty((h, w, 3), np.float32)
+        img[:] = (40, 62, 50)
+        spot = np.zeros((h, w), np.float32)
+        cv2.ellipse(spot, (420, 250), (120, 45), 0, 0, 360, 1, -1)
+        img += 190 * cv2.GaussianBlur(spot, (0, 0), 12)[..., None]
+        write(img, digit, 640, 420, 90, (215, 220, 205))
+    else:
+        img = np.float32(desk) * (1 + 0.12 * grain[..., None])
+        corners = cv2.boxPoints(((700, 400), (140, 180), 12)).astype(np.int32)
+        cv2.fillPoly(img, [corners], card)
+        write(img, digit, 655, 345, 60, (30, 30, 40))
+    return jpeg(img, 3.0, seed)
+
+
+def test_a_card_seen_from_afar_is_cut_out_and_read(model, digits):
+    """A card smaller than the paper's window is lost in the paper's colour (the desk's), and its digit
+    with it: sheet_box finds the card in the picture itself, and read cuts it out, enlarges it and reads
+    it there. A lamp's round glare on a board is no card: the board stays a board."""
+    right = 0
+    for i, (d, label) in enumerate(digits[:6]):
+        blob = card_on_a_desk(d, i)
+        image = predict.open_image(blob, size=locate.WORK_SIZE)
+        x0, y0, x1, y1 = locate.sheet_box(locate.find_digits(image))
+        assert x0 <= 613 and y0 <= 297 and x1 >= 787 and y1 >= 503 and (x1 - x0) * (y1 - y0) < 0.06 * 1200 * 900
+        found = reading(model, blob, min_confidence=0.0)
+        right += found["text"] == label
+        if found["text"]:
+            x, y, bw, bh = found["digits"][0]["box"]
+            assert 640 <= x + bw / 2 <= 730 and 330 <= y + bh / 2 <= 420, found["digits"][0]["box"]
+    assert right >= 5, right
+    board = predict.open_image(card_on_a_desk(digits[0][0], 0, glare=True), size=locate.WORK_SIZE)
+    assert locate.dark_board(locate.working_image(board)[0])
