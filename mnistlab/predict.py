@@ -293,8 +293,9 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     is wider than a sticky note or a page seen from afar, and mixes the desk into the paper's colour.
     If that is not sure either and the photo shows a sheet on a darker desk (locate.sheet_box), the
     sheet alone is cut out and read the same way: it then fills the working image, so that a page
-    seen from afar is seen in more detail, and the desk's grain is out of the picture. (A --debug
-    picture then shows the sheet.) Each further reading is given only when it is sure, and the
+    seen from afar is seen in more detail, and the desk's grain is out of the picture; a sheet cut
+    out smaller than a photo (a card or a note seen from afar) is enlarged to SHEET_SIZE, so that it is
+    read as a photo, not as a drawing. (A --debug picture then shows the sheet.) Each further reading is given only when it is sure, and the
     sheet's only when its digits are no smaller than the whole photo's smallest (MIN_HEIGHT of it)."""
     reading, found = _read_twice(model, image, single, min_confidence, top, debug)
     box = locate.sheet_box(found) if reading["status"] != "ok" else None
