@@ -18,7 +18,10 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    picture's strongest ink. When that finds no digit, or faint ink lies level with the digits it
    found (a number's digits written with varying pressure), a second look takes anything that stands
    out from the paper's grain (pencil, a thin pen far away); what it finds is read like the rest, and
-   only a confident reading is claimed.
+   only a confident reading is claimed. If that is not read either, predict.read's last look takes
+   the ink that is also darker than the paper just around it (a closing NEAR pixels wide): beside a
+   shadow's sharp edge the wide window's paper is wrong, the shadow's dark side is ink and its
+   grain looks twice as coarse.
 4. Remove what people draw around their digits: a closed loop holding them (a form's box, a circled
    answer) goes first. Then remove long straight lines (rulings, grid squares, margins, page and note
    edges) found by the probabilistic Hough transform along their middle, then bridge the strokes
@@ -50,6 +53,7 @@ from PIL import Image
 
 WORK_SIZE = 800  # longer side the photo is analysed at
 MIN_SIZE = 224  # an image under half this size is enlarged to it
+NEAR = 15  # pixels: the paper just around a pixel (the faint look's) is a closing this wide
 POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
 MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
 INKED = 0.4  # a tile with more clear ink than this has its grain measured on its paper alone
@@ -315,6 +319,24 @@ def ink_map(rgb: np.ndarray, photo: bool = True,
     ink = brightest(ratio)
     noise = 255 * noise / np.maximum(brightest(bg), 64).astype(np.float32)  # relative, like the ink
     return ink, ratio, noise, small
+
+
+def near_ink(rgb: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ink_map's ink (`colour`: per channel) where a pixel is also darker than the paper just around it
+    (a closing NEAR pixels wide), and the grain measured against that paper where it is lower: the
+    faint look's. A faint stroke (pencil in a shadow) is darker than the paper beside it; the dark
+    side of a shadow's sharp edge, which the paper's estimate (a window much wider) makes ink, is
+    not, and where such an edge crosses a tile its spread is no grain."""
+    rgb = cv2.GaussianBlur(rgb, (3, 3), 0)
+    if dark_board(rgb):
+        rgb = 255 - rgb
+    closed = cv2.morphologyEx(rgb, cv2.MORPH_CLOSE, np.ones((NEAR, NEAR), np.uint8))
+    near = cv2.min(colour, relative_ink(closed, rgb))
+    paper = brightest(closed)
+    grain = cv2.resize(local_noise(paper.astype(np.int16) - brightest(rgb))[1], near.shape[1::-1],
+                       interpolation=cv2.INTER_LINEAR)
+    grain = 255 * grain / np.maximum(paper, 64).astype(np.float32)
+    return brightest(near), near, np.minimum(noise, grain)
 
 
 def relative_ink(bg: np.ndarray, rgb: np.ndarray) -> np.ndarray:
@@ -695,9 +717,11 @@ def _ink_levels(labels: np.ndarray, stats: np.ndarray, chosen: np.ndarray, ink: 
     return strength, grain.astype(np.float32)
 
 
-def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
+def find_digits(image: Image.Image, window: int = WIDE_WINDOW, near: bool = False) -> "Found":
     """Find the handwritten (or printed) digits in a photo or drawing, left to right, with the
-    paper's colour estimated over 1/`window` of the picture."""
+    paper's colour estimated over 1/`window` of the picture. With `near`, a photo is looked at
+    faintly only, its ink measured against the paper just around each pixel too (see near_ink):
+    predict.read's last look, for faint writing where nothing stands out clearly."""
     rgb, scale = working_image(image)
     if min(rgb.shape[:2]) < 16:  # a strip or a dot: no room for a digit
         empty = np.zeros(rgb.shape[:2], np.uint8)
@@ -706,6 +730,10 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
     ink, colour, noise, bg = ink_map(rgb, photo, window)
     if not photo:
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
+    if near:  # the last look: faint, and against the paper just around each pixel too
+        found = _look(rgb, scale, *near_ink(rgb, colour, noise), bg, FAINT)
+        found.faint = True
+        return found
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
     if not found.digits:  # faint writing: look again, by the paper's grain alone (it sees all the first saw)
         found = _look(rgb, scale, ink, colour, noise, bg, FAINT)

@@ -320,17 +320,21 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
 
 def _read_twice(model, image: Image.Image, single: bool, min_confidence: float, top: int,
                 debug: dict | None) -> tuple[dict, locate.Found]:
-    """`read` with the wide paper window, and again with the narrow one for a photo not read surely;
-    and what the wide window found."""
+    """`read` with the wide paper window, and again with the narrow one for a photo not read surely,
+    and, where nothing stood out clearly, faintly against the paper just around each pixel
+    (locate.near_ink: faint writing in a sharp shadow); and what the wide window found."""
     found = locate.find_digits(image)
     reading = read_found(model, found, single, min_confidence, top, debug)
-    if reading["status"] != "ok" and found.photo:
+    if reading["status"] == "ok" or not found.photo:
+        return reading, found
+    looks = [dict(window=locate.NARROW_WINDOW)] + [dict(near=True)] * found.faint
+    for look in looks:
         seen = {} if debug is not None else None
-        narrow = read_found(model, locate.find_digits(image, locate.NARROW_WINDOW), single, min_confidence, top, seen)
-        if narrow["status"] == "ok":
+        again = read_found(model, locate.find_digits(image, **look), single, min_confidence, top, seen)
+        if again["status"] == "ok":
             if debug is not None:
                 debug.update(seen)
-            return narrow, found
+            return again, found
     return reading, found
 
 
