@@ -384,21 +384,24 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
                        for m in pieces if id(m) not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    broken = any(d["digit"] == "1" and _piece_beside(found, box) for d, box in zip(digits, boxes))
+    broken = any((d["digit"] == "1" or found.faint) and _piece_beside(found, box) for d, box in zip(digits, boxes))
     return summarise(digits, min_confidence, whole=(single or found.whole) and not broken, faint=found.faint)
 
 
 def _piece_beside(found: locate.Found, box) -> bool:
-    """Whether a mark that was not read lies within half the height of the straight stroke in `box`
-    (read as "1") and is at least half as dark: a broken digit's other piece. Any straight piece of
-    a digit whose other strokes broke away (a faint pencil "4" or "7") is read as a sure "1"; with
-    such a piece beside it, the reading is unsure. Rulings, edges, shadows and specks do not count."""
+    """Whether a mark that was not read lies within half the height of the digit in `box` and is at
+    least half as dark: a broken digit's other piece. Any straight piece of a digit whose other
+    strokes broke away (a faint pencil "4" or "7") is read as a sure "1", and the rest of a faint
+    "9" whose loop broke open as a "7"; with such a piece beside it, the reading is unsure (for a
+    "1", or any digit found by a faint look, where a piece may also look like a crease). Rulings,
+    edges, shadows and specks do not count."""
     x, y, w, h = box
     darkest = float(found.ink[y:y + h, x:x + w].max())
+    reasons = PIECES + (locate.CREASE,) if found.faint else PIECES
     for m in found.rejected:
         mx, my, mw, mh = m.box
         gap = max(mx - (x + w), x - (mx + mw), my - (y + h), y - (my + mh), 0)
-        if m.reason in PIECES and gap <= 0.5 * h and max(mw, mh) >= 0.2 * h and m.strength >= 0.5 * darkest:
+        if m.reason in reasons and gap <= 0.5 * h and max(mw, mh) >= 0.2 * h and m.strength >= 0.5 * darkest:
             return True
     return False
 

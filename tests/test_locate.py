@@ -941,3 +941,23 @@ def test_a_digit_beside_a_sharp_shadow_is_found_against_the_paper_around_it(mnis
         dx, dy, dw, dh = near.digits[0].box
         overlap = max(0, min(x + w, dx + dw) - max(x, dx)) * max(0, min(y + h, dy + dh) - max(y, dy))
         assert overlap > 0.6 * w * h and overlap > 0.6 * dw * dh, (near.digits[0].box, (x, y, w, h))
+
+
+def test_a_faint_digit_with_a_piece_beside_it_is_not_claimed(model, mnist):
+    """Scene 68 of mnistlab/scenes.py's page-on-desk kind (tuning split): a faint "3" whose lower bowl
+    broke away. The faint look found its upper part, which reads as a sure "2", and rejected the piece
+    below as a faint straight stroke (a crease?). A digit found by a faint look with such a piece
+    within half its height, at least half as dark, is a broken digit: the reading is not claimed.
+    Beside a clear look's digit the same mark is a crease, not a piece (only a "1" is judged so)."""
+    from mnistlab import scenes as ps
+
+    scene = ps.make_scene("page-on-desk", 68, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    assert scene.text == "3"
+    found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
+    assert found.faint and len(found.digits) == 1
+    assert any(m.reason == locate.CREASE for m in found.rejected)
+    assert predict._piece_beside(found, found.digits[0].box)
+    found.faint = False
+    assert not predict._piece_beside(found, found.digits[0].box)
+    found.faint = True
+    assert predict.read_found(model, found)["status"] != "ok"
