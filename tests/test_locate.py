@@ -947,8 +947,8 @@ def test_a_faint_digit_with_a_piece_beside_it_is_not_claimed(model, mnist):
     """Scene 68 of mnistlab/scenes.py's page-on-desk kind (tuning split): a faint "3" whose lower bowl
     broke away. The faint look found its upper part, which reads as a sure "2", and rejected the piece
     below as a faint straight stroke (a crease?). A digit found by a faint look with such a piece
-    within half its height, at least half as dark, is a broken digit: the reading is not claimed.
-    Beside a clear look's digit the same mark is a crease, not a piece (only a "1" is judged so)."""
+    within half its height, at least half as dark, is a broken digit: the reading is not claimed
+    (before, only a "1" was judged so)."""
     from mnistlab import scenes as ps
 
     scene = ps.make_scene("page-on-desk", 68, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
@@ -957,7 +957,4 @@ def test_a_faint_digit_with_a_piece_beside_it_is_not_claimed(model, mnist):
     assert found.faint and len(found.digits) == 1
     assert any(m.reason == locate.CREASE for m in found.rejected)
     assert predict._piece_beside(found, found.digits[0].box)
-    found.faint = False
-    assert not predict._piece_beside(found, found.digits[0].box)
-    found.faint = True
-    assert predict.read_found(model, found)["status"] != "ok"
+    assert predict.read_found(model, found, min_confidence=0.0)["status"] == "unsure"  # however sure the model
