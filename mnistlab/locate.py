@@ -53,7 +53,7 @@ from PIL import Image
 
 WORK_SIZE = 800  # longer side the photo is analysed at
 MIN_SIZE = 224  # an image under half this size is enlarged to it
-NEAR = 15  # pixels: the paper just around a pixel (the faint look's) is a closing this wide
+NEAR = 15  # pixels: the paper just around a pixel (predict.read's last look) is a closing this wide
 POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
 MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
 INKED = 0.4  # a tile with more clear ink than this has its grain measured on its paper alone

@@ -295,8 +295,9 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     sheet alone is cut out and read the same way: it then fills the working image, so that a page
     seen from afar is seen in more detail, and the desk's grain is out of the picture; a sheet cut
     out smaller than a photo (a card or a note seen from afar) is enlarged to SHEET_SIZE, so that it is
-    read as a photo, not as a drawing. (A --debug picture then shows the sheet.) Each further reading is given only when it is sure, and the
-    sheet's only when its digits are no smaller than the whole photo's smallest (MIN_HEIGHT of it)."""
+    read as a photo, not as a drawing. (A --debug picture then shows the sheet.) Each further reading
+    is given only when it is sure, and the sheet's only when its digits are no smaller than the whole
+    photo's smallest (MIN_HEIGHT of it)."""
     reading, found = _read_twice(model, image, single, min_confidence, top, debug)
     box = locate.sheet_box(found) if reading["status"] != "ok" else None
     if box is None:
@@ -327,7 +328,7 @@ def _read_twice(model, image: Image.Image, single: bool, min_confidence: float, 
     reading = read_found(model, found, single, min_confidence, top, debug)
     if reading["status"] == "ok" or not found.photo:
         return reading, found
-    looks = [dict(window=locate.NARROW_WINDOW)] + [dict(near=True)] * found.faint
+    looks = [dict(window=locate.NARROW_WINDOW)] + ([dict(near=True)] if found.faint else [])
     for look in looks:
         seen = {} if debug is not None else None
         again = read_found(model, locate.find_digits(image, **look), single, min_confidence, top, seen)
