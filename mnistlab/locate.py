@@ -21,7 +21,7 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    only a confident reading is claimed. If that is not read either, predict.read's last look takes
    the ink that is also darker than the paper just around it (a closing NEAR pixels wide): beside a
    shadow's sharp edge the wide window's paper is wrong, the shadow's dark side is ink and its
-   grain looks twice as coarse.
+   grain looks several times as coarse.
 4. Remove what people draw around their digits: a closed loop holding them (a form's box, a circled
    answer) goes first. Then remove long straight lines (rulings, grid squares, margins, page and note
    edges) found by the probabilistic Hough transform along their middle, then bridge the strokes
