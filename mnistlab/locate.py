@@ -287,8 +287,8 @@ def small_sheets(light: np.ndarray, least: float = 0.004) -> list[tuple[int, int
     return [box for _, box in sorted(boxes, reverse=True)]
 
 
-def ink_map(rgb: np.ndarray, photo: bool = True,
-            window: int = WIDE_WINDOW) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+def ink_map(rgb: np.ndarray, photo: bool = True, window: int = WIDE_WINDOW,
+            near: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Ink strength (uint8, 0 = paper) per pixel; the same per colour channel (H, W, 3), for a photo;
     the noise, on the same scale (one number when it is the same everywhere); and the paper at
     1/POOL size (light writing on a dark board is measured on the inverted image).
@@ -297,8 +297,9 @@ def ink_map(rgb: np.ndarray, photo: bool = True,
     ink in the light, and in the colour channel where it stands out most. In a photo the paper's
     colour and its grain (camera noise, JPEG blocks) are estimated locally, because light varies
     across a page and a shadow or a dark corner is noisier, relative to its brightness, than the lit
-    page (the paper is estimated over 1/`window` of the picture: see `paper`). A drawing or a scan
-    (not a photo) has one background: see flat_ink."""
+    page (the paper is estimated over 1/`window` of the picture: see `paper`); with `near`, a photo's
+    ink is also measured against the paper just around each pixel (see near_ink). A drawing or a
+    scan (not a photo) has one background: see flat_ink."""
     if not photo:
         ink, noise, small = flat_ink(rgb)
         return ink, None, noise, small
@@ -318,18 +319,18 @@ def ink_map(rgb: np.ndarray, photo: bool = True,
     ratio = relative_ink(bg, rgb)
     ink = brightest(ratio)
     noise = 255 * noise / np.maximum(brightest(bg), 64).astype(np.float32)  # relative, like the ink
+    if near:
+        ink, ratio, noise = near_ink(rgb, ratio, noise)
     return ink, ratio, noise, small
 
 
 def near_ink(rgb: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ink_map's ink (`colour`: per channel) where a pixel is also darker than the paper just around it
-    (a closing NEAR pixels wide), and the grain measured against that paper where it is lower: the
-    faint look's. A faint stroke (pencil in a shadow) is darker than the paper beside it; the dark
-    side of a shadow's sharp edge, which the paper's estimate (a window much wider) makes ink, is
-    not, and where such an edge crosses a tile its spread is no grain."""
-    rgb = cv2.GaussianBlur(rgb, (3, 3), 0)
-    if dark_board(rgb):
-        rgb = 255 - rgb
+    """ink_map's ink (`colour`: per channel, of the blurred picture `rgb`, inverted on a board) where a
+    pixel is also darker than the paper just around it (a closing NEAR pixels wide), and the grain
+    measured against that paper where it is lower: predict.read's last look. A faint stroke (pencil in
+    a shadow) is darker than the paper beside it; the dark side of a shadow's sharp edge, which the
+    paper's estimate (a window much wider) makes ink, is not, and where such an edge crosses a tile
+    its spread is no grain."""
     closed = cv2.morphologyEx(rgb, cv2.MORPH_CLOSE, np.ones((NEAR, NEAR), np.uint8))
     near = cv2.min(colour, relative_ink(closed, rgb))
     paper = brightest(closed)
@@ -727,11 +728,11 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW, near: bool = Fals
         empty = np.zeros(rgb.shape[:2], np.uint8)
         return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
     photo = max(rgb.shape[:2]) > PHOTO
-    ink, colour, noise, bg = ink_map(rgb, photo, window)
+    ink, colour, noise, bg = ink_map(rgb, photo, window, near)
     if not photo:
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
     if near:  # the last look: faint, and against the paper just around each pixel too
-        found = _look(rgb, scale, *near_ink(rgb, colour, noise), bg, FAINT)
+        found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
         found.faint = True
         return found
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)

@@ -298,7 +298,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     read as a photo, not as a drawing. (A --debug picture then shows the sheet.) Each further reading
     is given only when it is sure, and the sheet's only when its digits are no smaller than the whole
     photo's smallest (MIN_HEIGHT of it)."""
-    reading, found = _read_twice(model, image, single, min_confidence, top, debug)
+    reading, found = _read_looks(model, image, single, min_confidence, top, debug)
     box = locate.sheet_box(found) if reading["status"] != "ok" else None
     if box is None:
         return reading
@@ -308,7 +308,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     grow = SHEET_SIZE / max(sheet.size) if max(sheet.size) <= locate.PHOTO else 1.0
     if grow > 1:
         sheet = sheet.resize((round(sheet.width * grow), round(sheet.height * grow)), Image.BICUBIC)
-    closer, _ = _read_twice(model, sheet, single, min_confidence, top, seen)
+    closer, _ = _read_looks(model, sheet, single, min_confidence, top, seen)
     for d in closer["digits"]:
         x, y, w, h = (v / grow for v in d["box"])
         d["box"] = [round(x) + box[0], round(y) + box[1], max(1, round(w)), max(1, round(h))]
@@ -319,7 +319,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     return closer
 
 
-def _read_twice(model, image: Image.Image, single: bool, min_confidence: float, top: int,
+def _read_looks(model, image: Image.Image, single: bool, min_confidence: float, top: int,
                 debug: dict | None) -> tuple[dict, locate.Found]:
     """`read` with the wide paper window, and again with the narrow one for a photo not read surely,
     and, where nothing stood out clearly, faintly against the paper just around each pixel

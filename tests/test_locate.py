@@ -903,7 +903,8 @@ def card_on_a_desk(digit, seed, card=(246, 246, 240), desk=(150, 90, 45), glare=
 def test_a_card_seen_from_afar_is_cut_out_and_read(model, digits):
     """A card smaller than the paper's window is lost in the paper's colour (the desk's), and its digit
     with it: sheet_box finds the card in the picture itself, and read cuts it out, enlarges it and reads
-    it there. A lamp's round glare on a board is no card: the board stays a board."""
+    it there. A lamp's round glare on a board is no card: the board stays a board; a card on a dark
+    desk is one: the photo is not taken for a board."""
     right = 0
     for i, (d, label) in enumerate(digits[:6]):
         blob = card_on_a_desk(d, i)
@@ -918,6 +919,9 @@ def test_a_card_seen_from_afar_is_cut_out_and_read(model, digits):
     assert right >= 5, right
     board = predict.open_image(card_on_a_desk(digits[0][0], 0, glare=True), size=locate.WORK_SIZE)
     assert locate.dark_board(locate.working_image(board)[0])
+    # The same card on a dark desk (2% of the picture light) is a sheet: the photo is no board.
+    dark = predict.open_image(card_on_a_desk(digits[0][0], 0, desk=(45, 42, 40)), size=locate.WORK_SIZE)
+    assert not locate.dark_board(locate.working_image(dark)[0])
 
 
 def test_a_digit_beside_a_sharp_shadow_is_found_against_the_paper_around_it(mnist):
