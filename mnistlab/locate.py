@@ -1192,7 +1192,8 @@ def _next_digit(digits: list[Mark], mark: Mark) -> bool:
 def slices(found: Found, mark: Mark, min_width: float = 0.25) -> list[Mark]:
     """`mark` cut into slices at the columns where its ink is locally thinnest, at least `min_width`
     of its height apart: more cuts than there are touching digits, for predict.read to join back.
-    Each slice keeps the mark's components, its box shrunk to the rows its ink fills."""
+    Each slice keeps the mark's components and its ink's strength (predict's `_piece_beside` weighs a
+    slice left out beside a digit), its box shrunk to the rows its ink fills."""
     x, y, w, h = mark.box
     crop = found.crop(mark)
     ink = np.convolve(crop.sum(axis=0), np.ones(3) / 3, mode="same")
@@ -1208,7 +1209,8 @@ def slices(found: Found, mark: Mark, min_width: float = 0.25) -> list[Mark]:
     for a, b in zip(bounds[:-1], bounds[1:]):
         rows = np.nonzero(crop[:, a:b].sum(axis=1) > 0)[0]
         if len(rows):
-            out.append(Mark((x + a, y + int(rows[0]), b - a, int(rows[-1] + 1 - rows[0])), mark.labels))
+            out.append(Mark((x + a, y + int(rows[0]), b - a, int(rows[-1] + 1 - rows[0])), mark.labels,
+                            strength=mark.strength, clarity=mark.clarity))
     return out
 
 
