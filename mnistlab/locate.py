@@ -79,12 +79,15 @@ PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one d
 class Contrast:
     """How far (of 255) below the paper ink must stand to be found: a pixel at least `pixel`, and
     `relative` of the picture's strongest ink where a mark is at its darkest; a mark's strokes mostly
-    (its 90th percentile) `mark`, and `clarity` times the grain of the paper under it."""
+    (its 90th percentile) `mark`, and `clarity` times the grain of the paper under it. A lone straight
+    stroke (a "1", or a crease, the grain of a desk) is read only if it stands out as clearly as the
+    first look needs (CLEAR's mark and clarity), and only if `straight` (else it is CREASE)."""
 
     pixel: float
     mark: float
     clarity: float
     relative: float
+    straight: bool = True
 
 
 CLEAR = Contrast(pixel=MIN_CONTRAST, mark=40, clarity=8, relative=0.35)  # the first look
@@ -92,6 +95,10 @@ CLEAR = Contrast(pixel=MIN_CONTRAST, mark=40, clarity=8, relative=0.35)  # the f
 # writing (pencil, a thin pen far away, a light hand) judged by the paper's grain alone. What it finds
 # must still be read with confidence.
 FAINT = Contrast(pixel=14, mark=18, clarity=5, relative=0.0)
+# predict.read's last look, against the paper just around each pixel (near_ink): as faint, but its
+# grain is measured lower near an edge, so a lone straight stroke is never clear enough to be a "1"
+# (a grid's line, a desk's grain beside the paper).
+LAST = Contrast(pixel=14, mark=18, clarity=5, relative=0.0, straight=False)
 
 
 @dataclass
@@ -732,7 +739,7 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW, near: bool = Fals
     if not photo:
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
     if near:  # the last look: faint, and against the paper just around each pixel too
-        found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
+        found = _look(rgb, scale, ink, colour, noise, bg, LAST)
         found.faint = True
         return found
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
@@ -965,7 +972,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = "too small"
         elif bw > 6 * bh and bh < 2 * min_h:
             m.reason = "a line, not a digit"
-        elif contrast is FAINT and (m.strength < CLEAR.mark or m.clarity < CLEAR.clarity) \
+        elif (m.strength < CLEAR.mark or m.clarity < CLEAR.clarity or not contrast.straight) \
                 and elongation(m, labels) >= 4:  # a "1", or a crease: not told apart when faint
             m.reason = CREASE
         elif _holds_marks(m, labels):

@@ -971,6 +971,25 @@ def test_the_last_look_finds_a_digit_the_wide_look_saw_wrongly_though_clearly(mn
         assert overlap > 0.6 * w * h and overlap > 0.6 * dw * dh, (near.digits[0].box, (x, y, w, h))
 
 
+def test_the_last_look_takes_no_lone_straight_stroke_for_a_one(mnist):
+    """Scene 20 of mnistlab/scenes.py's printed-number kind (tuning split): "5694" printed on a page
+    beside a checked tablecloth. The last look (against the paper just around each pixel) measures
+    the grain lower near an edge, and took a strip of the cloth along the page's edge, a straight
+    stroke taller than the digits, for the line of digits: a sure "1". No lone straight stroke that
+    look finds is clear enough for a "1" (locate.LAST): the strip is a crease or grain, and the line
+    is the number's four digits."""
+    from mnistlab import scenes as ps
+
+    scene = ps.make_scene("printed-number", 20, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    assert scene.text == "5694"
+    near = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE), near=True)
+    assert len(near.digits) == 4
+    for digit, box in zip(near.digits, scene.boxes):
+        x, y, w, h = (round(v / near.scale) for v in box)
+        assert locate._covered(digit, [locate.Mark((x, y, w, h), [])]), (digit.box, (x, y, w, h))
+    assert any(m.reason == locate.CREASE and m.h > 2 * near.digits[0].h for m in near.rejected)
+
+
 def test_the_slices_of_a_wide_mark_keep_its_strength_so_that_a_slice_left_out_counts():
     """An arrow is one mark wider than a digit, which read_found slices; a model surest of its head
     alone (a "7") leaves the shaft's slices out. Each slice keeps the mark's ink strength, so the
