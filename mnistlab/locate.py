@@ -140,6 +140,8 @@ class Found:
     on_edge: bool = False  # a digit-sized mark beside the line's digits lay on the paper's edge
     faint: bool = False  # found by the second look alone: nothing stood out clearly
     paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
+    colour: np.ndarray | None = None  # a photo's ink per colour channel (ink_map's), for `near_look`
+    noise: np.ndarray | None = None  # and the paper's grain, on the same scale
 
     @property
     def photo(self) -> bool:
@@ -294,8 +296,8 @@ def small_sheets(light: np.ndarray, least: float = 0.004) -> list[tuple[int, int
     return [box for _, box in sorted(boxes, reverse=True)]
 
 
-def ink_map(rgb: np.ndarray, photo: bool = True, window: int = WIDE_WINDOW,
-            near: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+def ink_map(rgb: np.ndarray, photo: bool = True,
+            window: int = WIDE_WINDOW) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Ink strength (uint8, 0 = paper) per pixel; the same per colour channel (H, W, 3), for a photo;
     the noise, on the same scale (one number when it is the same everywhere); and the paper at
     1/POOL size (light writing on a dark board is measured on the inverted image).
@@ -304,16 +306,13 @@ def ink_map(rgb: np.ndarray, photo: bool = True, window: int = WIDE_WINDOW,
     ink in the light, and in the colour channel where it stands out most. In a photo the paper's
     colour and its grain (camera noise, JPEG blocks) are estimated locally, because light varies
     across a page and a shadow or a dark corner is noisier, relative to its brightness, than the lit
-    page (the paper is estimated over 1/`window` of the picture: see `paper`); with `near`, a photo's
-    ink is also measured against the paper just around each pixel (see near_ink). A drawing or a
-    scan (not a photo) has one background: see flat_ink."""
+    page (the paper is estimated over 1/`window` of the picture: see `paper`). A drawing or a scan
+    (not a photo) has one background: see flat_ink."""
     if not photo:
         ink, noise, small = flat_ink(rgb)
         return ink, None, noise, small
     h, w = rgb.shape[:2]
-    rgb = cv2.GaussianBlur(rgb, (3, 3), 0)  # camera grain and JPEG blocks
-    if dark_board(rgb):
-        rgb = 255 - rgb
+    rgb = surface(rgb)
     small = paper(rgb, window)
     # The median of a window of paper with a little ink in it sits a little above the paper: measure
     # that lift, and the grain, tile by tile, where the ink is a minority.
@@ -326,13 +325,18 @@ def ink_map(rgb: np.ndarray, photo: bool = True, window: int = WIDE_WINDOW,
     ratio = relative_ink(bg, rgb)
     ink = brightest(ratio)
     noise = 255 * noise / np.maximum(brightest(bg), 64).astype(np.float32)  # relative, like the ink
-    if near:
-        ink, ratio, noise = near_ink(rgb, ratio, noise)
     return ink, ratio, noise, small
 
 
+def surface(rgb: np.ndarray) -> np.ndarray:
+    """A photo as its ink is measured: blurred (camera grain, JPEG blocks), and inverted when the
+    writing is light on a dark board."""
+    rgb = cv2.GaussianBlur(rgb, (3, 3), 0)
+    return 255 - rgb if dark_board(rgb) else rgb
+
+
 def near_ink(rgb: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ink_map's ink (`colour`: per channel, of the blurred picture `rgb`, inverted on a board) where a
+    """ink_map's ink (`colour`: per channel, of the picture's `surface` `rgb`) where a
     pixel is also darker than the paper just around it (a closing NEAR pixels wide), and the grain
     measured against that paper where it is lower: predict.read's last look. A faint stroke (pencil in
     a shadow) is darker than the paper beside it; the dark side of a shadow's sharp edge, which the
@@ -725,23 +729,17 @@ def _ink_levels(labels: np.ndarray, stats: np.ndarray, chosen: np.ndarray, ink: 
     return strength, grain.astype(np.float32)
 
 
-def find_digits(image: Image.Image, window: int = WIDE_WINDOW, near: bool = False) -> "Found":
+def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
     """Find the handwritten (or printed) digits in a photo or drawing, left to right, with the
-    paper's colour estimated over 1/`window` of the picture. With `near`, a photo is looked at
-    faintly only, its ink measured against the paper just around each pixel too (see near_ink):
-    predict.read's last look, for faint writing where nothing stands out clearly."""
+    paper's colour estimated over 1/`window` of the picture."""
     rgb, scale = working_image(image)
     if min(rgb.shape[:2]) < 16:  # a strip or a dot: no room for a digit
         empty = np.zeros(rgb.shape[:2], np.uint8)
         return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
     photo = max(rgb.shape[:2]) > PHOTO
-    ink, colour, noise, bg = ink_map(rgb, photo, window, near)
+    ink, colour, noise, bg = ink_map(rgb, photo, window)
     if not photo:
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
-    if near:  # the last look: faint, and against the paper just around each pixel too
-        found = _look(rgb, scale, ink, colour, noise, bg, LAST)
-        found.faint = True
-        return found
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
     if not found.digits:  # faint writing: look again, by the paper's grain alone (it sees all the first saw)
         found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
@@ -760,6 +758,18 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW, near: bool = Fals
                 and all(m.strength >= LIGHTER * weakest for m in added):
             return again
     return found
+
+
+def near_look(found: Found) -> Found:
+    """predict.read's last look at a photo that find_digits saw as `found`: faintly, its ink also
+    measured against the paper just around each pixel (see near_ink), for faint writing, a digit
+    beside a shadow's sharp edge or a pen's shadow joined to the ink. It reuses `found`'s maps."""
+    if found.colour is None:  # a strip or a dot, too small to hold a digit: find_digits did not look
+        return found
+    ink, colour, noise = near_ink(surface(found.rgb), found.colour, found.noise)
+    near = _look(found.rgb, found.scale, ink, colour, noise, found.paper, LAST)
+    near.faint = True
+    return near
 
 
 def _covered(mark: Mark, marks: list[Mark]) -> bool:
@@ -807,6 +817,7 @@ def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, no
         spared = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
         found = spared if spared.digits else found
     found.rejected += [Mark(box, [], reason="a frame around the digits") for box in frames]
+    found.colour, found.noise = colour, noise
     return found
 
 

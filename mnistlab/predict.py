@@ -322,17 +322,16 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
 def _read_looks(model, image: Image.Image, single: bool, min_confidence: float, top: int,
                 debug: dict | None) -> tuple[dict, locate.Found]:
     """`read` with the wide paper window, and for a photo not read surely, again with the narrow one,
-    and last faintly against the paper just around each pixel (locate.near_ink: faint writing, or a
+    and last faintly against the paper just around each pixel (locate.near_look: faint writing, or a
     digit beside a shadow's sharp edge, or a pen's shadow joined to the ink); and what the wide window
     found."""
     found = locate.find_digits(image)
     reading = read_found(model, found, single, min_confidence, top, debug)
     if reading["status"] == "ok" or not found.photo:
         return reading, found
-    looks = [dict(window=locate.NARROW_WINDOW), dict(near=True)]
-    for look in looks:
+    for look in (lambda: locate.find_digits(image, locate.NARROW_WINDOW), lambda: locate.near_look(found)):
         seen = {} if debug is not None else None
-        again = read_found(model, locate.find_digits(image, **look), single, min_confidence, top, seen)
+        again = read_found(model, look(), single, min_confidence, top, seen)
         if again["status"] == "ok":
             if debug is not None:
                 debug.update(seen)
