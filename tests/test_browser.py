@@ -19,6 +19,9 @@ CHROMIUM = os.environ.get("MNISTLAB_CHROMIUM") or shutil.which("chromium") or "/
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (apt-get install chromium)")
 ARTIFACTS = ROOT / "test-artifacts"
 SCALE = 10  # canvas pixels per MNIST pixel: the page's pad is 280x280
+# The page's answers come from the server in this process; on 2 cores shared with the other tests
+# (a training subprocess, torchrun) an answer once took over the 5 s Playwright waits by default.
+sync_api.expect.set_options(timeout=20_000)
 
 
 def strokes(digit: np.ndarray):
