@@ -917,7 +917,6 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up. `drawn` is the ink
     before the lines were taken out of it: a piece of a line that the removal left goes on in it."""
     h, w = mask.shape
-    drawn = mask if drawn is None else drawn
     n, labels, stats = components(mask)
     under = []
     if photo:
