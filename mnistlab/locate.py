@@ -61,6 +61,7 @@ SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast pe
 MAX_MARKS = 300  # marks judged at most (the largest), so that a busy scene stays fast
 MIN_HEIGHT = 0.018  # of the working image's shorter side: smaller marks are specks
 FEW_COMPONENTS = 8  # up to this many (with the background), components' stats are measured one by one
+FRAGMENT = 0.25  # a piece at a slice's cut with less than this part of the largest piece's ink is its neighbour's
 SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
@@ -177,8 +178,29 @@ class Found:
             labels = [label for label, (ys, xs) in zip(labels, pieces) if len(ys) >= SPECK * largest
                       or (len(ys) and max(np.ptp(ys), np.ptp(xs)) >= 4 * SPECK * mark.h)]
         own = part == labels[0] if len(labels) == 1 else np.isin(part, labels)
+        own = self._without_cut_fragments(own, x, y, labels)
         own = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # keep the soft edges
         return np.where(own, self.ink[y:y + h, x:x + w], 0).astype(np.float32)
+
+    def _without_cut_fragments(self, own: np.ndarray, x: int, y: int, labels: list[int]) -> np.ndarray:
+        """`own` without the small pieces at a side where its ink goes on beyond the box (a slice of
+        touching digits): the ends of the neighbour's strokes, cut off by the slice."""
+        h, w = own.shape
+        cut = [side for side, col, beyond in ((0, 0, x - 1), (w - 1, w - 1, x + w))
+               if 0 <= beyond < self.labels.shape[1]
+               and (own[:, col] & np.isin(self.labels[y:y + h, beyond], labels)).any()]
+        if not cut:
+            return own
+        n, pieces, stats, _ = cv2.connectedComponentsWithStats(own.view(np.uint8), connectivity=8)
+        if n <= 2:
+            return own
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        left, right = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_LEFT] + stats[1:, cv2.CC_STAT_WIDTH] - 1
+        at_cut = np.zeros(n - 1, bool)
+        for side in cut:
+            at_cut |= (left == side) | (right == side)
+        fragment = at_cut & (areas < FRAGMENT * areas.max())
+        return own & ~np.isin(pieces, 1 + np.nonzero(fragment)[0]) if fragment.any() else own
 
     def original_box(self, box) -> list[int]:
         x, y, w, h = box
@@ -1025,9 +1047,11 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = "smaller than the digits" if m.h < 0.4 * ref.h else "off the line of digits"
     found.rejected += [m for m in marks if m.reason]
     found.digits = sorted((m for m in marks if not m.reason), key=lambda m: m.x)
+    tall = float(np.median([d.h for d in found.digits]))
+    weakest = min(m.strength for m in found.digits)
+    _admit_ones(found, tall, weakest)
     # Another line of writing as large as the digits (a second number below the first) is not read:
     # the reading is then not all there is.
-    tall = float(np.median([d.h for d in found.digits]))
     others = [m for m in marks if m.reason == "off the line of digits" and 0.6 * tall <= m.h <= 1.6 * tall]
     found.other_line = any(sum(c in others for c in company(m)) >= 2 for m in others)
     found.runs_off = bool(found.digits) and any(_next_digit(found.digits, m) for m in found.rejected
@@ -1037,7 +1061,6 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # A digit just too faint to read (a pencil's pressure varies), as tall as the digits beside it and
     # nearly as strong as the weakest of them:
     faint = _merge_stacked([m for m in beside if m.reason == "too faint"])
-    weakest = min((m.strength for m in found.digits), default=0.0)
     found.faint_digit = any(_next_digit(found.digits, m) for m in faint
                             if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
     # A faint straight stroke beside the line may be a "1" written lightly:
@@ -1053,6 +1076,21 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     found.on_edge = any(_next_digit(found.digits, m) for m, column in zip(edges, in_a_column(edges)) if not column
                         and m.box[2] <= 1.2 * widest and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
     return found
+
+
+def _admit_ones(found: Found, tall: float, weakest: float) -> None:
+    """A "1" written as lightly as the digits beside it is a faint straight stroke, which alone is not
+    told from a crease (CREASE). Next to the line's digits, upright, as tall as they are and as dark as
+    the weakest of them, it is one of them: it joins `found.digits` (and so may the next one along)."""
+    while True:
+        ones = [m for m in found.rejected if m.reason == CREASE and _next_digit(found.digits, m)
+                and 0.7 * tall <= m.h <= 1.4 * tall and m.box[2] <= 0.7 * m.h and m.strength >= 0.6 * weakest]
+        if not ones:
+            return
+        for m in ones:
+            found.rejected.remove(m)
+            m.reason = None
+        found.digits = sorted(found.digits + ones, key=lambda m: m.x)
 
 
 def _inside(own: np.ndarray) -> np.ndarray:

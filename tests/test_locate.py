@@ -504,6 +504,21 @@ def test_a_faint_stroke_beside_a_number_leaves_it_unsure(digits):
     assert len(found.digits) == 2 and not found.whole
 
 
+def test_a_one_written_as_lightly_as_its_number_is_one_of_its_digits(digits):
+    """Alone, a faint straight stroke is not told from a crease. A pencil's "1" is as faint as the
+    digits written with it: beside them, as tall and as dark, it is read with them. The stroke half as
+    dark as its neighbours (the test above) is still only a doubt."""
+    img = np.full((900, 1200, 3), 235, np.float32)
+    stroke = np.zeros((900, 1200), np.float32)
+    cv2.line(stroke, (470, 415), (462, 500), 1.0, 4, cv2.LINE_AA)
+    img -= 30 * stroke[..., None]
+    for k, (d, _) in enumerate(digits[1:3]):
+        write(img, d, 520 + 120 * k, 400, 110, (205, 205, 205))  # 30 grey levels under the paper too
+    found = locate.find_digits(predict.open_image(jpeg(img, 5, seed=0), size=locate.WORK_SIZE))
+    assert len(found.digits) == 3 and found.whole, found.rejected
+    assert found.digits[0].box[2] < 0.3 * found.digits[0].h  # the "1" first, left to right
+
+
 def test_the_holes_of_a_spiral_binding_are_not_digits(model, digits):
     """A spiral notebook's holes (the dark desk seen through the page, a loop of wire across each) are
     digit-sized marks, one above the other down the page; the digit written beside them is read alone."""
@@ -597,6 +612,27 @@ def test_a_digits_crop_leaves_out_the_specks_joined_to_it():
     found = locate.Found(1.0, np.zeros((60, 40, 3), np.uint8), ink, labels > 0, labels)
     crop = found.crop(locate.Mark((0, 0, 40, 60), [1, 2, 3]))
     assert crop[2:4, 2:4].max() == 0 and crop[30, 20] == 200 and crop[6, 25] == 200
+
+
+def test_a_slices_crop_leaves_out_the_ends_of_its_neighbours_strokes():
+    """Touching digits are sliced where their ink is thinnest, and a slice takes with it the ends of its
+    neighbour's strokes that cross the cut: small pieces at the cut, where the mark's ink goes on beyond
+    the slice. They are left out of its crop; a piece as large as the digit's own is kept, and so is
+    a small piece at a side where the ink does not go on (the mark's own end)."""
+    labels = np.zeros((60, 80), np.int32)
+    labels[10:50, 20:24] = 1  # the left digit's stroke
+    labels[40:44, 36:48] = 1  # the right digit's foot, reaching across the cut at x = 40
+    labels[10:50, 55:59] = 1  # the right digit's stroke
+    labels[20:23, 2:6] = 1  # a small piece at the mark's own left end
+    ink = np.full((60, 80), 200, np.uint8)
+    found = locate.Found(1.0, np.zeros((60, 80, 3), np.uint8), ink, labels > 0, labels)
+    left = found.crop(locate.Mark((0, 0, 40, 60), [1]))  # the slice left of the cut
+    assert left[41, 37] == 0 and left[30, 21] == 200 and left[21, 3] == 200
+    whole = found.crop(locate.Mark((0, 0, 80, 60), [1]))
+    assert whole[41, 37] == 200
+    labels[30:50, 36:40] = 1  # the piece at the cut as large as the stroke: kept
+    found = locate.Found(1.0, np.zeros((60, 80, 3), np.uint8), ink, labels > 0, labels)
+    assert found.crop(locate.Mark((0, 0, 40, 60), [1]))[41, 37] == 200
 
 
 def test_no_digit_apart_from_the_line_is_left_out():
