@@ -71,6 +71,8 @@ GAP = 3.0  # digits of one number lie at most this many digit heights apart (one
 EDGE_STEP = 40  # grey levels between the surfaces on a thin mark's two sides: an edge, not a stroke
 WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture's longer side...
 NARROW_WINDOW = 12  # ...or this part, for a small sheet on a darker desk (predict.read looks again)
+SMALL_DIGITS = 0.1  # digits shorter than this part of a photo's shorter side are looked at closer...
+CLOSER_MARGIN = 2.0  # ...with this many of their heights around them (predict.read)
 SHEET_AREA = 0.6  # a sheet on a desk that fills less of the photo than this...
 SHEET_BOX = 0.7  # ...and its box less than this, is looked at closer (predict.read)
 PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
@@ -1124,6 +1126,27 @@ def sheet_box(found: Found) -> tuple[int, int, int, int] | None:
                   and small[3] >= large[3]):
         return small
     return large
+
+
+def small_digits_box(found: Found) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1, in the original image's pixels) around the line of digits `found`, with
+    CLOSER_MARGIN of their height on every side, when they are smaller than SMALL_DIGITS of a photo's
+    shorter side; else None. Read closer, from the original's pixels and enlarged, a small digit's
+    strokes are more than the few pixels of the working image."""
+    if not found.photo or not found.digits:
+        return None
+    x0 = min(d.box[0] for d in found.digits)
+    y0 = min(d.box[1] for d in found.digits)
+    x1 = max(d.box[0] + d.box[2] for d in found.digits)
+    y1 = max(d.box[1] + d.box[3] for d in found.digits)
+    tall = max(d.h for d in found.digits)
+    if tall >= SMALL_DIGITS * min(found.rgb.shape[:2]):
+        return None
+    pad = CLOSER_MARGIN * tall
+    h, w = found.rgb.shape[:2]
+    s = found.scale
+    return (round(max(0, x0 - pad) * s), round(max(0, y0 - pad) * s), round(min(w, x1 + pad) * s),
+            round(min(h, y1 + pad) * s))
 
 
 def small_sheet(found: Found) -> tuple[int, int, int, int] | None:

@@ -297,23 +297,46 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     out smaller than a photo (a card or a note seen from afar) is enlarged to SHEET_SIZE, so that it is
     read as a photo, not as a drawing. (A --debug picture then shows the sheet.) Each further reading
     is given only when it is sure, and the sheet's only when its digits are no smaller than the whole
-    photo's smallest (MIN_HEIGHT of it)."""
+    photo's smallest (MIN_HEIGHT of it).
+
+    Last, digits read unsure because they are small (locate.small_digits_box: a few pixels of the
+    working image, blurred by its scaling) are looked at closer: the part of the original around them,
+    enlarged. That reading is given only when it is sure and the same as the guess: it may settle how
+    sure the digits are, not which digits there are (a piece of a broken stroke, enlarged, is a sure
+    "1"), nor a doubt about the line (every digit was sure, yet the number runs on or a piece lies
+    beside a digit)."""
     reading, found = _read_looks(model, image, single, min_confidence, top, debug)
-    box = locate.sheet_box(found) if reading["status"] != "ok" else None
+    if reading["status"] != "ok":
+        reading = _read_closer(model, image, locate.sheet_box(found), single, min_confidence, top, debug) or reading
+    if reading["status"] == "unsure" and any(d["confidence"] < min_confidence for d in reading["digits"]):
+        seen = {} if debug is not None else None
+        closer = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, seen)
+        if closer and closer["text"] == reading["guess"]:
+            if debug is not None:
+                debug.update(seen)
+            reading = closer
+    return reading
+
+
+def _read_closer(model, image: Image.Image, box, single: bool, min_confidence: float, top: int,
+                 debug: dict | None) -> dict | None:
+    """`read`'s reading of the part `box` (x0, y0, x1, y1) of the image, enlarged to SHEET_SIZE if it
+    is smaller than a photo, with the digits' boxes in the whole image's pixels; None unless it is
+    sure and its digits are no smaller than the whole image's smallest (MIN_HEIGHT of it)."""
     if box is None:
-        return reading
+        return None
     seen = {} if debug is not None else None
-    sheet = image.crop(box)
-    # A sheet cut out small (a note seen from afar) would be taken for a drawing: it is enlarged.
-    grow = SHEET_SIZE / max(sheet.size) if max(sheet.size) <= locate.PHOTO else 1.0
+    part = image.crop(box)
+    # A part cut out small (a note seen from afar) would be taken for a drawing: it is enlarged.
+    grow = SHEET_SIZE / max(part.size) if max(part.size) <= locate.PHOTO else 1.0
     if grow > 1:
-        sheet = sheet.resize((round(sheet.width * grow), round(sheet.height * grow)), Image.BICUBIC)
-    closer, _ = _read_looks(model, sheet, single, min_confidence, top, seen)
+        part = part.resize((round(part.width * grow), round(part.height * grow)), Image.BICUBIC)
+    closer, _ = _read_looks(model, part, single, min_confidence, top, seen)
     for d in closer["digits"]:
         x, y, w, h = (v / grow for v in d["box"])
         d["box"] = [round(x) + box[0], round(y) + box[1], max(1, round(w)), max(1, round(h))]
     if closer["status"] != "ok" or any(d["box"][3] < locate.MIN_HEIGHT * min(image.size) for d in closer["digits"]):
-        return reading
+        return None
     if debug is not None:
         debug.update(seen)
     return closer

@@ -375,6 +375,28 @@ def close_up(digit, height, seed, size=(1200, 900)) -> bytes:
     return jpeg(img, 3, seed + 1000, quality=85)
 
 
+def test_small_digits_are_read_surely_when_looked_at_closer(model, digits, monkeypatch):
+    """A digit 32 pixels square (its ink about 22 pixels tall) in a 1600x1200 photo is 11 pixels tall in
+    the working image: read unsure, it is read again from the original's pixels around it, enlarged.
+    That look claims more of them than the first, and no wrong one; the boxes are the digits'."""
+    def small(d, seed):
+        img = np.full((1200, 1600, 3), 236, np.float32)
+        write(img, d, 700, 500, 32, (40, 45, 120))
+        return predict.open_image(jpeg(cv2.GaussianBlur(img, (0, 0), 0.8), 3, seed), size=locate.WORK_SIZE)
+
+    images = [small(d, seed) for seed, (d, _) in enumerate(digits)]
+    closer = [predict.read(model, image) for image in images]
+    monkeypatch.setattr(locate, "SMALL_DIGITS", 0.0)  # no closer look
+    first = [predict.read(model, image) for image in images]
+    sure = [[r["text"] for r in readings if r["status"] == "ok"] for readings in (first, closer)]
+    right = [sum(r["text"] == label for r, (_, label) in zip(readings, digits)) for readings in (first, closer)]
+    assert right[1] >= right[0] + 2 and right[1] == len(sure[1]), (right, sure)
+    for r in closer:
+        for d in r["digits"]:
+            x, y, w, h = d["box"]
+            assert 695 <= x and x + w <= 737 and 495 <= y and y + h <= 537, d["box"]
+
+
 def test_a_close_up_of_a_digit_is_read_whole(model, digits):
     """A digit that fills most of the picture, its strokes wider than a tenth of it: the paper under the
     strokes is not taken for ink-coloured paper, so the digit is not broken into faint pieces."""
