@@ -107,7 +107,25 @@ def errors(tmp_path, trained_run, mnist_dir):
                                   "unknown data set", "undecodable image", "missing image", "bad option",
                                   "bad limit", "unknown command", "resume nothing", "bad model arg",
                                   "unknown device", "unknown recipe", "bad target", "lone ensemble"])
-def test_user_errors_are_one_line(case, tmp_path, trained_run, mnist_dir):
+def test_user_errors_are_one_line(case, tmp_path, trained_run, mnist_dir, monkeypatch, capsys):
+    """Each mistake, made through `main` as the command line calls it (in this process: a traceback
+    would fail the test as an exception)."""
+    args, message = errors(tmp_path, trained_run, mnist_dir)[case]
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse's own errors exit
+        code = e.code
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code != 0
+    assert len(lines) == 1, err
+    assert message in lines[0] and lines[0].startswith("mnistlab")
+
+
+@pytest.mark.parametrize("case", ["corrupt checkpoint", "unknown command"])
+def test_user_errors_are_one_line_from_the_command(case, tmp_path, trained_run, mnist_dir):
+    """The same through `python -m mnistlab` in a process of its own: its exit code and stderr."""
     args, message = errors(tmp_path, trained_run, mnist_dir)[case]
     result = run_cli(*args, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()

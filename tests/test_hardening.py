@@ -2,8 +2,10 @@
 each class of mistake is one line on stderr with a non-zero exit, never a traceback, and nothing that
 is not mnistlab's is overwritten."""
 
+import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from mnistlab import data
+from mnistlab.cli import main
 from mnistlab.errors import MnistlabError
 from mnistlab.files import TEMP_SUFFIX, atomic_path
 from mnistlab.runfolder import LOCK, Lock
@@ -24,8 +27,21 @@ TINY = ["--epochs", "1", "--train-limit", "500", "--val-fraction", "0.02", "--no
 
 
 def cli(*args, cwd=None):
+    """`mnistlab ARGS` through `main`, as the command line calls it, in this process (a traceback would
+    fail the test as an exception): its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's own errors exit
+            code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def command(*args):
+    """`python -m mnistlab ARGS` in a process of its own."""
     return subprocess.run([sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+                          timeout=300)
 
 
 def one_line_error(result, code, message):
@@ -58,7 +74,7 @@ def run_copy(trained_run, tmp_path):
 def test_a_held_run_folder_says_who_holds_it(tmp_path, mnist_dir):
     out = tmp_path / "run"
     with Lock(out):  # this test's process holds it, as a running `mnistlab train` would
-        result = cli("train", *TINY, "--data-dir", mnist_dir, "--out", out)
+        result = command("train", *TINY, "--data-dir", mnist_dir, "--out", out)
         with pytest.raises(MnistlabError, match=f"in use: pid {os.getpid()} on {socket.gethostname()}"):
             Lock(out).acquire()
     one_line_error(result, 1, f"{out} is in use: pid {os.getpid()} on {socket.gethostname()} has held it since")
