@@ -1082,17 +1082,20 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
 
 def _admit_ones(found: Found, tall: float, weakest: float) -> None:
     """A "1" written as lightly as the digits beside it is a faint straight stroke, which alone is not
-    told from a crease (CREASE). Next to the line's digits, upright, as tall as they are and as dark as
-    the weakest of them, it is one of them: it joins `found.digits` (and so may the next one along)."""
-    while True:
-        ones = [m for m in found.rejected if m.reason == CREASE and _next_digit(found.digits, m)
-                and 0.7 * tall <= m.h <= 1.4 * tall and m.box[2] <= 0.7 * m.h and m.strength >= 0.6 * weakest]
-        if not ones:
-            return
-        for m in ones:
-            found.rejected.remove(m)
-            m.reason = None
-        found.digits = sorted(found.digits + ones, key=lambda m: m.x)
+    told from a crease (CREASE). The only such stroke near the line's digits, next to them, upright, as
+    tall as they are and nearly as dark as the weakest of them, is one of them: it joins `found.digits`.
+    (Where several lie near the digits, they are a texture: the grain of a desk, a grid's lines the
+    removal missed.)"""
+    def near(m: Mark) -> bool:  # within two digits' heights of one, beside it or above or below
+        return any(max(m.x - (d.x + d.box[2]), d.x - (m.x + m.box[2]), m.box[1] - (d.box[1] + d.h),
+                       d.box[1] - (m.box[1] + m.h)) <= 2 * d.h for d in found.digits)
+
+    beside = [m for m in found.rejected if m.reason == CREASE and near(m)]
+    if len(beside) == 1 and _next_digit(found.digits, beside[0]) and 0.7 * tall <= beside[0].h <= 1.4 * tall and beside[0].box[2] <= 0.7 * beside[0].h \
+            and beside[0].strength >= 0.6 * weakest:
+        found.rejected.remove(beside[0])
+        beside[0].reason = None
+        found.digits = sorted(found.digits + beside, key=lambda m: m.x)
 
 
 def _inside(own: np.ndarray) -> np.ndarray:
