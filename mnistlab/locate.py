@@ -1091,11 +1091,14 @@ def _admit_ones(found: Found, tall: float, weakest: float) -> None:
                        d.box[1] - (m.box[1] + m.h)) <= 2 * d.h for d in found.digits)
 
     beside = [m for m in found.rejected if m.reason == CREASE and near(m)]
-    if len(beside) == 1 and _next_digit(found.digits, beside[0]) and 0.7 * tall <= beside[0].h <= 1.4 * tall and beside[0].box[2] <= 0.7 * beside[0].h \
-            and beside[0].strength >= 0.6 * weakest:
-        found.rejected.remove(beside[0])
-        beside[0].reason = None
-        found.digits = sorted(found.digits + beside, key=lambda m: m.x)
+    if len(beside) != 1:
+        return
+    one = beside[0]
+    if _next_digit(found.digits, one) and 0.7 * tall <= one.h <= 1.4 * tall and one.box[2] <= 0.7 * one.h \
+            and one.strength >= 0.6 * weakest:
+        found.rejected.remove(one)
+        one.reason = None
+        found.digits = sorted(found.digits + [one], key=lambda m: m.x)
 
 
 def _inside(own: np.ndarray) -> np.ndarray:
