@@ -29,6 +29,7 @@ TILT = 4.0  # degrees: a mark on paper tilted more than this is turned upright b
 NOT_A_DIGIT = 0.25  # marks read with lower probabilities, all of them, are no digit at all
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 ORIENTATION = 0x0112  # the EXIF tag of a photo's orientation
+DRAFT_SCALE = "mnistlab.draft_scale"  # image.info: the file's pixels per decoded pixel (JPEG draft mode)
 SHEET_SIZE = 600  # pixels: a sheet cut out of a photo smaller than a photo is enlarged to this (longer side)
 WORK_SIZE = 160  # digits are measured and thickened at this size before the final 20-pixel scaling
 
@@ -48,6 +49,7 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
             raise MnistlabError(f"{name}: not a PNG or JPEG image ({image.format})")
         if image.width * image.height > max_pixels:
             raise MnistlabError(f"{name}: image is {image.width}x{image.height}, larger than {max_pixels:,} pixels")
+        header = image.size
         if size and image.format == "JPEG" and max(image.size) > 2 * size:
             shrink = size / max(image.size)
             image.draft(image.mode, (round(image.width * shrink), round(image.height * shrink)))
@@ -58,6 +60,8 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
         image.load()
         if image.getexif().get(ORIENTATION, 1) != 1:  # phone photos: honour the camera's orientation tag
             image = ImageOps.exif_transpose(image)
+        if max(image.size) < max(header):  # decoded in draft mode: `read` gives boxes in the file's pixels
+            image.info[DRAFT_SCALE] = max(header) / max(image.size)
     except FileNotFoundError:
         raise MnistlabError(f"{name}: no such file") from None
     except PermissionError:
@@ -284,7 +288,8 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     "no_digit" when nothing in the image looks like a digit; "unsure" when a digit's probability is
     below `min_confidence` or the number goes on where it cannot be read (then "text" is None and
     "guess" holds the best reading); see `summarise`. Each digit has its
-    "digit", "confidence", "box" [x, y, width, height] in the image's pixels and its "top" classes.
+    "digit", "confidence", "box" [x, y, width, height] in the image's pixels (a JPEG that `open_image`
+    decoded in draft mode: in the file's full-size pixels) and its "top" classes.
     With `single`, the image is taken to hold one digit. With `debug`, the dict is filled with what a
     --debug picture needs ("found", "boxes", "inputs") and each digit's class "probabilities".
 
@@ -315,6 +320,9 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
             if debug is not None:
                 debug.update(seen)
             reading = closer
+    scale = image.info.get(DRAFT_SCALE, 1.0)  # a JPEG decoded at a fraction of its size: its own pixels
+    for d in reading["digits"]:
+        d["box"] = [round(v * scale) for v in d["box"]]
     return reading
 
 

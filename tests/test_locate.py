@@ -179,11 +179,15 @@ def test_bad_photos_get_an_answer_or_a_clear_error(tmp_path, trained_run, capsys
         assert results[name]["status"] == "no_digit", name
 
 
-def test_a_12_megapixel_jpeg_is_decoded_at_a_fraction_of_its_size(digits):
+def test_a_12_megapixel_jpeg_is_decoded_at_a_fraction_of_its_size(model, digits):
+    """Decoded at a quarter of its size, a 12-megapixel photo's digit is still boxed in the file's own
+    pixels: where it was written (x from 1200, y from 1200, in a 500-pixel square)."""
     blob = photo([digits[0][0]], size=(4000, 3000), height=500, ruled=False, shadow=False)
     image = predict.open_image(blob, size=locate.WORK_SIZE)
     assert max(image.size) == 1000  # 1/4 scale straight from the JPEG's DCT
     assert max(predict.open_image(blob).size) == 4000
+    x, y, w, h = predict.read(model, image)["digits"][0]["box"]
+    assert 1190 <= x and x + w <= 1710 and 1180 <= y and y + h <= 1720 and h >= 250, (x, y, w, h)
 
 
 def test_touching_digits_are_sliced_where_they_meet():
