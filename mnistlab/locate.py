@@ -1141,18 +1141,15 @@ def small_digits_box(found: Found) -> tuple[int, int, int, int] | None:
     strokes are more than the few pixels of the working image."""
     if not found.photo or not found.digits:
         return None
-    x0 = min(d.box[0] for d in found.digits)
-    y0 = min(d.box[1] for d in found.digits)
-    x1 = max(d.box[0] + d.box[2] for d in found.digits)
-    y1 = max(d.box[1] + d.box[3] for d in found.digits)
     tall = max(d.h for d in found.digits)
     if tall >= SMALL_DIGITS * min(found.rgb.shape[:2]):
         return None
+    x, y, bw, bh = join(found.digits).box
     pad = CLOSER_MARGIN * tall
     h, w = found.rgb.shape[:2]
     s = found.scale
-    return (round(max(0, x0 - pad) * s), round(max(0, y0 - pad) * s), round(min(w, x1 + pad) * s),
-            round(min(h, y1 + pad) * s))
+    return (round(max(0, x - pad) * s), round(max(0, y - pad) * s), round(min(w, x + bw + pad) * s),
+            round(min(h, y + bh + pad) * s))
 
 
 def small_sheet(found: Found) -> tuple[int, int, int, int] | None:

@@ -2,9 +2,13 @@
 trained run that several tests reuse, made once for all pytest-xdist workers."""
 
 import asyncio
+import contextlib
 import fcntl
+import io
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -66,6 +70,27 @@ def trained_run(tmp_path_factory, mnist_dir) -> Path:
                      "--data-dir", str(mnist_dir), "--out", str(run)]) == 0
 
     return once(tmp_path_factory, "cnn-small", make)
+
+
+def run_main(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`mnistlab ARGS` through `main`, as the command line calls it, in this process (a traceback fails
+    the test as an exception; starting Python and torch again for every case took 4-5 s): its exit
+    code, stdout and stderr."""
+    from mnistlab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's own errors exit
+            code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def run_command(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`python -m mnistlab ARGS` in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
 
 
 def free_socket() -> socket.socket:

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import run_command, run_main
 from PIL import Image
 
 from mnistlab.cli import main
@@ -74,11 +75,6 @@ def test_predict_text_output(trained_run, mnist, tmp_path, capsys):
     assert Image.open(tmp_path / "seen" / "two-digits.png").size == (32 * 4, 32 * 4)  # one 28x28 input, framed
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
-
-
 def errors(tmp_path, trained_run, mnist_dir):
     (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 100)
     (tmp_path / "notes.txt").write_text("not an image")
@@ -107,19 +103,14 @@ def errors(tmp_path, trained_run, mnist_dir):
                                   "unknown data set", "undecodable image", "missing image", "bad option",
                                   "bad limit", "unknown command", "resume nothing", "bad model arg",
                                   "unknown device", "unknown recipe", "bad target", "lone ensemble"])
-def test_user_errors_are_one_line(case, tmp_path, trained_run, mnist_dir, monkeypatch, capsys):
+def test_user_errors_are_one_line(case, tmp_path, trained_run, mnist_dir):
     """Each mistake, made through `main` as the command line calls it (in this process: a traceback
     would fail the test as an exception)."""
     args, message = errors(tmp_path, trained_run, mnist_dir)[case]
-    monkeypatch.chdir(tmp_path)
-    try:
-        code = main(args)
-    except SystemExit as e:  # argparse's own errors exit
-        code = e.code
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert code != 0
-    assert len(lines) == 1, err
+    result = run_main(*args, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0
+    assert len(lines) == 1, result.stderr
     assert message in lines[0] and lines[0].startswith("mnistlab")
 
 
@@ -127,7 +118,7 @@ def test_user_errors_are_one_line(case, tmp_path, trained_run, mnist_dir, monkey
 def test_user_errors_are_one_line_from_the_command(case, tmp_path, trained_run, mnist_dir):
     """The same through `python -m mnistlab` in a process of its own: its exit code and stderr."""
     args, message = errors(tmp_path, trained_run, mnist_dir)[case]
-    result = run_cli(*args, cwd=tmp_path)
+    result = run_command(*args, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr

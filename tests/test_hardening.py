@@ -2,46 +2,25 @@
 each class of mistake is one line on stderr with a non-zero exit, never a traceback, and nothing that
 is not mnistlab's is overwritten."""
 
-import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
 import socket
 import struct
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_command, run_main
 
 from mnistlab import data
-from mnistlab.cli import main
 from mnistlab.errors import MnistlabError
 from mnistlab.files import TEMP_SUFFIX, atomic_path
 from mnistlab.runfolder import LOCK, Lock
 
 TINY = ["--epochs", "1", "--train-limit", "500", "--val-fraction", "0.02", "--no-evaluate"]
-
-
-def cli(*args, cwd=None):
-    """`mnistlab ARGS` through `main`, as the command line calls it, in this process (a traceback would
-    fail the test as an exception): its exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse's own errors exit
-            code = e.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-
-
-def command(*args):
-    """`python -m mnistlab ARGS` in a process of its own."""
-    return subprocess.run([sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
 
 
 def one_line_error(result, code, message):
@@ -74,7 +53,7 @@ def run_copy(trained_run, tmp_path):
 def test_a_held_run_folder_says_who_holds_it(tmp_path, mnist_dir):
     out = tmp_path / "run"
     with Lock(out):  # this test's process holds it, as a running `mnistlab train` would
-        result = command("train", *TINY, "--data-dir", mnist_dir, "--out", out)
+        result = run_command("train", *TINY, "--data-dir", mnist_dir, "--out", out)
         with pytest.raises(MnistlabError, match=f"in use: pid {os.getpid()} on {socket.gethostname()}"):
             Lock(out).acquire()
     one_line_error(result, 1, f"{out} is in use: pid {os.getpid()} on {socket.gethostname()} has held it since")
@@ -86,7 +65,7 @@ def test_a_dead_processs_lock_is_taken_over(tmp_path, mnist_dir):
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname(), "since": "yesterday"}))
-    result = cli("train", *TINY, "--data-dir", mnist_dir, "--out", out)
+    result = run_main("train", *TINY, "--data-dir", mnist_dir, "--out", out)
     assert result.returncode == 0, result.stderr
     assert (out / "model.safetensors").exists() and not (out / LOCK).exists()
 
@@ -103,9 +82,10 @@ def test_out_onto_a_folder_of_other_files_is_refused(tmp_path, mnist_dir, traine
     for args in (["train", *TINY, "--data-dir", mnist_dir], ["explore", "--data-dir", mnist_dir],
                  ["evaluate", trained_run, "--limit", "10", "--data-dir", mnist_dir],
                  ["import-keras", tmp_path / "none.h5"]):
-        one_line_error(cli(*args, "--out", mine), 1, "not an mnistlab run folder; choose another --out, or add --force")
+        one_line_error(run_main(*args, "--out", mine), 1,
+                       "not an mnistlab run folder; choose another --out, or add --force")
     assert digest(mine) == before
-    assert cli("explore", "--data-dir", mnist_dir, "--out", mine, "--force").returncode == 0
+    assert run_main("explore", "--data-dir", mnist_dir, "--out", mine, "--force").returncode == 0
     assert (mine / "data.json").exists() and (mine / "chapter1.tex").exists()
 
 
@@ -118,7 +98,7 @@ def test_no_artefact_is_written_over_another_kind(run_copy, mnist_dir):
              (["export", run_copy, "--out", run_copy / "model.safetensors", "--check-images", "0"], ".onnx file"),
              (["export", run_copy, "--out", run_copy / "history.onnx", "--check-images", "0"], None)]
     for args, message in cases:
-        result = cli(*args)
+        result = run_main(*args)
         if message:
             one_line_error(result, 1, message)
         else:
@@ -139,7 +119,7 @@ def test_temporaries_are_named_as_ours_and_stale_ones_go(run_copy):
     other = run_copy / "notes.tmp"  # not ours
     for path in (stale, live, other):
         path.write_bytes(b"half a file")
-    assert cli("report", run_copy).returncode == 0
+    assert run_main("report", run_copy).returncode == 0
     assert not stale.exists() and live.exists() and other.exists()
 
 
@@ -158,7 +138,7 @@ def test_temporaries_are_named_as_ours_and_stale_ones_go(run_copy):
     (["evaluate", "run", "--limit", "0"], "argument --limit: must be a whole number at least 1"),
 ])
 def test_out_of_range_options(args, message, tmp_path):
-    one_line_error(cli(*args, cwd=tmp_path), 2, message)
+    one_line_error(run_main(*args, cwd=tmp_path), 2, message)
 
 
 @pytest.mark.parametrize("config, message", [
@@ -171,7 +151,7 @@ def test_hand_edited_config_on_resume(config, message, tmp_path, mnist_dir):
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.json").write_text(json.dumps(config))
-    one_line_error(cli("train", "--resume", "--out", out, "--data-dir", mnist_dir), 2, message)
+    one_line_error(run_main("train", "--resume", "--out", out, "--data-dir", mnist_dir), 2, message)
 
 
 def test_malformed_run_folders_are_skipped_or_named(run_copy, tmp_path):
@@ -182,16 +162,16 @@ def test_malformed_run_folders_are_skipped_or_named(run_copy, tmp_path):
         (root / name).mkdir()
         for file, text in files.items():
             (root / name / file).write_text(text)
-    result = cli("runs", "--dir", root)
+    result = run_main("runs", "--dir", root)
     assert result.returncode == 0 and "Traceback" not in result.stderr
     warnings = result.stderr.strip().splitlines()
     assert len(warnings) == 4 and all(w.startswith("mnistlab: warning: skipped ") for w in warnings)
     assert "1 run in" in result.stdout and "run" in result.stdout
-    one_line_error(cli("compare", run_copy, root / "bad-json", "--out", tmp_path / "c.png"), 1,
+    one_line_error(run_main("compare", run_copy, root / "bad-json", "--out", tmp_path / "c.png"), 1,
                    "history.json: unreadable")
-    one_line_error(cli("report", root / "bad-shape"), 1, "history.json: malformed")
+    one_line_error(run_main("report", root / "bad-shape"), 1, "history.json: malformed")
     (run_copy / "metrics.json").write_text(json.dumps({"test_accuracy": 0.9, "n": 10}))  # keys missing
-    one_line_error(cli("report", run_copy), 1, "malformed results, cannot report them")
+    one_line_error(run_main("report", run_copy), 1, "malformed results, cannot report them")
 
 
 def idx(array: np.ndarray, type_code: int = 0x08) -> bytes:
@@ -224,5 +204,5 @@ def test_malformed_data_is_one_line(images, labels, message, tmp_path):
     folder = emnist_dir(tmp_path, images, labels)
     with pytest.raises(MnistlabError, match=message.replace("(", r"\(").replace(")", r"\)")):
         data.load("emnist-digits", folder, progress=False)
-    one_line_error(cli("explore", "--dataset", "emnist-digits", "--data-dir", folder, "--out", tmp_path / "x"), 1,
+    one_line_error(run_main("explore", "--dataset", "emnist-digits", "--data-dir", folder, "--out", tmp_path / "x"), 1,
                    message)
