@@ -1137,7 +1137,7 @@ def sheet_box(found: Found) -> tuple[int, int, int, int] | None:
 def small_digits_box(found: Found) -> tuple[int, int, int, int] | None:
     """The box (x0, y0, x1, y1, in the original image's pixels) around the line of digits `found`, with
     CLOSER_MARGIN of their height on every side, when they are smaller than SMALL_DIGITS of a photo's
-    shorter side; else None. Read closer, from the original's pixels and enlarged, a small digit's
+    shorter side; else None. Read closer, from the image's pixels and enlarged, a small digit's
     strokes are more than the few pixels of the working image."""
     if not found.photo or not found.digits:
         return None

@@ -305,7 +305,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     photo's smallest (MIN_HEIGHT of it).
 
     Last, digits read unsure because they are small (locate.small_digits_box: a few pixels of the
-    working image, blurred by its scaling) are looked at closer: the part of the original around them,
+    working image, blurred by its scaling) are looked at closer: the part of the image around them,
     enlarged. That reading is given only when it is sure and the same as the guess: it may settle how
     sure the digits are, not which digits there are (a piece of a broken stroke, enlarged, is a sure
     "1"), nor a doubt about the line (every digit was sure, yet the number runs on or a piece lies
