@@ -416,7 +416,8 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
                        for m in pieces if id(m) not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    broken = any((d["digit"] == "1" or found.faint) and _piece_beside(found, box) for d, box in zip(digits, boxes))
+    broken = any((d["digit"] == "1" or found.faint) and _piece_beside(found, box) or _digit_left_out(found, box)
+                 for d, box in zip(digits, boxes))
     return summarise(digits, min_confidence, whole=(single or found.whole) and not broken, faint=found.faint)
 
 
@@ -434,6 +435,22 @@ def _piece_beside(found: locate.Found, box) -> bool:
         mx, my, mw, mh = m.box
         gap = max(mx - (x + w), x - (mx + mw), my - (y + h), y - (my + mh), 0)
         if m.reason in reasons and gap <= 0.5 * h and max(mw, mh) >= 0.2 * h and m.strength >= 0.5 * darkest:
+            return True
+    return False
+
+
+def _digit_left_out(found: locate.Found, box) -> bool:
+    """Whether a mark the reading left out (small beside the digits, or unreadable) lies level with
+    the digit in `box`, no further from it than half its height, at least half as tall and as dark
+    as it: a digit of the number that the model could not read (an open "0" written small), not a
+    speck or a stray stroke."""
+    x, y, w, h = box
+    darkest = float(found.ink[y:y + h, x:x + w].max())
+    for m in found.rejected:
+        mx, my, mw, mh = m.box
+        gap = max(mx - (x + w), x - (mx + mw), 0)
+        level = min(y + h, my + mh) - max(y, my) > 0.5 * min(h, mh)
+        if m.reason == "left out" and level and gap <= 0.5 * h and mh >= 0.5 * h and m.strength >= 0.5 * darkest:
             return True
     return False
 

@@ -1116,3 +1116,32 @@ def test_a_faint_digit_with_a_piece_beside_it_is_not_claimed(model, mnist):
     assert any(m.reason == locate.CREASE for m in found.rejected)
     assert predict._piece_beside(found, found.digits[0].box)
     assert predict.read_found(model, found, min_confidence=0.0)["status"] == "unsure"  # however sure the model
+
+
+def test_a_digit_the_reading_leaves_out_beside_the_number_keeps_it_unsure():
+    """A mark level with a digit and close beside it, over half as tall and as dark (an open "0"
+    written small after a "3"), that the model cannot read is left out of the best reading as if it
+    were a speck; the number is then not claimed as the digits read. The same mark as far away as
+    the digit is tall does not count."""
+    class Model:  # sure of the first unit (the large digit alone), unsure of everything else
+        meta = {"classes": list("0123456789")}
+
+        def probabilities(self, digits):
+            probs = np.full((len(digits), 10), 0.1)
+            probs[0] = np.eye(10)[3] * 0.99 + 0.001
+            return probs
+
+    def reading(gap):
+        page = np.full((400, 700, 3), 245, np.uint8)
+        cv2.ellipse(page, (250, 200), (45, 80), 0, 0, 360, (30, 30, 30), 10)  # the digit read
+        cv2.ellipse(page, (320 + gap, 225), (26, 42), 0, 40, 320, (30, 30, 30), 10)  # the one left out
+        found = locate.find_digits(Image.fromarray(page))
+        assert len(found.digits) == 2 and found.digits[1].h < 0.6 * found.digits[0].h  # skipped as small
+        return predict.read_found(Model(), found), found
+
+    near, found = reading(gap=15)
+    assert near["status"] == "unsure" and near["guess"] == "3"
+    assert any(m.reason == "left out" for m in found.rejected)
+    assert predict._digit_left_out(found, found.digits[0].box)
+    far, found = reading(gap=200)
+    assert far["status"] == "ok" and far["text"] == "3"
