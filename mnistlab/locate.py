@@ -1134,6 +1134,49 @@ def sheet_box(found: Found) -> tuple[int, int, int, int] | None:
     return large
 
 
+def note_corners(found: Found, least: float = 0.03) -> np.ndarray | None:
+    """The four corners (x, y in the original image's pixels, clockwise from the top left as the
+    photo is turned) of a sheet or note that lies whole in a photo, or None: the largest region of
+    even colour that does not reach the picture's edge, fills between `least` and SHEET_AREA of the
+    picture and is a quadrilateral (at least 0.9 of its convex hull and 0.85 of the four-cornered
+    outline around it). It is found by its evenness, not its brightness: a note darker than its desk, or
+    on a checked cloth, is as even as a white sheet on a dark desk. The writing on it, uneven, leaves
+    holes in the region, which its outline ignores."""
+    if not found.photo:
+        return None
+    h, w = found.rgb.shape[:2]
+    half = cv2.resize(found.rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
+    mean = cv2.blur(half, (5, 5))
+    spread = np.sqrt(np.maximum(cv2.blur(half * half, (5, 5)) - mean * mean, 0)).max(axis=2)
+    even = (spread < 2 * np.percentile(spread, 10) + 4).astype(np.uint8)  # within twice the calmest grain
+    even = cv2.morphologyEx(even, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(even, connectivity=4)
+    sh, sw = even.shape
+    best, largest = None, least * sh * sw
+    for i in range(1, n):
+        x, y, bw, bh, _ = stats[i]
+        if x == 0 or y == 0 or x + bw == sw or y + bh == sh or not largest <= bw * bh <= SHEET_AREA * sh * sw:
+            continue
+        outlines, _ = cv2.findContours((labels == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        outline = max(outlines, key=cv2.contourArea)
+        hull = cv2.convexHull(outline)
+        area = cv2.contourArea(outline)
+        if area < largest or area < 0.9 * cv2.contourArea(hull):
+            continue
+        quad = cv2.approxPolyDP(hull, 0.04 * cv2.arcLength(hull, True), True).reshape(-1, 2)
+        if len(quad) != 4:
+            quad = cv2.boxPoints(cv2.minAreaRect(hull))
+        if area >= 0.85 * cv2.contourArea(quad.astype(np.float32)):
+            best, largest = quad.astype(np.float64), area
+    if best is None:
+        return None
+    centre = best.mean(axis=0)
+    best = best[np.argsort(np.arctan2(best[:, 1] - centre[1], best[:, 0] - centre[0]))]  # clockwise on screen
+    edges = np.roll(best, -1, axis=0) - best
+    top = int(np.argmin(np.abs(np.arctan2(edges[:, 1], edges[:, 0]))))  # the edge closest to pointing right
+    return np.roll(best, -top, axis=0) * 2 * found.scale
+
+
 def small_digits_box(found: Found) -> tuple[int, int, int, int] | None:
     """The box (x0, y0, x1, y1, in the original image's pixels) around the line of digits `found`, with
     CLOSER_MARGIN of their height on every side, when they are smaller than SMALL_DIGITS of a photo's

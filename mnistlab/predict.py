@@ -30,6 +30,7 @@ NOT_A_DIGIT = 0.25  # marks read with lower probabilities, all of them, are no d
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 ORIENTATION = 0x0112  # the EXIF tag of a photo's orientation
 DRAFT_SCALE = "mnistlab.draft_scale"  # image.info: the file's pixels per decoded pixel (JPEG draft mode)
+NOTE_INSET = -0.03  # of a note's shorter side: its border, left out when it is read alone (predict._read_note)
 SHEET_SIZE = 600  # pixels: a sheet cut out of a photo smaller than a photo is enlarged to this (longer side)
 WORK_SIZE = 160  # digits are measured and thickened at this size before the final 20-pixel scaling
 
@@ -313,6 +314,8 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     reading, found = _read_looks(model, image, single, min_confidence, top, debug)
     if reading["status"] != "ok":
         reading = _read_closer(model, image, locate.sheet_box(found), single, min_confidence, top, debug) or reading
+    if reading["status"] != "ok":
+        reading = _read_note(model, image, locate.note_corners(found), single, min_confidence, top, debug) or reading
     if reading["status"] == "unsure" and any(d["confidence"] < min_confidence for d in reading["digits"]):
         seen = {} if debug is not None else None
         closer = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, seen)
@@ -348,6 +351,41 @@ def _read_closer(model, image: Image.Image, box, single: bool, min_confidence: f
     if debug is not None:
         debug.update(seen)
     return closer
+
+
+def _read_note(model, image: Image.Image, corners, single: bool, min_confidence: float, top: int,
+               debug: dict | None) -> dict | None:
+    """`read`'s reading of the sheet or note with these `corners` (locate.note_corners), turned into an
+    upright rectangle WORK_SIZE pixels long, without NOTE_INSET of its border (its edge and shadow),
+    with the digits' boxes in the whole image's pixels (around their corners taken back); None unless
+    it is sure and its digits are no smaller than the whole image's smallest (MIN_HEIGHT of it)."""
+    if corners is None:
+        return None
+    top_side, right, bottom, left = (np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1))
+    width, height = (top_side + bottom) / 2, (left + right) / 2
+    grow = locate.WORK_SIZE / max(width, height)
+    w, h = max(1, round(width * grow)), max(1, round(height * grow))
+    inset = NOTE_INSET * min(w, h)
+    square = np.float32([[-inset, -inset], [w + inset, -inset], [w + inset, h + inset], [-inset, h + inset]])
+    turn = cv2.getPerspectiveTransform(corners.astype(np.float32), square)
+    rgb = np.asarray(image.convert("RGB"))
+    note = Image.fromarray(cv2.warpPerspective(rgb, turn, (w, h), flags=cv2.INTER_AREA if grow < 1 else cv2.INTER_CUBIC,
+                                               borderMode=cv2.BORDER_REPLICATE))
+    seen = {} if debug is not None else None
+    reading, found = _read_looks(model, note, single, min_confidence, top, seen)
+    if any(locate._next_digit(found.digits, m) for m in found.rejected if m.reason == "too large"):
+        return None  # the rest of the number, written large across the note and joined into one mark
+    back = np.linalg.inv(turn)
+    for d in reading["digits"]:
+        x, y, bw, bh = d["box"]
+        box = cv2.perspectiveTransform(np.float32([[[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]]]), back)[0]
+        (x0, y0), (x1, y1) = box.min(axis=0), box.max(axis=0)
+        d["box"] = [round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0))]
+    if reading["status"] != "ok" or any(d["box"][3] < locate.MIN_HEIGHT * min(image.size) for d in reading["digits"]):
+        return None
+    if debug is not None:
+        debug.update(seen)
+    return reading
 
 
 def _read_looks(model, image: Image.Image, single: bool, min_confidence: float, top: int,

@@ -1145,3 +1145,34 @@ def test_a_digit_the_reading_leaves_out_beside_the_number_keeps_it_unsure():
     assert predict._digit_left_out(found, found.digits[0].box)
     far, found = reading(gap=200)
     assert far["status"] == "ok" and far["text"] == "3"
+
+
+def test_a_note_is_found_by_its_even_colour_darker_than_its_desk_or_on_a_checked_cloth(model, digits):
+    """A tilted orange note on a lighter desk (the note is darker than the paper's colour around it, so
+    it is all "ink" where the window mixes the desk in) and a green note on a checked cloth: each is found
+    whole as the largest region of even colour, its corners where they were drawn, and a digit written
+    on it is read from the note turned upright. A desk with no note has none."""
+    rng = np.random.default_rng(0)
+    corners = np.array([[420, 230], [800, 300], [740, 680], [360, 610]])  # clockwise from the top left
+
+    def scene(desk, note_colour, digit):
+        img = desk.copy()
+        cv2.fillPoly(img, [corners], note_colour)
+        write(img, digit, 440, 400, 150, (30, 30, 40))
+        return predict.open_image(jpeg(img, 2.5, 0), size=locate.WORK_SIZE)
+
+    light = np.full((900, 1200, 3), (205, 215, 220), np.float32)
+    checked = np.where(((np.arange(1200) // 40)[None, :] + (np.arange(900) // 40)[:, None]) % 2 == 0, 1.0, 0.0)
+    cloth = np.stack([200 - 150 * checked, 200 - 150 * checked, np.full_like(checked, 220)], axis=2).astype(np.float32)
+    right = 0
+    for desk, colour in ((light, (70, 130, 200)), (cloth, (120, 200, 130))):
+        colour = colour[::-1] if desk is light else colour  # an orange note (RGB)
+        for d, label in digits[:4]:
+            image = scene(desk, colour, d)
+            found = locate.find_digits(image)
+            note = locate.note_corners(found)
+            assert note is not None and np.abs(note - corners).max() < 25, note
+            right += predict._read_note(model, image, note, False, predict.MIN_CONFIDENCE, 3, None) is not None \
+                and predict.read(model, image)["text"] == label
+    assert right >= 6, right
+    assert locate.note_corners(locate.find_digits(predict.open_image(jpeg(light, 2.5, 1), size=locate.WORK_SIZE))) is None
