@@ -1142,7 +1142,7 @@ def note_corners(found: Found, least: float = 0.03) -> np.ndarray | None:
     outline around it). It is found by its evenness, not its brightness: a note darker than its desk, or
     on a checked cloth, is as even as a white sheet on a dark desk. The writing on it, uneven, leaves
     holes in the region, which its outline ignores."""
-    if not found.photo:
+    if not found.photo or found.colour is None:  # a strip or a dot: find_digits did not look
         return None
     h, w = found.rgb.shape[:2]
     half = cv2.resize(found.rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
