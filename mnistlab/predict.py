@@ -301,9 +301,12 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     sheet alone is cut out and read the same way: it then fills the working image, so that a page
     seen from afar is seen in more detail, and the desk's grain is out of the picture; a sheet cut
     out smaller than a photo (a card or a note seen from afar) is enlarged to SHEET_SIZE, so that it is
-    read as a photo, not as a drawing. (A --debug picture then shows the sheet.) Each further reading
-    is given only when it is sure, and the sheet's only when its digits are no smaller than the whole
-    photo's smallest (MIN_HEIGHT of it).
+    read as a photo, not as a drawing. (A --debug picture then shows the sheet.) If that is not sure
+    either and the photo shows a note or sheet of even colour lying whole in it (locate.note_corners:
+    darker than its desk, or on a checked cloth, as well as light on dark), the note alone is read,
+    turned into an upright rectangle (see `_read_note`). Each further reading is given only when it is
+    sure, and the sheet's or note's only when its digits are no smaller than the whole photo's
+    smallest (MIN_HEIGHT of it).
 
     Last, digits read unsure because they are small (locate.small_digits_box: a few pixels of the
     working image, blurred by its scaling) are looked at closer: the part of the image around them,
