@@ -196,7 +196,16 @@ def test_weight_average_follows_the_ramped_decay():
     assert torch.allclose(ema.model.weight, model.weight, atol=1e-6)  # converges to constant weights
 
 
-def test_ctrl_c_waits_for_the_step_then_a_second_one_stops_at_once():
+@pytest.fixture
+def terminal_sigint():
+    """SIGINT as Python handles it under a terminal. A background job (`nohup ... &`, some CI runners)
+    starts with SIGINT ignored, and Python then leaves it ignored: Interrupt rightly does nothing there."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_waits_for_the_step_then_a_second_one_stops_at_once(terminal_sigint):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with pytest.raises(KeyboardInterrupt):
         with Interrupt() as interrupt:
