@@ -782,7 +782,7 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
         again = _look(rgb, scale, ink, colour, noise, bg, FAINT)
         weakest = min(d.strength for d in found.digits)
         added = [d for d in again.digits if not any(_covered(f, [d]) for f in found.digits)]
-        added += [m for m in again.rejected if m.reason == CREASE and _next_digit(again.digits, m)]
+        added += [m for m in again.rejected if m.reason == CREASE and next_digit(again.digits, m)]
         if added and all(_covered(d, again.digits) for d in found.digits) \
                 and all(m.strength >= LIGHTER * weakest for m in added):
             return again
@@ -1056,26 +1056,26 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # the reading is then not all there is.
     others = [m for m in marks if m.reason == "off the line of digits" and 0.6 * tall <= m.h <= 1.6 * tall]
     found.other_line = any(sum(c in others for c in company(m)) >= 2 for m in others)
-    found.runs_off = bool(found.digits) and any(_next_digit(found.digits, m) for m in found.rejected
+    found.runs_off = bool(found.digits) and any(next_digit(found.digits, m) for m in found.rejected
                                                 if m.reason == "cut by the picture's edge")
     beside = [m for m in found.rejected if not any(min(d.x + d.box[2], m.x + m.box[2]) > max(d.x, m.x)
                                                     for d in found.digits)]  # not a piece of a digit read
     # A digit just too faint to read (a pencil's pressure varies), as tall as the digits beside it and
     # nearly as strong as the weakest of them:
     faint = _merge_stacked([m for m in beside if m.reason == "too faint"])
-    found.faint_digit = any(_next_digit(found.digits, m) for m in faint
+    found.faint_digit = any(next_digit(found.digits, m) for m in faint
                             if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
     # A faint straight stroke beside the line may be a "1" written lightly:
-    found.faint_digit |= any(_next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
+    found.faint_digit |= any(next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
     # A digit-sized mark just beside the line, but not level with it, may be its digits that climb
     # more steeply than the line was followed:
-    found.off_line = any(_next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
+    found.off_line = any(next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
     # A digit written at the paper's very edge (a "1" along a sticky note's side) is rejected with the
     # edge: a piece of the edge beside the digits, as dark as they are and no larger than one of them
     # (and not one of a column of like marks: a binding's wire across the edge), may be that digit.
     widest = max(d.box[2] for d in found.digits)
     edges = [m for m in found.rejected if m.reason in EDGES]
-    found.on_edge = any(_next_digit(found.digits, m) for m, column in zip(edges, in_a_column(edges)) if not column
+    found.on_edge = any(next_digit(found.digits, m) for m, column in zip(edges, in_a_column(edges)) if not column
                         and m.box[2] <= 1.2 * widest and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
     return found
 
@@ -1094,7 +1094,7 @@ def _admit_ones(found: Found, tall: float, weakest: float) -> None:
     if len(beside) != 1:
         return
     one = beside[0]
-    if _next_digit(found.digits, one) and 0.7 * tall <= one.h <= 1.4 * tall and one.box[2] <= 0.7 * one.h \
+    if next_digit(found.digits, one) and 0.7 * tall <= one.h <= 1.4 * tall and one.box[2] <= 0.7 * one.h \
             and one.strength >= 0.6 * weakest:
         found.rejected.remove(one)
         one.reason = None
@@ -1307,7 +1307,7 @@ def in_a_column(marks: list[Mark], least: int = 4) -> np.ndarray:
     return alike.sum(axis=1) >= least  # each mark among its own
 
 
-def _next_digit(digits: list[Mark], mark: Mark) -> bool:
+def next_digit(digits: list[Mark], mark: Mark) -> bool:
     """Whether `mark`, which was not read (cut by the picture's edge, too faint), is another digit of the
     line `digits`: as large as half a digit, level with one of them and no further from it than a digit
     is tall. Then the line cannot be read whole."""

@@ -30,7 +30,7 @@ NOT_A_DIGIT = 0.25  # marks read with lower probabilities, all of them, are no d
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 ORIENTATION = 0x0112  # the EXIF tag of a photo's orientation
 DRAFT_SCALE = "mnistlab.draft_scale"  # image.info: the file's pixels per decoded pixel (JPEG draft mode)
-NOTE_INSET = -0.03  # of a note's shorter side: its border, left out when it is read alone (predict._read_note)
+NOTE_MARGIN = 0.03  # of a note's shorter side: kept around its even region, whose edge stops short of the note's
 SHEET_SIZE = 600  # pixels: a sheet cut out of a photo smaller than a photo is enlarged to this (longer side)
 WORK_SIZE = 160  # digits are measured and thickened at this size before the final 20-pixel scaling
 
@@ -359,24 +359,25 @@ def _read_closer(model, image: Image.Image, box, single: bool, min_confidence: f
 def _read_note(model, image: Image.Image, corners, single: bool, min_confidence: float, top: int,
                debug: dict | None) -> dict | None:
     """`read`'s reading of the sheet or note with these `corners` (locate.note_corners), turned into an
-    upright rectangle WORK_SIZE pixels long, without NOTE_INSET of its border (its edge and shadow),
-    with the digits' boxes in the whole image's pixels (around their corners taken back); None unless
-    it is sure and its digits are no smaller than the whole image's smallest (MIN_HEIGHT of it)."""
+    upright rectangle locate.WORK_SIZE pixels long with NOTE_MARGIN around them, with the digits' boxes
+    in the whole image's pixels (the box around their corners taken back); None unless it is sure, no
+    mark too large for a digit lies against its digits, and its digits are no smaller than the whole
+    image's smallest (MIN_HEIGHT of it)."""
     if corners is None:
         return None
     top_side, right, bottom, left = (np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1))
     width, height = (top_side + bottom) / 2, (left + right) / 2
     grow = locate.WORK_SIZE / max(width, height)
     w, h = max(1, round(width * grow)), max(1, round(height * grow))
-    inset = NOTE_INSET * min(w, h)
-    square = np.float32([[-inset, -inset], [w + inset, -inset], [w + inset, h + inset], [-inset, h + inset]])
-    turn = cv2.getPerspectiveTransform(corners.astype(np.float32), square)
+    m = NOTE_MARGIN * min(w, h)
+    turn = cv2.getPerspectiveTransform(corners.astype(np.float32),
+                                       np.float32([[m, m], [w - m, m], [w - m, h - m], [m, h - m]]))
     rgb = np.asarray(image.convert("RGB"))
-    note = Image.fromarray(cv2.warpPerspective(rgb, turn, (w, h), flags=cv2.INTER_AREA if grow < 1 else cv2.INTER_CUBIC,
-                                               borderMode=cv2.BORDER_REPLICATE))
+    note = Image.fromarray(cv2.warpPerspective(rgb, turn, (w, h), borderMode=cv2.BORDER_REPLICATE,
+                                               flags=cv2.INTER_AREA if grow < 1 else cv2.INTER_CUBIC))
     seen = {} if debug is not None else None
     reading, found = _read_looks(model, note, single, min_confidence, top, seen)
-    if any(locate._next_digit(found.digits, m) for m in found.rejected if m.reason == "too large"):
+    if any(locate.next_digit(found.digits, m) for m in found.rejected if m.reason == "too large"):
         return None  # the rest of the number, written large across the note and joined into one mark
     back = np.linalg.inv(turn)
     for d in reading["digits"]:
