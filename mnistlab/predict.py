@@ -349,11 +349,18 @@ def _read_closer(model, image: Image.Image, box, single: bool, min_confidence: f
     for d in closer["digits"]:
         x, y, w, h = (v / grow for v in d["box"])
         d["box"] = [round(x) + box[0], round(y) + box[1], max(1, round(w)), max(1, round(h))]
-    if closer["status"] != "ok" or any(d["box"][3] < locate.MIN_HEIGHT * min(image.size) for d in closer["digits"]):
+    return _given(closer, image, seen, debug)
+
+
+def _given(reading: dict, image: Image.Image, seen: dict | None, debug: dict | None) -> dict | None:
+    """A further look's `reading` of a part of `image` (its boxes already in the image's pixels), or None
+    unless it is sure and its digits are no smaller than the whole image's smallest (MIN_HEIGHT of it);
+    what the look `seen` goes into `debug` when it is given."""
+    if reading["status"] != "ok" or any(d["box"][3] < locate.MIN_HEIGHT * min(image.size) for d in reading["digits"]):
         return None
     if debug is not None:
         debug.update(seen)
-    return closer
+    return reading
 
 
 def _read_note(model, image: Image.Image, corners, single: bool, min_confidence: float, top: int,
@@ -377,19 +384,17 @@ def _read_note(model, image: Image.Image, corners, single: bool, min_confidence:
                                                flags=cv2.INTER_AREA if grow < 1 else cv2.INTER_CUBIC))
     seen = {} if debug is not None else None
     reading, found = _read_looks(model, note, single, min_confidence, top, seen)
+    # A mark too large for a digit against the digits (judged on the wide look's marks, whichever look
+    # gave the reading) is the rest of a number written large across the note, joined into one mark.
     if any(locate.next_digit(found.digits, m) for m in found.rejected if m.reason == "too large"):
-        return None  # the rest of the number, written large across the note and joined into one mark
+        return None
     back = np.linalg.inv(turn)
     for d in reading["digits"]:
         x, y, bw, bh = d["box"]
         box = cv2.perspectiveTransform(np.float32([[[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]]]), back)[0]
         (x0, y0), (x1, y1) = box.min(axis=0), box.max(axis=0)
         d["box"] = [round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0))]
-    if reading["status"] != "ok" or any(d["box"][3] < locate.MIN_HEIGHT * min(image.size) for d in reading["digits"]):
-        return None
-    if debug is not None:
-        debug.update(seen)
-    return reading
+    return _given(reading, image, seen, debug)
 
 
 def _read_looks(model, image: Image.Image, single: bool, min_confidence: float, top: int,
@@ -458,7 +463,7 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
                        for m in pieces if id(m) not in used]
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    broken = any((d["digit"] == "1" or found.faint) and _piece_beside(found, box) or _digit_left_out(found, box)
+    broken = any(((d["digit"] == "1" or found.faint) and _piece_beside(found, box)) or _digit_left_out(found, box)
                  for d, box in zip(digits, boxes))
     return summarise(digits, min_confidence, whole=(single or found.whole) and not broken, faint=found.faint)
 
