@@ -315,10 +315,13 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     "1"), nor a doubt about the line (every digit was sure, yet the number runs on or a piece lies
     beside a digit)."""
     reading, found = _read_looks(model, image, single, min_confidence, top, debug)
+    note = locate.note_corners(found)
+    if reading["status"] == "ok" and _the_note_itself(reading, note):
+        reading = reading | {"text": None, "status": "unsure", "guess": reading["text"]}
     if reading["status"] != "ok":
         reading = _read_closer(model, image, locate.sheet_box(found), single, min_confidence, top, debug) or reading
     if reading["status"] != "ok":
-        reading = _read_note(model, image, locate.note_corners(found), single, min_confidence, top, debug) or reading
+        reading = _read_note(model, image, note, single, min_confidence, top, debug) or reading
     if reading["status"] == "unsure" and any(d["confidence"] < min_confidence for d in reading["digits"]):
         seen = {} if debug is not None else None
         closer = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, seen)
@@ -361,6 +364,17 @@ def _given(reading: dict, image: Image.Image, seen: dict | None, debug: dict | N
     if debug is not None:
         debug.update(seen)
     return reading
+
+
+def _the_note_itself(reading: dict, note) -> bool:
+    """Whether a digit read holds the whole note with these corners (locate.note_corners) in its box:
+    the ring of "ink" that a note darker than its desk makes where the paper's window mixes the desk
+    in, read as a "0", not writing on the note."""
+    if note is None:
+        return False
+    (x0, y0), (x1, y1) = note.min(axis=0), note.max(axis=0)
+    return any(x <= x0 + 0.1 * (x1 - x0) and y <= y0 + 0.1 * (y1 - y0) and x + w >= x1 - 0.1 * (x1 - x0)
+               and y + h >= y1 - 0.1 * (y1 - y0) for x, y, w, h in (d["box"] for d in reading["digits"]))
 
 
 def _read_note(model, image: Image.Image, corners, single: bool, min_confidence: float, top: int,

@@ -1175,3 +1175,17 @@ def test_a_note_is_found_by_its_even_colour_darker_than_its_desk_or_on_a_checked
     assert right >= 6, right
     bare = predict.open_image(jpeg(light, 2.5, 1), size=locate.WORK_SIZE)
     assert locate.note_corners(locate.find_digits(bare)) is None
+
+
+def test_a_digit_read_around_the_whole_note_is_not_claimed():
+    """A note darker than its desk becomes a ring of "ink" where the paper's window mixes the desk in,
+    and that ring can be read as a sure "0" (held-out scene 38 of the sticky-note kind). A digit whose
+    box holds the whole note is the note itself; a digit written on the note is not."""
+    note = np.array([[420.0, 230], [800, 300], [740, 680], [360, 610]])
+
+    def reading(box):
+        return {"text": "0", "status": "ok", "digits": [{"digit": "0", "confidence": 0.94, "box": box}]}
+
+    assert predict._the_note_itself(reading([355, 225, 450, 460]), note)
+    assert not predict._the_note_itself(reading([450, 380, 120, 150]), note)
+    assert not predict._the_note_itself(reading([355, 225, 450, 460]), None)
