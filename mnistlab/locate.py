@@ -595,13 +595,14 @@ def on_a_line(ys: np.ndarray, xs: np.ndarray, lines: list, within: float = 2.5) 
     return bool(((distance <= within).mean(axis=1) > 0.9).any())
 
 
-def continues(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, drawn: np.ndarray | None = None,
-              ink: np.ndarray | None = None, least: float = 0.0) -> bool:
+def continues(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, ink: np.ndarray | None = None,
+              least: float = 0.0) -> bool:
     """Whether a thin straight mark (pixels ys, xs) goes on beyond its ends in `mask`, as a piece of a
     longer broken line does (the seam of a desk, a page's edge, a crease) and a "1" does not: ink lies
-    along its axis over half of a mark's length past one end, or a third past both. Ink of `drawn`
-    (the mask before its lines were removed) at least `least` strong counts too: the piece of a
-    margin that the removal missed goes on along the margin, a pen's "1" on a fainter grid line not."""
+    along its axis over half of a mark's length past one end, or a third past both. Ink at least
+    `least` strong counts too, in the mask or not (the lines removed from it, or a faint grid line
+    that the threshold broke into pieces): the piece of a margin or grid line that the removal missed
+    goes on along its line as strong as itself, a pen's "1" on a fainter grid line does not."""
     h, w = mask.shape
     points = np.stack([xs, ys], 1).astype(np.float32)
     vx, vy, cx, cy = cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
@@ -621,8 +622,8 @@ def continues(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, drawn: np.ndarra
             qx = np.rint(px - offset * vy).astype(int).clip(0, w - 1)
             qy = np.rint(py + offset * vx).astype(int).clip(0, h - 1)
             hit |= mask[qy, qx]
-            if drawn is not None:
-                hit |= drawn[qy, qx] & (ink[qy, qx] >= least)
+            if ink is not None:
+                hit |= ink[qy, qx] >= least
         covered.append(float(hit[inside].mean()))
     return max(covered) >= 0.5 or min(covered) >= 0.3
 
@@ -840,10 +841,10 @@ def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, no
     """The digits of a photo whose ink stands out by `contrast`, with the lines removed."""
     mask, frames = without_frames(threshold(ink, noise, contrast), MIN_HEIGHT * min(rgb.shape[:2]))
     cleaned, lines, lone = remove_lines(mask, colour, noise)
-    found = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast, drawn=mask)
+    found = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
     if lone and not found.digits:  # a big "1" is a straight line too: read it when nothing else is written
         cleaned, lines, _ = remove_lines(mask, colour, noise, spare_lone=True)
-        spared = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast, drawn=mask)
+        spared = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
         found = spared if spared.digits else found
     found.rejected += [Mark(box, [], reason="a frame around the digits") for box in frames]
     found.colour, found.noise = colour, noise
@@ -937,9 +938,8 @@ def without_frames(mask: np.ndarray, least: float) -> tuple[np.ndarray, list[tup
 
 
 def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink: np.ndarray, noise, bg: np.ndarray,
-               photo: bool, contrast: Contrast, drawn: np.ndarray | None = None) -> "Found":
-    """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up. `drawn` is the ink
-    before the lines were taken out of it: a piece of a line that the removal left goes on in it."""
+               photo: bool, contrast: Contrast) -> "Found":
+    """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up."""
     h, w = mask.shape
     n, labels, stats = components(mask)
     under = []
@@ -980,8 +980,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             rim = own & ~cv2.erode(own.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
             if max(bw, bh) >= 3 * min(bw, bh) and on_a_line(ys_own + y, xs_own + x, lines):  # thin, straight
                 mark.reason = "part of a ruling"
-            elif max(bw, bh) >= 3 * min(bw, bh) and continues(mask, ys_own + y, xs_own + x, drawn, ink,
-                                                                      0.6 * strength[i]):
+            elif max(bw, bh) >= 3 * min(bw, bh) and continues(mask, ys_own + y, xs_own + x, ink, 0.6 * strength[i]):
                 mark.reason = "part of a longer line"
             elif rim.any() and median(gradient[y:y + bh, x:x + bw][rim]) < SHARPNESS * max(strength[i], 1):
                 mark.reason = "blurred edges: a shadow?"

@@ -286,21 +286,21 @@ def test_a_stroke_along_a_ruling_is_kept_where_its_ink_is_stronger_than_the_line
 
 def test_a_piece_of_a_margin_the_removal_missed_goes_on_along_the_margin():
     """Where a margin bends away from the straight line found along it, a piece of it stays in the
-    mask, and alone there it looks like a "1". Along its axis, the margin goes on in the ink before
-    the lines were removed, as strong as the piece: a longer line. A pen's "1" drawn over a fainter
-    grid line goes on along that line too, but in much weaker ink: a stroke."""
+    mask, and alone there it looks like a "1". Along its axis, the margin goes on in the ink, as strong
+    as the piece, whether or not the mask holds it (the lines were taken out of the mask, and a faint
+    grid line is only pieces of it): a longer line. A pen's "1" drawn over a fainter grid line goes on
+    along that line too, but in much weaker ink: a stroke."""
     h, w = 600, 800
     cleaned = np.zeros((h, w), bool)
     cleaned[100:180, 200:203] = True  # the piece left in the mask
-    drawn = cleaned.copy()
-    drawn[:, 200:203] = True  # the whole margin (or grid line), before the lines were removed
     ys, xs = np.nonzero(cleaned)
-    margin = np.where(drawn, np.float32(60), np.float32(0))  # the piece is as strong as the rest
+    margin = np.zeros((h, w), np.float32)
+    margin[:, 200:203] = 60  # the whole margin (or grid line) in the ink map: the piece is as strong as the rest
     one = margin.copy()
     one[100:180, 200:203] = 200  # a pen's stroke on a faint line
     assert not locate.continues(cleaned, ys, xs)  # the cleaned mask alone: a lone stroke
-    assert locate.continues(cleaned, ys, xs, drawn, margin, 0.6 * 60)
-    assert not locate.continues(cleaned, ys, xs, drawn, one, 0.6 * 200)
+    assert locate.continues(cleaned, ys, xs, margin, 0.6 * 60)
+    assert not locate.continues(cleaned, ys, xs, one, 0.6 * 200)
 
 
 def test_marks_are_joined_into_one_digit_only_when_they_can_be_one():
