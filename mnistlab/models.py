@@ -256,7 +256,7 @@ CHUNK = 128  # images per forward pass: small enough for the activations to stay
 
 @torch.inference_mode()
 def logits_of(model: nn.Module, x: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-    """Run `model` in eval mode over x (N, 1, 28, 28); returns float32 logits (N, num_classes).
+    """Run `model` in eval mode over x (N, 1, 28, 28); returns float32 logits (N, num_classes), N may be 0.
 
     Work goes in chunks of CHUNK images in channels_last layout: one NCHW batch of 1,000 overflows the
     caches and runs several times slower. `bf16` runs under bfloat16 autocast (probabilities then
@@ -266,6 +266,6 @@ def logits_of(model: nn.Module, x: torch.Tensor, bf16: bool = False) -> torch.Te
     chunk = CHUNK
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = [model(x[i:i + chunk].contiguous(memory_format=torch.channels_last)).float()
-               for i in range(0, len(x), chunk)]
+               for i in range(0, max(len(x), 1), chunk)]  # an empty x still gives its (0, num_classes)
     model.train(was_training)
-    return torch.cat(out) if out else None
+    return torch.cat(out)

@@ -45,6 +45,7 @@ def test_logits_of_batches_and_restores_mode():
     assert out.shape == (2500, 10) and model.training
     model.eval()
     assert torch.allclose(out[:10], model(x[:10]), atol=1e-5)
+    assert models.logits_of(model, x[:0]).shape == (0, 10)  # no images (a calibration's photos may hold no clutter)
 
 
 def test_fast_dropout_matches_nn_dropout_in_distribution():
