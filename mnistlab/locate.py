@@ -73,6 +73,7 @@ WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture'
 NARROW_WINDOW = 12  # ...or this part, for a small sheet on a darker desk (predict.read looks again)
 SMALL_DIGITS = 0.1  # digits shorter than this part of a photo's shorter side are looked at closer...
 CLOSER_MARGIN = 2.0  # ...with this many of their heights around them (predict.read)
+NOTE_AREA = 0.03  # a note (or sheet) lying whole in a photo fills at least this part of it (note_corners)
 SHEET_AREA = 0.6  # a sheet on a desk that fills less of the photo than this...
 SHEET_BOX = 0.7  # ...and its box less than this, is looked at closer (predict.read)
 PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
@@ -1133,7 +1134,7 @@ def sheet_box(found: Found) -> tuple[int, int, int, int] | None:
     return large
 
 
-def note_corners(found: Found, least: float = 0.03) -> np.ndarray | None:
+def note_corners(found: Found, least: float = NOTE_AREA) -> np.ndarray | None:
     """The four corners (x, y in the original image's pixels, clockwise from the top left as the
     photo is turned) of a sheet or note that lies whole in a photo, or None: the largest region of
     even colour that does not reach the picture's edge, fills between `least` and SHEET_AREA of the
@@ -1146,7 +1147,7 @@ def note_corners(found: Found, least: float = 0.03) -> np.ndarray | None:
     h, w = found.rgb.shape[:2]
     half = cv2.resize(found.rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
     mean = cv2.blur(half, (5, 5))
-    spread = np.sqrt(np.maximum(cv2.blur(half * half, (5, 5)) - mean * mean, 0)).max(axis=2)
+    spread = np.sqrt(np.maximum(np.maximum.reduce(cv2.split(cv2.blur(half * half, (5, 5)) - mean * mean)), 0))
     even = (spread < 2 * np.percentile(spread, 10) + 4).astype(np.uint8)  # within twice the calmest grain
     even = cv2.morphologyEx(even, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(even, connectivity=4)

@@ -315,13 +315,15 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     "1"), nor a doubt about the line (every digit was sure, yet the number runs on or a piece lies
     beside a digit)."""
     reading, found = _read_looks(model, image, single, min_confidence, top, debug)
-    note = locate.note_corners(found)
-    if reading["status"] == "ok" and _the_note_itself(reading, note):
+    # Only a digit's box about as large as a note (locate.NOTE_AREA of the picture) can hold one.
+    large = 0.5 * locate.NOTE_AREA * image.width * image.height
+    if reading["status"] == "ok" and any(d["box"][2] * d["box"][3] >= large for d in reading["digits"]) \
+            and _the_note_itself(reading, locate.note_corners(found)):
         reading = reading | {"text": None, "status": "unsure", "guess": reading["text"]}
     if reading["status"] != "ok":
         reading = _read_closer(model, image, locate.sheet_box(found), single, min_confidence, top, debug) or reading
     if reading["status"] != "ok":
-        reading = _read_note(model, image, note, single, min_confidence, top, debug) or reading
+        reading = _read_note(model, image, locate.note_corners(found), single, min_confidence, top, debug) or reading
     if reading["status"] == "unsure" and any(d["confidence"] < min_confidence for d in reading["digits"]):
         seen = {} if debug is not None else None
         closer = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, seen)
