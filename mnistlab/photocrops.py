@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +32,7 @@ WEIGHT = {"digit": 1.0, "number": 2.0, "blank": 1.0, "junk": 1.5}
 CONDITIONS = [c for c in scenes.CONDITIONS if c not in ("phone-12mp", "canvas")]
 MAX_CLUTTER = 3  # marks the reader rejected, taken as non-digits per scene at most
 PER_WORKER = 50  # scenes per process at least: a process takes about 2 s to start
+MAKERS = (scenes, locate, predict)  # the code that makes the crops: the photos and the reader that reads them
 
 _source: scenes.DigitSource | None = None  # each worker's training digits
 
@@ -126,9 +128,12 @@ def make(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0,
 
 def cached(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`make`, kept in the user cache (~/.cache/mnistlab/photo-crops/) under a name made of everything
-    the crops depend on: the images and labels, the count, the seed and this recipe's VERSION."""
+    the crops depend on: the images and labels, the count, the seed, this recipe's VERSION and the code
+    of the MAKERS (a change to the reader changes which marks it reads, so it makes new crops)."""
     key = hashlib.sha256(np.ascontiguousarray(images).tobytes() + np.ascontiguousarray(labels).tobytes())
     key.update(f"{count}/{seed}/{VERSION}".encode())
+    for module in MAKERS:
+        key.update(Path(module.__file__).read_bytes())
     path = default_cache_dir() / "photo-crops" / f"{key.hexdigest()[:24]}.npz"
     try:
         with np.load(path) as saved:

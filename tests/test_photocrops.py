@@ -73,6 +73,10 @@ def test_crops_are_cached_and_a_damaged_cache_is_made_again(training, tmp_path, 
     remade = photocrops.cached(images, labels, 4)
     assert np.array_equal(remade[0], crops) and np.array_equal(remade[1], ys)
     assert len(list(path.parent.glob("*.npz"))) == 1
+    # Another reader (here: its code without the photos' generator) reads the photos anew, in a new file.
+    monkeypatch.setattr(photocrops, "MAKERS", photocrops.MAKERS[1:])
+    photocrops.cached(images, labels, 4)
+    assert len(list(path.parent.glob("*.npz"))) == 2
 
 
 def test_training_takes_the_photos_digits_and_their_clutter(mnist, tmp_path, monkeypatch):
