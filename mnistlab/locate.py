@@ -1358,8 +1358,15 @@ def debug_picture(found: Found, boxes: list[tuple] = (), labels: list[str] = ())
         cv2.rectangle(img, (x, y), (x + w, y + h), (220, 30, 30), 1)
         if max(w, h) >= labelled:
             cv2.putText(img, m.reason or "", (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (220, 30, 30), 1)
-    for (x, y, w, h), label in zip(boxes, labels):
+    # A number's digits stand close together: labels take turns above and below their boxes, each in
+    # the row where the label before it ends sooner.
+    ends = [-1, -1]  # where the last label above the boxes, and below them, ends
+    for (x, y, w, h), label in sorted(zip(boxes, labels)):
         cv2.rectangle(img, (x, y), (x + w, y + h), (20, 170, 20), 2)
-        cv2.putText(img, label, (x, max(14, y - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 170, 20), 2)
+        (width, height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        row = 0 if x > ends[0] or ends[0] <= ends[1] else 1
+        cv2.putText(img, label, (x, max(12, y - 4) if row == 0 else y + h + height + 4),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 170, 20), 1)
+        ends[row] = x + width
     mask = np.repeat(found.mask[..., None].astype(np.uint8) * 255, 3, axis=2)
     return Image.fromarray(np.concatenate([img, mask], axis=1 if img.shape[0] >= img.shape[1] else 0))
