@@ -593,7 +593,14 @@ def on_a_line(ys: np.ndarray, xs: np.ndarray, lines: list, within: float = 2.5) 
     dx, dy = ends[:, 2] - ends[:, 0], ends[:, 3] - ends[:, 1]
     norm = np.hypot(dx, dy).clip(1e-6)
     distance = np.abs(dy[:, None] * (xs[None] - ends[:, :1]) - dx[:, None] * (ys[None] - ends[:, 1:2])) / norm[:, None]
-    return bool(((distance <= within).mean(axis=1) > 0.9).any())
+    if ((distance <= within).mean(axis=1) > 0.9).any():
+        return True
+    # A ruling bowed by the lens, or a grid seen in perspective, strays a few pixels from the straight
+    # line found along it: a piece of it runs parallel to that line (within 2 degrees), close beside it.
+    vx, vy = cv2.fitLine(np.stack([xs, ys], 1).astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()[:2]
+    parallel = np.abs(vx * dy - vy * dx) / norm <= np.sin(np.radians(2))
+    beside = np.median(distance, axis=1) <= 2 * within
+    return bool((parallel & beside).any())
 
 
 def continues(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, ink: np.ndarray | None = None,

@@ -284,6 +284,21 @@ def test_a_stroke_along_a_ruling_is_kept_where_its_ink_is_stronger_than_the_line
     assert not cleaned[300:302, :340].any() and not cleaned[60:62].any()
 
 
+def test_a_piece_of_a_bowed_grid_line_beside_the_line_found_is_part_of_it():
+    """A grid line bowed by the lens strays a few pixels from the straight line found along it, and a
+    darker piece of it, left alone by the removal, looks like a "1" (on a blank squared page, read as a
+    sure "1"). Parallel to the line found and close beside it, it is part of the ruling; a pen's "1"
+    there is slanted against the grid, and a parallel stroke a grid square away is not beside it."""
+    line = [(300, 0, 300, 599)]  # a vertical grid line, found straight
+    piece = np.mgrid[100:160, 303:307].reshape(2, -1)  # 4 px wide, its middle 3.5 px off the line
+    assert locate.on_a_line(*piece, line)
+    ys = np.arange(100, 160)
+    slanted = np.stack([np.r_[ys, ys], np.r_[303 + (ys - 100) * 0.18, 304 + (ys - 100) * 0.18]]).round()
+    assert not locate.on_a_line(*slanted, line)  # 10 degrees off the grid's direction
+    apart = np.mgrid[100:160, 318:322].reshape(2, -1)  # parallel, 19 px from the line: in the square
+    assert not locate.on_a_line(*apart, line)
+
+
 def test_a_piece_of_a_margin_the_removal_missed_goes_on_along_the_margin():
     """Where a margin bends away from the straight line found along it, a piece of it stays in the
     mask, and alone there it looks like a "1". Along its axis, the margin goes on in the ink, as strong
