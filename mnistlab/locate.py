@@ -598,8 +598,8 @@ def on_a_line(ys: np.ndarray, xs: np.ndarray, lines: list, within: float = 2.5) 
     # A ruling bowed by the lens, or a grid seen in perspective, strays a few pixels from the straight
     # line found along it: a piece of it runs parallel to that line (within 2 degrees), close beside it.
     vx, vy = cv2.fitLine(np.stack([xs, ys], 1).astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()[:2]
-    parallel = np.abs(vx * dy - vy * dx) / norm <= np.sin(np.radians(2))
-    return bool(parallel.any() and (np.median(distance[parallel], axis=1) <= 2 * within).any())
+    beside = (np.abs(vx * dy - vy * dx) / norm <= np.sin(np.radians(2))) & (distance.min(axis=1) <= 2 * within)
+    return bool(beside.any() and (np.median(distance[beside], axis=1) <= 2 * within).any())
 
 
 def continues(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, ink: np.ndarray | None = None,
