@@ -284,6 +284,18 @@ def test_a_stroke_along_a_ruling_is_kept_where_its_ink_is_stronger_than_the_line
     assert not cleaned[300:302, :340].any() and not cleaned[60:62].any()
 
 
+def test_debug_labels_of_close_digits_take_turns_above_and_below_their_boxes():
+    """A number's digits stand closer than a label ("6 36%") is wide: the second digit's label goes
+    below its box, so that the labels do not run into each other."""
+    empty = np.zeros((200, 400), np.uint8)
+    found = locate.Found(1.0, np.full((200, 400, 3), 255, np.uint8), empty, empty.astype(bool), empty.astype(np.int32))
+    boxes = [(100, 80, 20, 40), (125, 80, 20, 40), (150, 80, 20, 40)]
+    picture = np.asarray(locate.debug_picture(found, boxes, ["6 36%", "9 98%", "5 97%"]))[:200, :400]
+    green = (picture[..., 1] > 150) & (picture[..., 0] < 100)
+    assert green[:78, 100:125].any() and green[:78, 150:175].any()  # the first and third above their boxes
+    assert green[122:, 125:150].any() and not green[122:, 100:125].any()  # the second below its box
+
+
 def test_a_piece_of_a_bowed_grid_line_beside_the_line_found_is_part_of_it():
     """A grid line bowed by the lens strays a few pixels from the straight line found along it, and a
     darker piece of it, left alone by the removal, looks like a "1" (on a blank squared page, read as a
