@@ -64,6 +64,7 @@ FEW_COMPONENTS = 8  # up to this many (with the background), components' stats a
 FRAGMENT = 0.25  # a piece at a slice's cut with less than this part of the largest piece's ink is its neighbour's
 SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
+BROKEN = 0.1  # a small mark this part of a digit's height from its ink is a broken-off piece of it
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
 # The reasons of a mark rejected as lying on the paper's edge:
 EDGES = ("across an edge of the paper", "along an edge of the paper", "between two surfaces: an edge?")
@@ -1058,6 +1059,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     tall = float(np.median([d.h for d in found.digits]))
     weakest = min(m.strength for m in found.digits)
     _admit_ones(found, tall, weakest)
+    _join_broken(found)
     # Another line of writing as large as the digits (a second number below the first) is not read:
     # the reading is then not all there is.
     others = [m for m in marks if m.reason == "off the line of digits" and 0.6 * tall <= m.h <= 1.6 * tall]
@@ -1105,6 +1107,30 @@ def _admit_ones(found: Found, tall: float, weakest: float) -> None:
         found.rejected.remove(one)
         one.reason = None
         found.digits = sorted(found.digits + [one], key=lambda m: m.x)
+
+
+def _join_broken(found: Found) -> None:
+    """A small mark (too small, or smaller than the digits) whose ink comes within BROKEN of a digit's
+    height of that digit's ink, and that leaves it no wider than tall, is a piece of it: a stroke that
+    broke where it crossed a ruling (whose pixels were removed with the line), or where a faint pen
+    skipped. It joins the digit."""
+    small = [m for m in found.rejected if m.reason in ("too small", "smaller than the digits") and m.labels]
+    for k, d in enumerate(found.digits):
+        for m in small:
+            if m.reason is None:  # joined to a digit already
+                continue
+            x0, y0 = min(d.x, m.x), min(d.box[1], m.box[1])
+            x1, y1 = max(d.x + d.box[2], m.x + m.box[2]), max(d.box[1] + d.h, m.box[1] + m.h)
+            apart = max(m.x - (d.x + d.box[2]), d.x - (m.x + m.box[2]), m.box[1] - (d.box[1] + d.h),
+                        d.box[1] - (m.box[1] + m.h))
+            if x1 - x0 > 1.1 * (y1 - y0) or apart > BROKEN * d.h:
+                continue
+            part = found.labels[y0:y1, x0:x1]
+            away = cv2.distanceTransform((~np.isin(part, d.labels)).view(np.uint8), cv2.DIST_L2, 3)
+            if away[np.isin(part, m.labels)].min() <= max(2.0, BROKEN * d.h):
+                found.rejected.remove(m)
+                m.reason = None
+                d = found.digits[k] = join([d, m])
 
 
 def _inside(own: np.ndarray) -> np.ndarray:

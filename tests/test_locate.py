@@ -311,6 +311,22 @@ def test_a_piece_of_a_bowed_grid_line_beside_the_line_found_is_part_of_it():
     assert not locate.on_a_line(*apart, line)
 
 
+def test_a_stroke_broken_off_a_digit_is_joined_to_it(mnist):
+    """A stroke broken where it crossed a ruling (the ruling's pixels removed with it) or where a
+    faint pen skipped leaves a small piece of the digit beside it: here a "5" in pencil-grey ink whose
+    tail, broken off at a ruled line, sweeps out to the left of the rest (not stacked below it, and
+    together wider than most digits). It is part of the digit: without its tail the "5" is unsure."""
+    from mnistlab import scenes as ps
+
+    scene = ps.make_scene("ruled-black-shadow", 11, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    assert scene.text == "5"
+    found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
+    assert len(found.digits) == 1
+    x, y, w, h = found.original_box(found.digits[0].box)
+    tx, ty, tw, th = scene.boxes[0]
+    assert x <= tx + 0.05 * tw and y + h >= ty + 0.9 * th, ((x, y, w, h), scene.boxes)  # the tail is in the box
+
+
 def test_a_piece_of_a_margin_the_removal_missed_goes_on_along_the_margin():
     """Where a margin bends away from the straight line found along it, a piece of it stays in the
     mask, and alone there it looks like a "1". Along its axis, the margin goes on in the ink, as strong
@@ -751,8 +767,9 @@ def test_a_small_note_on_a_desk_is_read_with_a_narrower_paper_window(model, digi
 
 def test_a_one_with_a_piece_of_ink_beside_it_is_not_claimed(model):
     """A straight stroke is read as a sure "1" whether it is a "1" or the stem of a faint pencil "4"
-    whose other strokes broke off. With a dark enough piece of ink that was not read right beside it,
-    the reading is unsure; a piece far away, or one much lighter, leaves it sure."""
+    whose other strokes broke off. With a dark enough piece of ink right beside it (left out beside it,
+    or joined to it as a broken-off piece), the reading is unsure; a piece far away, or one much
+    lighter, leaves it sure."""
     def page(piece_at, piece_ink):
         img = np.full((900, 1200, 3), 240, np.float32)
         cv2.line(img, (600, 330), (600, 570), (50, 50, 60), 12)  # the stroke
@@ -763,7 +780,9 @@ def test_a_one_with_a_piece_of_ink_beside_it_is_not_claimed(model):
     assert sure["status"] == "ok" and sure["text"] == "1", sure
     found = {}
     beside = predict.read(model, predict.open_image(page(630, (50, 50, 60)), size=locate.WORK_SIZE), debug=found)
-    assert [m.reason for m in found["found"].rejected if m.reason in predict.PIECES], found["found"].rejected
+    pieces = [m for m in found["found"].rejected if m.reason in predict.PIECES]
+    joined = [d for d in found["found"].digits if d.box[2] > 0.3 * d.h]  # the stroke with the piece in its box
+    assert pieces or joined, (found["found"].rejected, found["found"].digits)
     assert beside["status"] == "unsure" and beside["guess"] == "1", beside
     light = reading(model, page(630, (200, 200, 200)))  # much lighter than the stroke: the paper's grain, a crease
     assert light["status"] == "ok" and light["text"] == "1", light
