@@ -313,9 +313,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     enlarged. That reading is given only when it is sure and the same as the guess: it may settle how
     sure the digits are, not which digits there are (a piece of a broken stroke, enlarged, is a sure
     "1"), nor a doubt about the line (every digit was sure, yet the number runs on or a piece lies
-    beside a digit). Small digits that the model took for no digit at all (a digit 10-20 pixels tall
-    in the working image) are looked at closer the same way, before, and that reading is given when it
-    is sure."""
+    beside a digit)."""
     reading, found = _read_looks(model, image, single, min_confidence, top, debug)
     # Only a digit's box about as large as a note (locate.NOTE_AREA of the picture) can hold one.
     large = 0.5 * locate.NOTE_AREA * image.width * image.height
@@ -326,9 +324,6 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
         reading = _read_closer(model, image, locate.sheet_box(found), single, min_confidence, top, debug) or reading
     if reading["status"] != "ok":
         reading = _read_note(model, image, locate.note_corners(found), single, min_confidence, top, debug) or reading
-    if reading["status"] == "no_digit":  # small digits that the working image blurred into no digit at all
-        reading = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, debug) \
-            or reading
     if reading["status"] == "unsure" and any(d["confidence"] < min_confidence for d in reading["digits"]):
         seen = {} if debug is not None else None
         closer = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, seen)
