@@ -1116,18 +1116,19 @@ def _join_broken(found: Found) -> None:
     skipped. It joins the digit."""
     small = [m for m in found.rejected if m.reason in ("too small", "smaller than the digits") and m.labels]
     for k, d in enumerate(found.digits):
+        reach = max(2.0, BROKEN * d.h)
         for m in small:
             if m.reason is None:  # joined to a digit already
                 continue
             x0, y0 = min(d.x, m.x), min(d.box[1], m.box[1])
             x1, y1 = max(d.x + d.box[2], m.x + m.box[2]), max(d.box[1] + d.h, m.box[1] + m.h)
             apart = max(m.x - (d.x + d.box[2]), d.x - (m.x + m.box[2]), m.box[1] - (d.box[1] + d.h),
-                        d.box[1] - (m.box[1] + m.h))
-            if x1 - x0 > 1.1 * (y1 - y0) or apart > BROKEN * d.h:
+                        d.box[1] - (m.box[1] + m.h))  # the boxes' gap, never more than the ink's
+            if x1 - x0 > 1.1 * (y1 - y0) or apart > reach:
                 continue
             part = found.labels[y0:y1, x0:x1]
             away = cv2.distanceTransform((~np.isin(part, d.labels)).view(np.uint8), cv2.DIST_L2, 3)
-            if away[np.isin(part, m.labels)].min() <= max(2.0, BROKEN * d.h):
+            if away[np.isin(part, m.labels)].min() <= reach:
                 found.rejected.remove(m)
                 m.reason = None
                 d = found.digits[k] = join([d, m])
