@@ -1126,12 +1126,21 @@ def _join_broken(found: Found) -> None:
                         d.box[1] - (m.box[1] + m.h))  # the boxes' gap, never more than the ink's
             if x1 - x0 > 1.1 * (y1 - y0) or apart > reach:
                 continue
-            part = found.labels[y0:y1, x0:x1]
-            away = cv2.distanceTransform((~np.isin(part, d.labels)).view(np.uint8), cv2.DIST_L2, 3)
-            if away[np.isin(part, m.labels)].min() <= reach:
+            if ink_apart(found.labels, d, m) <= reach:
                 found.rejected.remove(m)
                 m.reason = None
                 d = found.digits[k] = join([d, m])
+
+
+def ink_apart(labels: np.ndarray, a: Mark, b: Mark) -> float:
+    """How near (pixels) `b`'s ink comes to `a`'s (their components in `labels`); inf if `b` has none."""
+    x, y, w, h = join([a, b]).box
+    part = labels[y:y + h, x:x + w]
+    theirs = np.isin(part, b.labels)
+    if not theirs.any():
+        return float("inf")
+    away = cv2.distanceTransform((~np.isin(part, a.labels)).view(np.uint8), cv2.DIST_L2, 3)
+    return float(away[theirs].min())
 
 
 def _inside(own: np.ndarray) -> np.ndarray:

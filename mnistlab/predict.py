@@ -480,8 +480,40 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
     broken = any(((d["digit"] == "1" or found.faint) and _piece_beside(found, box)) or _digit_left_out(found, box)
-                 for d, box in zip(digits, boxes))
+                 for d, box in zip(digits, boxes)) or _changed_by_pieces(model, found, digits, [units[u][2] for u in path])
     return summarise(digits, min_confidence, whole=(single or found.whole) and not broken, faint=found.faint)
+
+
+NEXT_TO = 0.15  # a rejected mark whose ink comes this part of a digit's height from the digit's may belong to it
+CHANGE_REASONS = PIECES + ("part of a longer line",)
+
+
+def _changed_by_pieces(model, found: locate.Found, digits: list[dict], marks: list[locate.Mark]) -> bool:
+    """Whether a mark rejected next to a digit read (a piece judged too faint, too small or part of a
+    longer line, whose ink comes within NEXT_TO of the digit's height of the digit's), read together
+    with the digit, makes the model read another digit. What the digit is then depends on what belongs
+    to it (a "2" whose foot broke off is a sure "7"; the holes of a notebook's binding, taken for a
+    "1", are another digit with the next hole), so the reading is unsure."""
+    crops, was = [], []
+    for d, mark in zip(digits, marks):
+        reach = max(2.0, NEXT_TO * mark.h)
+        for m in found.rejected:
+            if m.reason not in CHANGE_REASONS or not m.labels:
+                continue
+            apart = max(m.x - (mark.x + mark.box[2]), mark.x - (m.x + m.box[2]), m.box[1] - (mark.box[1] + mark.h),
+                        mark.box[1] - (m.box[1] + m.h))  # the boxes' gap, never more than the ink's
+            union = locate.join([mark, m])
+            if apart > reach or union.box[2] > 1.5 * union.h or union.h > 1.5 * mark.h \
+                    or locate.ink_apart(found.labels, mark, m) > reach:
+                continue
+            crop = mark_input(found, union)
+            if crop is not None:
+                crops.append(crop)
+                was.append(d["digit"])
+    if not crops:
+        return False
+    classes = model.meta["classes"]
+    return any(classes[int(p.argmax())] != digit for p, digit in zip(model.probabilities(np.stack(crops)), was))
 
 
 def _piece_beside(found: locate.Found, box) -> bool:

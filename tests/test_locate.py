@@ -788,6 +788,40 @@ def test_a_one_with_a_piece_of_ink_beside_it_is_not_claimed(model):
     assert light["status"] == "ok" and light["text"] == "1", light
 
 
+class BottomLeftTwo:
+    """A stand-in model that reads a sure "2" when the 28x28 input has ink at its bottom left (a
+    "2"'s foot), else a sure "7": what the digit is depends on whether its foot is in the crop."""
+
+    meta = {"classes": [str(i) for i in range(10)]}
+
+    def probabilities(self, digits):
+        probs = np.full((len(digits), 10), 0.001, np.float32)
+        for k, d in enumerate(digits):
+            probs[k, 2 if (d[20:, :12] > 0).sum() > 24 else 7] = 0.99
+        return probs
+
+
+def test_a_digit_that_a_piece_beside_it_would_change_is_unsure():
+    """A "2" whose foot broke away (at a grid line, or where a faint pen skipped) is a sure "7" without
+    it. A piece rejected beside a digit (here smaller than the digits, 20 px from the stroke's end, too
+    far to be joined as broken off) that, read with the digit, turns it into another digit leaves the
+    reading unsure; the same piece further off leaves it sure."""
+    def page(x0, x1):
+        img = np.full((900, 1200, 3), 235, np.float32)
+        cv2.line(img, (500, 300), (640, 300), (40, 40, 50), 12)  # a "7"...
+        cv2.line(img, (640, 300), (560, 530), (40, 40, 50), 12)
+        cv2.line(img, (x0, 515), (x1, 545), (40, 40, 50), 10)  # ...and a foot beside its end
+        return jpeg(img, 2.0, seed=0)
+
+    model = BottomLeftTwo()
+    found = {}
+    beside = predict.read(model, predict.open_image(page(430, 515), size=locate.WORK_SIZE), debug=found)
+    assert [m.reason for m in found["found"].rejected] == ["smaller than the digits"], found["found"].rejected
+    assert beside["status"] == "unsure" and beside["guess"] == "7", beside
+    apart = reading(model, page(930, 1015))
+    assert apart["status"] == "ok" and apart["text"] == "7", apart
+
+
 def test_a_thin_mark_between_two_surfaces_is_an_edge_not_a_stroke():
     """A pen's straight stroke has the same paper on both sides; the dark border of a sticky note
     on a desk (its shadow) has the note on one side and the desk on the other."""
