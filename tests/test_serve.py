@@ -298,7 +298,9 @@ def test_health_answers_while_a_big_batch_is_worked_on(roomy, mnist):
     thread.join()
     assert result["r"].status_code == 200 and len(result["r"].json()["results"]) == 12
     assert len(latencies) >= 10, "the batch was too quick to measure anything"
-    assert max(latencies) < 0.1, f"/health took {max(latencies) * 1000:.0f} ms while the server worked"
+    # A server whose loop the batch blocks answers /health once it is done (seconds later); one that works
+    # the batch off the loop answers at once, give or take the other test worker's load on 2 cores.
+    assert max(latencies) < 0.5, f"/health took {max(latencies) * 1000:.0f} ms while the server worked"
 
 
 def test_decoded_pixels_per_request_are_bounded(run, mnist):
