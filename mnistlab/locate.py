@@ -1120,16 +1120,17 @@ def _join_broken(found: Found) -> None:
         for m in small:
             if m.reason is None:  # joined to a digit already
                 continue
-            x0, y0 = min(d.x, m.x), min(d.box[1], m.box[1])
-            x1, y1 = max(d.x + d.box[2], m.x + m.box[2]), max(d.box[1] + d.h, m.box[1] + m.h)
-            apart = max(m.x - (d.x + d.box[2]), d.x - (m.x + m.box[2]), m.box[1] - (d.box[1] + d.h),
-                        d.box[1] - (m.box[1] + m.h))  # the boxes' gap, never more than the ink's
-            if x1 - x0 > 1.1 * (y1 - y0) or apart > reach:
-                continue
-            if ink_apart(found.labels, d, m) <= reach:
+            union = join([d, m])
+            # The boxes' gap (never more than the ink's) first: it is quick.
+            if union.box[2] <= 1.1 * union.h and box_apart(d, m) <= reach and ink_apart(found.labels, d, m) <= reach:
                 found.rejected.remove(m)
                 m.reason = None
-                d = found.digits[k] = join([d, m])
+                d = found.digits[k] = union
+
+
+def box_apart(a: Mark, b: Mark) -> int:
+    """The gap (pixels) between two marks' boxes, across or up and down; negative where they overlap."""
+    return max(b.x - (a.x + a.box[2]), a.x - (b.x + b.box[2]), b.box[1] - (a.box[1] + a.h), a.box[1] - (b.box[1] + b.h))
 
 
 def ink_apart(labels: np.ndarray, a: Mark, b: Mark) -> float:

@@ -480,7 +480,9 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
     broken = any(((d["digit"] == "1" or found.faint) and _piece_beside(found, box)) or _digit_left_out(found, box)
-                 for d, box in zip(digits, boxes)) or _changed_by_pieces(model, found, digits, [units[u][2] for u in path])
+                 for d, box in zip(digits, boxes))
+    if not broken and all(d["confidence"] >= min_confidence for d in digits):  # else unsure already
+        broken = _changed_by_pieces(model, found, digits, [units[u][2] for u in path])
     return summarise(digits, min_confidence, whole=(single or found.whole) and not broken, faint=found.faint)
 
 
@@ -500,10 +502,8 @@ def _changed_by_pieces(model, found: locate.Found, digits: list[dict], marks: li
         for m in found.rejected:
             if m.reason not in CHANGE_REASONS or not m.labels:
                 continue
-            apart = max(m.x - (mark.x + mark.box[2]), mark.x - (m.x + m.box[2]), m.box[1] - (mark.box[1] + mark.h),
-                        mark.box[1] - (m.box[1] + m.h))  # the boxes' gap, never more than the ink's
             union = locate.join([mark, m])
-            if apart > reach or union.box[2] > 1.5 * union.h or union.h > 1.5 * mark.h \
+            if locate.box_apart(mark, m) > reach or union.box[2] > 1.5 * union.h or union.h > 1.5 * mark.h \
                     or locate.ink_apart(found.labels, mark, m) > reach:
                 continue
             crop = mark_input(found, union)
