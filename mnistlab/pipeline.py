@@ -66,7 +66,7 @@ def run(config: TrainConfig | None = None, out=None, data=None, data_dir=None, r
             chosen, why = precision("auto", pick_device(cfg.device))
             say(f"precision: {chosen} ({why})")
         if cfg.photos:
-            # 0.26-0.34 s per photo and core, measured on 2-core EPYCs with AVX512 and with AVX2 only (2026-12-03/04)
+            # Measured on 2-core EPYCs: about 0.26 s per photo and core with AVX512, 0.34 with AVX2 only (2026-12-04)
             low, high = (seconds * cfg.photos / (os.cpu_count() or 1) / 60 for seconds in (0.25, 0.35))
             say(f"photos: training digits in {cfg.photos} synthetic photos, cut out as `mnistlab predict` reads "
                 f"a photo (the first time, about {low:.0f}-{high:.0f} min here; then from the user cache)")

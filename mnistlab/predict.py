@@ -491,11 +491,12 @@ CHANGE_REASONS = PIECES + ("part of a longer line",)
 
 
 def _changed_by_pieces(model, found: locate.Found, digits: list[dict], marks: list[locate.Mark]) -> bool:
-    """Whether a mark rejected next to a digit read (a piece judged too faint, too small or part of a
-    longer line, whose ink comes within NEXT_TO of the digit's height of the digit's), read together
-    with the digit, makes the model read another digit. What the digit is then depends on what belongs
-    to it (a "2" whose foot broke off is a sure "7"; the holes of a notebook's binding, taken for a
-    "1", are another digit with the next hole), so the reading is unsure."""
+    """Whether a mark rejected next to a digit read (for one of CHANGE_REASONS: too faint, too small, off
+    the line, left out, part of a longer line; its ink within NEXT_TO of the digit's height of the
+    digit's, the two no wider than 1.5 times their height), read together with the digit, makes the
+    model read another digit. What the digit is then depends on what belongs to it (a "2" whose foot
+    broke off is a sure "7"; the holes of a notebook's binding, taken for a "1", are another digit with
+    the next hole), so the reading is unsure."""
     crops, was = [], []
     for d, mark in zip(digits, marks):
         reach = max(2.0, NEXT_TO * mark.h)
