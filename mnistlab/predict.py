@@ -313,8 +313,13 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     enlarged. That reading is given only when it is sure and the same as the guess: it may settle how
     sure the digits are, not which digits there are (a piece of a broken stroke, enlarged, is a sure
     "1"), nor a doubt about the line (every digit was sure, yet the number runs on or a piece lies
-    beside a digit)."""
-    reading, found = _read_looks(model, image, single, min_confidence, top, debug)
+    beside a digit). And when no look read a digit in a photo, a lone mark that one of them found,
+    small in it, is looked at closer the same way: a digit seen from afar, or written lightly, may be
+    too few pixels of the working image to be read at all. Its closer reading is given only when it is
+    sure and one digit (a "1" that the closer look breaks in two is no "11", nor the mark and its
+    neighbour a number)."""
+    reading, looks = _read_looks(model, image, single, min_confidence, top, debug)
+    found = looks[0]
     # Only a digit's box about as large as a note (locate.NOTE_AREA of the picture) can hold one.
     large = 0.5 * locate.NOTE_AREA * image.width * image.height
     if reading["status"] == "ok" and any(d["box"][2] * d["box"][3] >= large for d in reading["digits"]) \
@@ -331,6 +336,15 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
             if debug is not None:
                 debug.update(seen)
             reading = closer
+    if reading["status"] == "no_digit":  # a lone small mark, read closer, as the one digit it is
+        for box in filter(None, (locate.small_digits_box(look) for look in looks if len(look.digits) == 1)):
+            seen = {} if debug is not None else None
+            closer = _read_closer(model, image, box, single, min_confidence, top, seen)
+            if closer and len(closer["digits"]) == 1:
+                if debug is not None:
+                    debug.update(seen)
+                reading = closer
+                break
     scale = image.info.get(DRAFT_SCALE, 1.0)  # a JPEG decoded at a fraction of its size: its own pixels
     for d in reading["digits"]:
         d["box"] = [round(v * scale) for v in d["box"]]
@@ -399,7 +413,8 @@ def _read_note(model, image: Image.Image, corners, single: bool, min_confidence:
     note = Image.fromarray(cv2.warpPerspective(rgb, turn, (w, h), borderMode=cv2.BORDER_REPLICATE,
                                                flags=cv2.INTER_AREA if grow < 1 else cv2.INTER_CUBIC))
     seen = {} if debug is not None else None
-    reading, found = _read_looks(model, note, single, min_confidence, top, seen)
+    reading, looks = _read_looks(model, note, single, min_confidence, top, seen)
+    found = looks[0]
     # A mark too large for a digit against the digits (judged on the wide look's marks, whichever look
     # gave the reading) is the rest of a number written large across the note, joined into one mark.
     if any(locate.next_digit(found.digits, m) for m in found.rejected if m.reason == "too large"):
@@ -414,23 +429,25 @@ def _read_note(model, image: Image.Image, corners, single: bool, min_confidence:
 
 
 def _read_looks(model, image: Image.Image, single: bool, min_confidence: float, top: int,
-                debug: dict | None) -> tuple[dict, locate.Found]:
+                debug: dict | None) -> tuple[dict, list[locate.Found]]:
     """`read` with the wide paper window, and for a photo not read surely, again with the narrow one,
     and last faintly against the paper just around each pixel (locate.near_look: faint writing, or a
-    digit beside a shadow's sharp edge, or a pen's shadow joined to the ink); and what the wide window
-    found."""
+    digit beside a shadow's sharp edge, or a pen's shadow joined to the ink); and what each look
+    found, the wide window's first."""
     found = locate.find_digits(image)
+    looks = [found]
     reading = read_found(model, found, single, min_confidence, top, debug)
     if reading["status"] == "ok" or not found.photo:
-        return reading, found
+        return reading, looks
     for look in (lambda: locate.find_digits(image, locate.NARROW_WINDOW), lambda: locate.near_look(found)):
         seen = {} if debug is not None else None
-        again = read_found(model, look(), single, min_confidence, top, seen)
+        looks.append(look())
+        again = read_found(model, looks[-1], single, min_confidence, top, seen)
         if again["status"] == "ok":
             if debug is not None:
                 debug.update(seen)
-            return again, found
-    return reading, found
+            return again, looks
+    return reading, looks
 
 
 def read_found(model, found: locate.Found, single: bool = False, min_confidence: float = MIN_CONFIDENCE,

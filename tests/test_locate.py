@@ -444,6 +444,25 @@ def test_small_digits_are_read_surely_when_looked_at_closer(model, digits, monke
             assert 695 <= x and x + w <= 737 and 495 <= y and y + h <= 537, d["box"]
 
 
+def test_a_faint_small_digit_that_no_look_could_read_is_read_closer(model, digits, monkeypatch):
+    """A digit 32 pixels square in light ink, blurred, in a 1600x1200 photo: a mark of a few pixels in
+    the working image that no look reads as a digit (no_digit). Read closer, from the original's
+    pixels around it, more of them are read, and none wrongly."""
+    def far(d, seed):
+        img = np.full((1200, 1600, 3), 236, np.float32)
+        write(img, d, 700, 500, 32, (170, 175, 250))
+        return predict.open_image(jpeg(cv2.GaussianBlur(img, (0, 0), 1.2), 3, seed), size=locate.WORK_SIZE)
+
+    images = [far(d, seed) for seed, (d, _) in enumerate(digits)]
+    closer = [predict.read(model, image) for image in images]
+    monkeypatch.setattr(locate, "SMALL_DIGITS", 0.0)  # no closer look
+    first = [predict.read(model, image) for image in images]
+    right = [sum(r["text"] == label for r, (_, label) in zip(readings, digits)) for readings in (first, closer)]
+    wrong = sum(r["status"] == "ok" and r["text"] != label for r, (_, label) in zip(closer, digits))
+    gained = [a["status"] for a, b, (_, label) in zip(first, closer, digits) if b["text"] == label != a["text"]]
+    assert right[1] >= right[0] + 2 and wrong == 0 and "no_digit" in gained, (right, wrong, gained)
+
+
 def test_a_close_up_of_a_digit_is_read_whole(model, digits):
     """A digit that fills most of the picture, its strokes wider than a tenth of it: the paper under the
     strokes is not taken for ink-coloured paper, so the digit is not broken into faint pieces."""
