@@ -330,21 +330,14 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     if reading["status"] != "ok":
         reading = _read_note(model, image, locate.note_corners(found), single, min_confidence, top, debug) or reading
     if reading["status"] == "unsure" and any(d["confidence"] < min_confidence for d in reading["digits"]):
-        seen = {} if debug is not None else None
-        closer = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, seen)
-        if closer and closer["text"] == reading["guess"]:
-            if debug is not None:
-                debug.update(seen)
-            reading = closer
+        guess = reading["guess"]
+        reading = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, debug,
+                               accept=lambda r: r["text"] == guess) or reading
     if reading["status"] == "no_digit":  # a lone small mark, read closer, as the one digit it is
-        for box in filter(None, (locate.small_digits_box(look) for look in looks if len(look.digits) == 1)):
-            seen = {} if debug is not None else None
-            closer = _read_closer(model, image, box, single, min_confidence, top, seen)
-            if closer and len(closer["digits"]) == 1:
-                if debug is not None:
-                    debug.update(seen)
-                reading = closer
-                break
+        boxes = filter(None, (locate.small_digits_box(look) for look in looks if len(look.digits) == 1))
+        one = (_read_closer(model, image, box, single, min_confidence, top, debug,
+                            accept=lambda r: len(r["digits"]) == 1) for box in boxes)
+        reading = next(filter(None, one), reading)
     scale = image.info.get(DRAFT_SCALE, 1.0)  # a JPEG decoded at a fraction of its size: its own pixels
     for d in reading["digits"]:
         d["box"] = [round(v * scale) for v in d["box"]]
@@ -352,10 +345,10 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
 
 
 def _read_closer(model, image: Image.Image, box, single: bool, min_confidence: float, top: int,
-                 debug: dict | None) -> dict | None:
+                 debug: dict | None, accept=lambda reading: True) -> dict | None:
     """`read`'s reading of the part `box` (x0, y0, x1, y1) of the image, enlarged to SHEET_SIZE if it
     is smaller than a photo, with the digits' boxes in the whole image's pixels; None unless it is
-    sure and its digits are no smaller than the whole image's smallest (MIN_HEIGHT of it)."""
+    sure, `accept`s it, and its digits are no smaller than the whole image's smallest (MIN_HEIGHT of it)."""
     if box is None:
         return None
     seen = {} if debug is not None else None
@@ -368,7 +361,7 @@ def _read_closer(model, image: Image.Image, box, single: bool, min_confidence: f
     for d in closer["digits"]:
         x, y, w, h = (v / grow for v in d["box"])
         d["box"] = [round(x) + box[0], round(y) + box[1], max(1, round(w)), max(1, round(h))]
-    return _given(closer, image, seen, debug)
+    return _given(closer, image, seen, debug) if accept(closer) else None
 
 
 def _given(reading: dict, image: Image.Image, seen: dict | None, debug: dict | None) -> dict | None:

@@ -422,19 +422,25 @@ def close_up(digit, height, seed, size=(1200, 900)) -> bytes:
     return jpeg(img, 3, seed + 1000, quality=85)
 
 
-def test_small_digits_are_read_surely_when_looked_at_closer(model, digits, monkeypatch):
-    """A digit 32 pixels square (its ink about 22 pixels tall) in a 1600x1200 photo is 11 pixels tall in
-    the working image: read unsure, it is read again from the original's pixels around it, enlarged.
-    That look claims more of them than the first, and no wrong one; the boxes are the digits'."""
-    def small(d, seed):
-        img = np.full((1200, 1600, 3), 236, np.float32)
-        write(img, d, 700, 500, 32, (40, 45, 120))
-        return predict.open_image(jpeg(cv2.GaussianBlur(img, (0, 0), 0.8), 3, seed), size=locate.WORK_SIZE)
+def small_photo(d, seed, ink, blur):
+    """A digit 32 pixels square (its ink about 22 pixels tall) in a 1600x1200 photo: 11 pixels tall in the
+    working image."""
+    img = np.full((1200, 1600, 3), 236, np.float32)
+    write(img, d, 700, 500, 32, ink)
+    return predict.open_image(jpeg(cv2.GaussianBlur(img, (0, 0), blur), 3, seed), size=locate.WORK_SIZE)
 
-    images = [small(d, seed) for seed, (d, _) in enumerate(digits)]
+
+def read_with_and_without_closer_looks(model, images, monkeypatch):
     closer = [predict.read(model, image) for image in images]
     monkeypatch.setattr(locate, "SMALL_DIGITS", 0.0)  # no closer look
-    first = [predict.read(model, image) for image in images]
+    return closer, [predict.read(model, image) for image in images]
+
+
+def test_small_digits_are_read_surely_when_looked_at_closer(model, digits, monkeypatch):
+    """A small digit read unsure is read again from the original's pixels around it, enlarged. That
+    look claims more of them than the first, and no wrong one; the boxes are the digits'."""
+    images = [small_photo(d, seed, (40, 45, 120), 0.8) for seed, (d, _) in enumerate(digits)]
+    closer, first = read_with_and_without_closer_looks(model, images, monkeypatch)
     sure = [[r["text"] for r in readings if r["status"] == "ok"] for readings in (first, closer)]
     right = [sum(r["text"] == label for r, (_, label) in zip(readings, digits)) for readings in (first, closer)]
     assert right[1] >= right[0] + 2 and right[1] == len(sure[1]), (right, sure)
@@ -445,18 +451,10 @@ def test_small_digits_are_read_surely_when_looked_at_closer(model, digits, monke
 
 
 def test_a_faint_small_digit_that_no_look_could_read_is_read_closer(model, digits, monkeypatch):
-    """A digit 32 pixels square in light ink, blurred, in a 1600x1200 photo: a mark of a few pixels in
-    the working image that no look reads as a digit (no_digit). Read closer, from the original's
-    pixels around it, more of them are read, and none wrongly."""
-    def far(d, seed):
-        img = np.full((1200, 1600, 3), 236, np.float32)
-        write(img, d, 700, 500, 32, (170, 175, 250))
-        return predict.open_image(jpeg(cv2.GaussianBlur(img, (0, 0), 1.2), 3, seed), size=locate.WORK_SIZE)
-
-    images = [far(d, seed) for seed, (d, _) in enumerate(digits)]
-    closer = [predict.read(model, image) for image in images]
-    monkeypatch.setattr(locate, "SMALL_DIGITS", 0.0)  # no closer look
-    first = [predict.read(model, image) for image in images]
+    """The same small digit in light ink, blurred more: a mark that no look reads as a digit (no_digit).
+    Read closer, more of them are read, and none wrongly."""
+    images = [small_photo(d, seed, (170, 175, 250), 1.2) for seed, (d, _) in enumerate(digits)]
+    closer, first = read_with_and_without_closer_looks(model, images, monkeypatch)
     right = [sum(r["text"] == label for r, (_, label) in zip(readings, digits)) for readings in (first, closer)]
     wrong = sum(r["status"] == "ok" and r["text"] != label for r, (_, label) in zip(closer, digits))
     gained = [a["status"] for a, b, (_, label) in zip(first, closer, digits) if b["text"] == label != a["text"]]
