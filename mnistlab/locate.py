@@ -25,8 +25,10 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
 4. Remove what people draw around their digits: a closed loop holding them (a form's box, a circled
    answer) goes first. Then remove long straight lines (rulings, grid squares, margins, page and note
    edges) found by the probabilistic Hough transform along their middle, then bridge the strokes
-   that crossed them. A lone straight stroke (no line parallel to it, not running across the
-   picture) may be a big "1": when nothing else is found, the marks are found again with it kept.
+   that crossed them. A line is as thin as a pen's, or a little thicker when it is one of a family
+   of parallel lines (a ruling photographed close): a lone thick band is a stroke or a shadow. A
+   lone straight stroke (no line parallel to it, not running across the picture) may be a big "1":
+   when nothing else is found, the marks are found again with it kept.
    Last, a shorter line drawn under a number goes, alone or where it touches the digits.
 5. Connected components -> marks; specks, shapes that sit on a brightness edge of the surface (the
    border of a page or a sticky note, a shadow's edge), thin straight marks with another surface on
@@ -77,6 +79,8 @@ CLOSER_MARGIN = 2.0  # ...with this many of their heights around them (predict.r
 NOTE_AREA = 0.03  # a note (or sheet) lying whole in a photo fills at least this part of it (note_corners)
 SHEET_AREA = 0.6  # a sheet on a desk that fills less of the photo than this...
 SHEET_BOX = 0.7  # ...and its box less than this, is looked at closer (predict.read)
+LINE = 6  # pixels: a line printed on the paper is at most this thick (at WORK_SIZE)...
+RULING = 9  # ...or this, when it is one of a family of parallel lines (a close-up's or a faint look's rulings)
 PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
 
 
@@ -496,7 +500,10 @@ def remove_lines(mask: np.ndarray, colour: np.ndarray, noise: np.ndarray,
         else:
             across = m8[(ys[:, None] + offsets).clip(0, h - 1), xs[:, None]]
         thick = median(across.sum(axis=1))
-        if thick > 6 or thick < 1:  # a wide band (a thick stroke, a shadow) or mostly gaps
+        # A wide band is a thick stroke or a shadow, unless it is one of a family of rulings (thick
+        # when a page is photographed close, or when faint ink is taken with its blurred edges).
+        ruling = thick > LINE and _lines_beside((x1, y1, x2, y2), segments) >= 3
+        if thick < 1 or thick > (RULING if ruling else LINE):
             continue
         # A thick line may be found along either of its edges: follow it along its middle, where its
         # ink is measured, so that its other edge is the same line.
@@ -553,17 +560,30 @@ def _lone_stroke(segment, segments: np.ndarray, w: int, h: int) -> bool:
     shorter than 0.8 of the picture across its direction, and with no other line parallel to it (rulings
     and grids come in families; a margin or a page's edge runs most of the way across)."""
     x1, y1, x2, y2 = segment
+    if np.hypot(x2 - x1, y2 - y1) >= 0.8 * (w if abs(x2 - x1) >= abs(y2 - y1) else h):
+        return False
+    return not len(_parallel(segment, segments))
+
+
+def _parallel(segment, segments: np.ndarray) -> np.ndarray:
+    """The signed distances from `segment`'s line of the middles of the `segments` that run parallel
+    to it (within 3 degrees) and apart from it (more than 8 pixels): its family, when it is a ruling."""
+    x1, y1, x2, y2 = segment
     dx, dy = x2 - x1, y2 - y1
     length = np.hypot(dx, dy)
-    if length >= 0.8 * (w if abs(dx) >= abs(dy) else h):
-        return False
     others = segments.astype(np.float64)
     ox, oy = others[:, 2] - others[:, 0], others[:, 3] - others[:, 1]
     parallel = np.abs(ox * dy - oy * dx) <= np.sin(np.radians(3)) * length * np.hypot(ox, oy)
-    # ... and apart from it: the distance of the other segment's middle from this segment's line
     mx, my = (others[:, 0] + others[:, 2]) / 2 - x1, (others[:, 1] + others[:, 3]) / 2 - y1
-    apart = np.abs(mx * dy - my * dx) / length > 8
-    return not (parallel & apart).any()
+    distance = (mx * dy - my * dx) / length
+    return distance[parallel & (np.abs(distance) > 8)]
+
+
+def _lines_beside(segment, segments: np.ndarray) -> int:
+    """How many other lines run parallel to `segment` (segments of one line lie within 8 pixels of
+    each other): a ruling has many; a page's or a card's edges, one."""
+    distance = np.sort(_parallel(segment, segments))
+    return int(len(distance) and 1 + (np.diff(distance) > 8).sum())
 
 
 def median(a: np.ndarray) -> float:

@@ -284,6 +284,39 @@ def test_a_stroke_along_a_ruling_is_kept_where_its_ink_is_stronger_than_the_line
     assert not cleaned[300:302, :340].any() and not cleaned[60:62].any()
 
 
+def test_thick_rulings_of_a_close_up_are_removed_and_its_digit_read(model, digits):
+    """Rulings photographed close are thicker than a pen's line (10 pixels of 1200 here, with their
+    blurred edges 7 at the working size): as a family of parallel lines they are removed all the
+    same, and the digit written over them is read."""
+    def close_ruled(d, seed):
+        img = np.empty((900, 1200, 3), np.float32)
+        img[:] = (242, 240, 234)
+        for y in range(30, 900, 70):
+            cv2.line(img, (0, y), (1200, y + 20), (150, 175, 220), 10)
+        write(img, d, 450, 330, 220, (35, 45, 140))
+        return jpeg(img, 2.5, seed)
+
+    right = sum(reading(model, close_ruled(d, i))["text"] == label for i, (d, label) in enumerate(digits))
+    assert right >= 10, right
+
+
+def test_a_lone_thick_band_is_not_removed_as_a_line():
+    """A band as thick as a close-up's rulings but alone (a card's shadowed edge, a thick stroke) is
+    no printed line: only a family of them is."""
+    h, w = 600, 800
+    mask = np.zeros((h, w), bool)
+    mask[300:308] = True
+    colour = np.repeat(np.where(mask, 60, 0).astype(np.uint8)[..., None], 3, axis=2)
+    noise = np.full((h, w), 2.0, np.float32)
+    cleaned, lines, _ = locate.remove_lines(mask, colour, noise)
+    assert not lines and cleaned[300:308].all()
+    for y in range(60, h, 60):  # with rulings as thick beside it, it is one of them
+        mask[y:y + 8] = True
+    colour = np.repeat(np.where(mask, 60, 0).astype(np.uint8)[..., None], 3, axis=2)
+    cleaned, lines, _ = locate.remove_lines(mask, colour, noise)
+    assert len(lines) == 9 and not cleaned.any()
+
+
 def test_debug_labels_of_close_digits_take_turns_above_and_below_their_boxes():
     """A number's digits stand closer than a label ("6 36%") is wide: the second digit's label goes
     below its box, so that the labels do not run into each other."""
