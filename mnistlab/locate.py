@@ -1098,13 +1098,13 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # A digit-sized mark just beside the line, but not level with it, may be its digits that climb
     # more steeply than the line was followed:
     found.off_line = any(next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
-    # A digit written at the paper's very edge (a "1" along a sticky note's side) is rejected with the
-    # edge: a piece of the edge beside the digits, as dark as they are and no larger than one of them
-    # (and not one of a column of like marks: a binding's wire across the edge), may be that digit.
-    widest = max(d.box[2] for d in found.digits)
+    # A digit written at the paper's very edge (a "1" along a sticky note's side, digits along a
+    # shadow's sharp edge) is rejected with the edge: a piece of the edge beside the digits, as dark as
+    # they are, no taller and up to four of them wide (and not one of a column of like marks: a
+    # binding's wire across the edge), may be those digits.
     edges = [m for m in found.rejected if m.reason in EDGES]
     found.on_edge = any(next_digit(found.digits, m) for m, column in zip(edges, in_a_column(edges)) if not column
-                        and m.box[2] <= 1.2 * widest and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
+                        and m.box[2] <= 4 * tall and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
     return found
 
 

@@ -1014,6 +1014,20 @@ def test_a_digit_beside_the_line_but_not_level_with_it_keeps_the_reading_unsure(
     assert not climbing.whole
 
 
+def test_digits_on_a_shadows_edge_keep_the_reading_unsure(mnist):
+    """"7487" written along the sharp edge of a hand's shadow (scene 0 of mnistlab/scenes.py's number
+    kind, tuning split): looked at with the narrow window, the "4", "8" and "7" are rejected with the
+    edge as one piece three digits wide, and the "7" left alone was read as a sure "7". A piece of the
+    edge beside the digits, as dark as they are and no taller, may hold more digits than one: up to
+    four digits' heights wide, it leaves the reading unsure."""
+    from mnistlab import scenes as ps
+
+    scene = ps.make_scene("number", 0, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    assert scene.text == "7487"
+    found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE), locate.NARROW_WINDOW)
+    assert len(found.digits) == 1 and found.on_edge and not found.whole
+
+
 def test_a_digit_on_the_papers_edge_keeps_the_reading_unsure(mnist):
     """A "1" written at the very edge of a green sticky note ("17163", scene 13 of mnistlab/scenes.py's
     number kind, tuning split) is taken for the note's edge; the four digits left were read as a sure
