@@ -81,6 +81,7 @@ SHEET_AREA = 0.6  # a sheet on a desk that fills less of the photo than this...
 SHEET_BOX = 0.7  # ...and its box less than this, is looked at closer (predict.read)
 LINE = 6  # pixels: a line printed on the paper is at most this thick (at WORK_SIZE)...
 RULING = 9  # ...or this, when it is one of a family of parallel lines (a close-up's or a faint look's rulings)
+DARK = 80  # grey levels below the paper: ink this dark is no grain, whatever the grain measured around it
 PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
 
 
@@ -449,9 +450,11 @@ def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.n
 
 
 def threshold(ink: np.ndarray, noise: np.ndarray, contrast: Contrast = CLEAR) -> np.ndarray:
-    """Hysteresis: pixels clearly above the local noise, connected to pixels far above it."""
+    """Hysteresis: pixels clearly above the local noise, connected to pixels far above it or darker
+    than DARK (where ink covers much of a tile, a bold printed number over a squared page, the grain
+    measured there is swollen by the ink's own texture)."""
     strong = float(np.percentile(ink[::3, ::3], 99.9)) if contrast.relative else 0.0
-    high = np.maximum(np.maximum(contrast.pixel, contrast.relative * strong), 6 * noise)
+    high = np.maximum(np.maximum(contrast.pixel, contrast.relative * strong), np.minimum(6 * noise, DARK))
     low = np.maximum(0.75 * contrast.pixel, 3.5 * noise)
     weak = (ink >= low).astype(np.uint8)
     n, labels = cv2.connectedComponents(weak, connectivity=8)
@@ -1089,10 +1092,12 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     beside = [m for m in found.rejected if not any(min(d.x + d.box[2], m.x + m.box[2]) > max(d.x, m.x)
                                                     for d in found.digits)]  # not a piece of a digit read
     # A digit just too faint to read (a pencil's pressure varies), as tall as the digits beside it and
-    # nearly as strong as the weakest of them:
+    # nearly as strong as the weakest of them; or as dark as clear ink, yet taken for grain where its
+    # own texture swells the grain measured (a bold printed number over a squared page):
     faint = _merge_stacked([m for m in beside if m.reason == "too faint"])
     found.faint_digit = any(next_digit(found.digits, m) for m in faint
-                            if m.strength >= 0.8 * weakest and m.clarity >= 6 and m.h <= 1.5 * ref.h)
+                            if m.strength >= 0.8 * weakest and (m.clarity >= 6 or m.strength >= DARK)
+                            and m.h <= 1.5 * ref.h)
     # A faint straight stroke beside the line may be a "1" written lightly:
     found.faint_digit |= any(next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
     # A digit-sized mark just beside the line, but not level with it, may be its digits that climb

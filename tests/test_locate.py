@@ -811,8 +811,8 @@ def test_a_small_note_on_a_desk_is_read_with_a_narrower_paper_window(model, digi
     missed = [i for i, image in enumerate(images) if not locate.find_digits(image).digits]
     assert len(missed) >= 2, missed  # what this test is about: the wide window misses some
     assert all(locate.find_digits(images[i], locate.NARROW_WINDOW).digits for i in missed)
-    right = sum(predict.read(model, image)["text"] == label for image, (_, label) in zip(images, digits))
-    assert right > len(digits) - len(missed), (right, missed)  # some of the missed are read
+    texts = [predict.read(model, images[i])["text"] for i in missed]
+    assert any(text == digits[i][1] for i, text in zip(missed, texts)), (texts, missed)  # some of the missed are read
 
 
 def test_a_one_with_a_piece_of_ink_beside_it_is_not_claimed(model):
@@ -1026,6 +1026,20 @@ def test_digits_on_a_shadows_edge_keep_the_reading_unsure(mnist):
     assert scene.text == "7487"
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE), locate.NARROW_WINDOW)
     assert len(found.digits) == 1 and found.on_edge and not found.whole
+
+
+def test_a_bold_printed_number_over_squared_paper_is_not_read_as_its_last_digit(mnist):
+    """A bold printed "22123" over a squared page (scene 0 of mnistlab/scenes.py's printed-number kind,
+    tuning split): its own ink and the grid fill the tiles where the paper's grain is measured, and the
+    grain comes out some 40 grey levels. Ink 150 levels dark was then no seed of the threshold, and the
+    "3" alone was read surely. Ink darker than DARK always seeds: the "2"s beside it are found (too
+    faint against that grain to be read), and the reading is unsure."""
+    from mnistlab import scenes as ps
+
+    scene = ps.make_scene("printed-number", 0, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    assert scene.text == "22123"
+    found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
+    assert len(found.digits) == 1 and found.faint_digit and not found.whole
 
 
 def test_a_digit_on_the_papers_edge_keeps_the_reading_unsure(mnist):
