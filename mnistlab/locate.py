@@ -75,8 +75,8 @@ GAP = 3.0  # digits of one number lie at most this many digit heights apart (one
 EDGE_STEP = 40  # grey levels between the surfaces on a thin mark's two sides: an edge, not a stroke
 WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture's longer side...
 NARROW_WINDOW = 12  # ...or this part, for a small sheet on a darker desk (predict.read looks again)
-SMALL_DIGITS = 0.1  # digits shorter than this part of a photo's shorter side are looked at closer...
-CLOSER_MARGIN = 2.0  # ...with this many of their heights around them (predict.read)
+CLOSER_MARGIN = 2.0  # digits read unsure are looked at closer with this many of their heights around them...
+CLOSER_PART = 0.25  # ...when that part is at most this part of the photo
 NOTE_AREA = 0.03  # a note (or sheet) lying whole in a photo fills at least this part of it (note_corners)
 SHEET_AREA = 0.6  # a sheet on a desk that fills less of the photo than this...
 SHEET_BOX = 0.7  # ...and its box less than this, is looked at closer (predict.read)
@@ -1246,22 +1246,24 @@ def note_corners(found: Found, least: float = NOTE_AREA) -> np.ndarray | None:
     return np.roll(best, -top, axis=0) * 2 * found.scale
 
 
-def small_digits_box(found: Found) -> tuple[int, int, int, int] | None:
-    """The box (x0, y0, x1, y1, in the original image's pixels) around the line of digits `found`, with
-    CLOSER_MARGIN of their height on every side, when they are smaller than SMALL_DIGITS of a photo's
-    shorter side; else None. Read closer, from the image's pixels and enlarged, a small digit's
-    strokes are more than the few pixels of the working image."""
+def digits_box(found: Found) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1, in the original image's pixels) around the line of digits `found` in a
+    photo, with CLOSER_MARGIN of their height on every side, when it is at most CLOSER_PART of the
+    photo; else None (a drawing, no digits, or no closer look to take: read again, nearly the whole
+    photo would only be sampled anew). Read closer (predict.read), from the image's own pixels and
+    enlarged when small, a small digit's strokes are more than the few pixels of the working image,
+    and any digit's paper is estimated over the part alone, without the clutter around it."""
     if not found.photo or not found.digits:
         return None
     tall = max(d.h for d in found.digits)
-    if tall >= SMALL_DIGITS * min(found.rgb.shape[:2]):
-        return None
     x, y, bw, bh = join(found.digits).box
     pad = CLOSER_MARGIN * tall
     h, w = found.rgb.shape[:2]
+    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+    if (x1 - x0) * (y1 - y0) > CLOSER_PART * w * h:
+        return None
     s = found.scale
-    return (round(max(0, x - pad) * s), round(max(0, y - pad) * s), round(min(w, x + bw + pad) * s),
-            round(min(h, y + bh + pad) * s))
+    return round(x0 * s), round(y0 * s), round(x1 * s), round(y1 * s)
 
 
 def small_sheet(found: Found) -> tuple[int, int, int, int] | None:

@@ -308,16 +308,16 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     sure, and the sheet's or note's only when its digits are no smaller than the whole photo's
     smallest (MIN_HEIGHT of it).
 
-    Last, digits read unsure because they are small (locate.small_digits_box: a few pixels of the
-    working image, blurred by its scaling) are looked at closer: the part of the image around them,
-    enlarged. That reading is given only when it is sure and the same as the guess: it may settle how
-    sure the digits are, not which digits there are (a piece of a broken stroke, enlarged, is a sure
-    "1"), nor a doubt about the line (every digit was sure, yet the number runs on or a piece lies
-    beside a digit). And when no look read a digit in a photo, a lone mark that one of them found,
-    small in it, is looked at closer the same way: a digit seen from afar, or written lightly, may be
-    too few pixels of the working image to be read at all. Its closer reading is given only when it is
-    sure and one digit (a "1" that the closer look breaks in two is no "11", nor the mark and its
-    neighbour a number)."""
+    Last, digits read unsure are looked at closer (locate.digits_box): the part of the image around
+    them, from its own pixels (a small digit is a few pixels of the working image, blurred by its
+    scaling), enlarged when small, its paper estimated over that part alone. That reading is given
+    only when it is sure and the same as the guess: it may settle how sure the digits are, not which
+    digits there are (a piece of a broken stroke, enlarged, is a sure "1"), nor a doubt about the line
+    (every digit was sure, yet the number runs on or a piece lies beside a digit). And when no look
+    read a digit in a photo, a lone mark that one of them found is looked at closer the same way: a
+    digit seen from afar, or written lightly, may be too few pixels of the working image to be read at
+    all. Its closer reading is given only when it is sure and one digit (a "1" that the closer look
+    breaks in two is no "11", nor the mark and its neighbour a number)."""
     reading, looks = _read_looks(model, image, single, min_confidence, top, debug)
     found = looks[0]
     # Only a digit's box about as large as a note (locate.NOTE_AREA of the picture) can hold one.
@@ -331,10 +331,10 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
         reading = _read_note(model, image, locate.note_corners(found), single, min_confidence, top, debug) or reading
     if reading["status"] == "unsure" and any(d["confidence"] < min_confidence for d in reading["digits"]):
         guess = reading["guess"]
-        reading = _read_closer(model, image, locate.small_digits_box(found), single, min_confidence, top, debug,
+        reading = _read_closer(model, image, locate.digits_box(found), single, min_confidence, top, debug,
                                accept=lambda r: r["text"] == guess) or reading
-    if reading["status"] == "no_digit":  # a lone small mark, read closer, as the one digit it is
-        boxes = filter(None, (locate.small_digits_box(look) for look in looks if len(look.digits) == 1))
+    if reading["status"] == "no_digit":  # a lone mark, read closer, as the one digit it is
+        boxes = filter(None, (locate.digits_box(look) for look in looks if len(look.digits) == 1))
         one = (_read_closer(model, image, box, single, min_confidence, top, debug,
                             accept=lambda r: len(r["digits"]) == 1) for box in boxes)
         reading = next(filter(None, one), reading)

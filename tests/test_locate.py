@@ -465,7 +465,7 @@ def small_photo(d, seed, ink, blur):
 
 def read_with_and_without_closer_looks(model, images, monkeypatch):
     closer = [predict.read(model, image) for image in images]
-    monkeypatch.setattr(locate, "SMALL_DIGITS", 0.0)  # no closer look
+    monkeypatch.setattr(locate, "digits_box", lambda found: None)  # no closer look
     return closer, [predict.read(model, image) for image in images]
 
 
@@ -492,6 +492,26 @@ def test_a_faint_small_digit_that_no_look_could_read_is_read_closer(model, digit
     wrong = sum(r["status"] == "ok" and r["text"] != label for r, (_, label) in zip(closer, digits))
     gained = [a["status"] for a, b, (_, label) in zip(first, closer, digits) if b["text"] == label != a["text"]]
     assert right[1] >= right[0] + 2 and wrong == 0 and "no_digit" in gained, (right, wrong, gained)
+
+
+def test_a_digit_of_any_size_read_unsure_is_looked_at_closer(model, digits, monkeypatch):
+    """Not only small digits: a digit of ordinary size (150 pixels of a 1200x900 photo) read unsure is
+    read again from the part of the photo around it, whose paper is estimated over that part alone."""
+    looked = []
+    closer = predict._read_closer
+
+    def spy(model_, image, box, *args, **kwargs):
+        looked.append(box)
+        return closer(model_, image, box, *args, **kwargs)
+
+    monkeypatch.setattr(predict, "_read_closer", spy)
+    d, _ = digits[0]
+    unsure = reading(model, photo([d], shadow=False), min_confidence=0.999999)
+    assert unsure["status"] == "unsure", unsure
+    x, y, w, h = unsure["digits"][0]["box"]
+    around = [b for b in looked if b is not None and b[0] <= x and b[1] <= y and b[2] >= x + w and b[3] >= y + h
+              and b[2] - b[0] < 1200 and b[3] - b[1] < 900]
+    assert around, looked
 
 
 def test_a_close_up_of_a_digit_is_read_whole(model, digits):
