@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab import locate, predict
+from mnistlab import locate, predict, scenes
 from mnistlab.cli import main
 
 
@@ -62,6 +62,12 @@ def model(trained_run):
 def digits(mnist):
     """Twelve test digits the model reads at 28x28 (the scenes test the finding, not the classifier)."""
     return [(mnist.test_images[i].numpy(), str(int(mnist.test_labels[i]))) for i in range(40, 52)]
+
+
+def scene_of(mnist, kind: str, seed: int, split: str = "tune"):
+    """Scene `seed` of mnistlab/scenes.py's `kind`, written with MNIST test digits of `split`."""
+    digits = scenes.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy(), split)
+    return scenes.make_scene(kind, seed, digits)
 
 
 def reading(model, blob, **kw):
@@ -349,9 +355,7 @@ def test_a_stroke_broken_off_a_digit_is_joined_to_it(mnist):
     faint pen skipped leaves a small piece of the digit beside it: here a "5" in pencil-grey ink whose
     tail, broken off at a ruled line, sweeps out to the left of the rest (not stacked below it, and
     together wider than most digits). It is part of the digit: without its tail the "5" is unsure."""
-    from mnistlab import scenes as ps
-
-    scene = ps.make_scene("ruled-black-shadow", 11, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    scene = scene_of(mnist, "ruled-black-shadow", 11)
     assert scene.text == "5"
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
     assert len(found.digits) == 1
@@ -403,9 +407,7 @@ def test_a_notes_shadow_along_its_edge_is_not_a_digit(mnist):
     """A green sticky note on a grey desk, its shadow an "L" along two edges (scene 10 of
     mnistlab/scenes.py's sticky-note kind, tuning split): the shadow is rejected as lying along
     the paper's edge, and the one digit found is the written one."""
-    from mnistlab import scenes as ps
-
-    scene = ps.make_scene("sticky-note", 10, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    scene = scene_of(mnist, "sticky-note", 10)
     image = predict.open_image(scene.jpeg, size=locate.WORK_SIZE)
     found = locate.find_digits(image)
     assert any(m.reason == "along an edge of the paper" for m in found.rejected)
@@ -832,7 +834,7 @@ def test_a_small_note_on_a_desk_is_read_with_a_narrower_paper_window(model, digi
     assert len(missed) >= 2, missed  # what this test is about: the wide window misses some
     assert all(locate.find_digits(images[i], locate.NARROW_WINDOW).digits for i in missed)
     texts = [predict.read(model, images[i])["text"] for i in missed]
-    assert any(text == digits[i][1] for i, text in zip(missed, texts)), (texts, missed)  # some of the missed are read
+    assert any(text == digits[i][1] for i, text in zip(missed, texts)), (texts, missed)  # some missed are read
 
 
 def test_a_one_with_a_piece_of_ink_beside_it_is_not_claimed(model):
@@ -911,10 +913,7 @@ def test_a_notes_dark_border_on_a_desk_is_not_taken_for_the_digit(mnist):
     mnistlab/scenes.py's small-digit kind, held-out split): the dark strip along the note's right
     edge, desk on one side and note on the other, was read as a tall "1". It is rejected as an edge,
     and the one mark found is the written digit."""
-    from mnistlab import scenes as ps
-
-    digits = ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy(), "holdout")
-    scene = ps.make_scene("small-digit", 6, digits)
+    scene = scene_of(mnist, "small-digit", 6, "holdout")
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
     assert any(m.reason == "between two surfaces: an edge?" for m in found.rejected)
     (x, y, w, h), = [found.original_box(m.box) for m in found.digits]
@@ -955,10 +954,7 @@ def test_a_checked_tablecloth_is_not_a_close_up_digit(mnist):
     """Scene 0 of mnistlab/scenes.py's sticky-note kind (held-out split): a note on a checked
     tablecloth. With the narrow paper window the cloth's checks join into one net of lines as tall as
     the picture, inside its frame; a close-up's digit may be that large, but a net has many holes."""
-    from mnistlab import scenes as ps
-
-    digits = ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy(), "holdout")
-    image = predict.open_image(ps.make_scene("sticky-note", 0, digits).jpeg, size=locate.WORK_SIZE)
+    image = predict.open_image(scene_of(mnist, "sticky-note", 0, "holdout").jpeg, size=locate.WORK_SIZE)
     found = locate.find_digits(image, locate.NARROW_WINDOW)
     h, w = found.mask.shape
     assert any(m.reason == "too large" for m in found.rejected)
@@ -1040,9 +1036,7 @@ def test_digits_on_a_shadows_edge_keep_the_reading_unsure(mnist):
     edge as one piece three digits wide, and the "7" left alone was read as a sure "7". A piece of the
     edge beside the digits, as dark as they are and no taller, may hold more digits than one: up to
     four digits' heights wide, it leaves the reading unsure."""
-    from mnistlab import scenes as ps
-
-    scene = ps.make_scene("number", 0, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    scene = scene_of(mnist, "number", 0)
     assert scene.text == "7487"
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE), locate.NARROW_WINDOW)
     assert len(found.digits) == 1 and found.on_edge and not found.whole
@@ -1054,9 +1048,7 @@ def test_a_bold_printed_number_over_squared_paper_is_not_read_as_its_last_digit(
     grain comes out some 40 grey levels. Ink 150 levels dark was then no seed of the threshold, and the
     "3" alone was read surely. Ink darker than DARK always seeds: the "2"s beside it are found (too
     faint against that grain to be read), and the reading is unsure."""
-    from mnistlab import scenes as ps
-
-    scene = ps.make_scene("printed-number", 0, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    scene = scene_of(mnist, "printed-number", 0)
     assert scene.text == "22123"
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
     assert len(found.digits) == 1 and found.faint_digit and not found.whole
@@ -1067,15 +1059,13 @@ def test_a_digit_on_the_papers_edge_keeps_the_reading_unsure(mnist):
     number kind, tuning split) is taken for the note's edge; the four digits left were read as a sure
     "7163". Now the edge's piece, as dark as the digits, no wider and beside them, leaves the reading
     unsure. The note's other edges, long or far from the digits, do not."""
-    from mnistlab import scenes as ps
-
-    scene = ps.make_scene("number", 13, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    scene = scene_of(mnist, "number", 13)
     assert scene.text == "17163"
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
     assert len(found.digits) == 4 and found.on_edge and not found.whole
     edges = [m for m in found.rejected if m.reason in locate.EDGES]
     assert len(edges) >= 3  # the one beside the digits, and the note's long edges that do not count
-    clean = ps.make_scene("number", 1, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    clean = scene_of(mnist, "number", 1)
     assert locate.find_digits(predict.open_image(clean.jpeg, size=locate.WORK_SIZE)).whole
 
 
@@ -1194,9 +1184,7 @@ def last_look_at(mnist, kind, seed, text):
     """Tuning scene `seed` of mnistlab/scenes.py's `kind`: its image, the wide look at it and the box
     of its one digit (working pixels), once the last look (locate.near_look) is seen to find that
     digit whole and alone."""
-    from mnistlab import scenes as ps
-
-    scene = ps.make_scene(kind, seed, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    scene = scene_of(mnist, kind, seed)
     assert scene.text == text
     image = predict.open_image(scene.jpeg, size=locate.WORK_SIZE)
     wide = locate.find_digits(image)
@@ -1246,9 +1234,7 @@ def test_the_last_look_takes_no_lone_straight_stroke_for_a_one(mnist):
     stroke taller than the digits, for the line of digits: a sure "1". No lone straight stroke that
     look finds is clear enough for a "1" (locate.LAST): the strip is a crease or grain, and the line
     is the number's four digits."""
-    from mnistlab import scenes as ps
-
-    scene = ps.make_scene("printed-number", 20, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    scene = scene_of(mnist, "printed-number", 20)
     assert scene.text == "5694"
     near = locate.near_look(locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE)))
     assert len(near.digits) == 4
@@ -1285,9 +1271,7 @@ def test_a_faint_digit_with_a_piece_beside_it_is_not_claimed(model, mnist):
     below as a faint straight stroke (a crease?). A digit found by a faint look with such a piece
     within half its height, at least half as dark, is a broken digit: the reading is not claimed
     (before, only a "1" was judged so)."""
-    from mnistlab import scenes as ps
-
-    scene = ps.make_scene("page-on-desk", 68, ps.DigitSource(mnist.test_images.numpy(), mnist.test_labels.numpy()))
+    scene = scene_of(mnist, "page-on-desk", 68)
     assert scene.text == "3"
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
     assert found.faint and len(found.digits) == 1
