@@ -496,9 +496,11 @@ def test_a_faint_small_digit_that_no_look_could_read_is_read_closer(model, digit
     assert right[1] >= right[0] + 2 and wrong == 0 and "no_digit" in gained, (right, wrong, gained)
 
 
-def test_a_digit_of_any_size_read_unsure_is_looked_at_closer(model, digits, monkeypatch):
-    """Not only small digits: a digit of ordinary size (150 pixels of a 1200x900 photo) read unsure is
-    read again from the part of the photo around it, whose paper is estimated over that part alone."""
+@pytest.mark.parametrize("height", [150, 200])
+def test_a_digit_of_any_size_read_unsure_is_looked_at_closer(model, digits, monkeypatch, height):
+    """Not only small digits: a digit of ordinary size (150 or 200 pixels of a 1200x900 photo, the part
+    around it up to half the photo) read unsure is read again from that part, whose paper is estimated
+    over the part alone."""
     looked = []
     closer = predict._read_closer
 
@@ -508,7 +510,7 @@ def test_a_digit_of_any_size_read_unsure_is_looked_at_closer(model, digits, monk
 
     monkeypatch.setattr(predict, "_read_closer", spy)
     d, _ = digits[0]
-    unsure = reading(model, photo([d], shadow=False), min_confidence=0.999999)
+    unsure = reading(model, photo([d], shadow=False, height=height), min_confidence=0.999999)
     assert unsure["status"] == "unsure", unsure
     x, y, w, h = unsure["digits"][0]["box"]
     around = [b for b in looked if b is not None and b[0] <= x and b[1] <= y and b[2] >= x + w and b[3] >= y + h
