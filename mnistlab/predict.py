@@ -7,6 +7,7 @@ and also thickens strokes much thinner than MNIST's (a pen on a big canvas), whi
 shrink to faint hairlines.
 """
 
+import functools
 import io
 import stat
 from dataclasses import replace
@@ -22,7 +23,9 @@ from .checkpoint import load_model
 from .errors import MnistlabError
 from .models import logits_of, pixels
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif"}
+FORMATS = ("PNG", "JPEG", "WEBP", "HEIF")  # HEIF (an iPhone's HEIC photos) with the heic extra, pillow-heif
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them
 MIN_CONFIDENCE = 0.9  # a digit read with a lower probability is reported as unsure
 TILT = 4.0  # degrees: a mark on paper tilted more than this is turned upright before it is read
@@ -36,18 +39,27 @@ WORK_SIZE = 160  # digits are measured and thickened at this size before the fin
 
 
 def open_image(source, max_pixels: int | None = None, size: int | None = None) -> Image.Image:
-    """Open and decode a PNG or JPEG from a path or bytes, refusing images of more than `max_pixels`
-    (decompression bombs among them) from their header, before decoding. With `size`, a JPEG is
-    decoded straight at the smallest of 1/2, 1/4 or 1/8 scale whose longer side is still `size`
-    or more (JPEG draft mode): a 12-megapixel photo costs a sixteenth of its full decoding."""
+    """Open and decode a PNG, JPEG, WebP or HEIC (HEIF) image from a path or bytes, refusing images of
+    more than `max_pixels` (decompression bombs among them) from their header, before decoding. With
+    `size`, a JPEG is decoded straight at the smallest of 1/2, 1/4 or 1/8 scale whose longer side is
+    still `size` or more (JPEG draft mode): a 12-megapixel photo costs a sixteenth of its full decoding.
+    A HEIC photo (as iPhones take them) needs the heic extra (pillow-heif), which turns it upright as
+    it decodes it."""
     name = str(source) if not isinstance(source, (bytes, bytearray)) else "image"
     max_pixels = max_pixels or MAX_PIXELS
     try:
         if not isinstance(source, (bytes, bytearray)):
             check_regular_file(source)
+            with open(source, "rb") as f:
+                head = f.read(12)
+        else:
+            head = bytes(source[:12])
+        if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS and not _heif_opener():
+            raise MnistlabError(f"{name}: a HEIC photo (as iPhones take them); to read it, install the heic extra "
+                                "(pip install 'mnistlab[heic]') or save it as JPEG")
         image = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
-        if image.format not in ("PNG", "JPEG"):
-            raise MnistlabError(f"{name}: not a PNG or JPEG image ({image.format})")
+        if image.format not in FORMATS:
+            raise MnistlabError(f"{name}: not a PNG, JPEG, WebP or HEIC image ({image.format})")
         if image.width * image.height > max_pixels:
             raise MnistlabError(f"{name}: image is {image.width}x{image.height}, larger than {max_pixels:,} pixels")
         header = image.size
@@ -72,6 +84,17 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise MnistlabError(f"{name}: cannot decode image ({e})") from None
     return image
+
+
+@functools.cache
+def _heif_opener() -> bool:
+    """Whether PIL can open HEIF images: pillow-heif (the heic extra) is installed, and registered."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 
 def plain_png(blob: bytes) -> Image.Image | None:
@@ -224,13 +247,13 @@ def check_regular_file(path):
 
 
 def image_paths(inputs) -> list[Path]:
-    """Expand files and folders (their PNG/JPEG files, sorted) into a list of image paths."""
+    """Expand files and folders (their image files: IMAGE_SUFFIXES, sorted) into a list of image paths."""
     paths = []
     for item in map(Path, inputs):
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise MnistlabError(f"{item}: no PNG or JPEG files in this folder")
+                raise MnistlabError(f"{item}: no PNG, JPEG, WebP or HEIC files in this folder")
             paths += found
         elif item.exists():
             paths.append(item)

@@ -1,6 +1,6 @@
 """`mnistlab serve`: an HTTP API and a drawing page for a trained model, on FastAPI and uvicorn.
 
-    POST /v1/predict        one image: PNG or JPEG (raw body or multipart), or JSON with a base64
+    POST /v1/predict        one image: PNG, JPEG, WebP or HEIC (raw body or multipart), or JSON with a base64
                             image {"image": "..."} or MNIST-format pixels {"pixels": 28x28 or 784 values}
     POST /v1/predict/batch  many: multipart with several files, JSON {"images": [...]} or {"pixels": [...]}
     GET  /v1/model          the checkpoint's description (with no paths of this machine)
@@ -43,7 +43,7 @@ from .errors import MnistlabError
 from . import locate
 from .predict import MIN_CONTRAST, open_image, ranked, read, summarise
 
-IMAGE_TYPES = ("image/png", "image/jpeg")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def check_pixels(blobs: list[bytes], limits: Limits):
 
 
 def from_image(blob: bytes, limits: Limits) -> Image.Image:
-    """PNG/JPEG bytes -> the decoded image (a large JPEG decoded straight at the size it is read at)."""
+    """Image bytes -> the decoded image (a large JPEG decoded straight at the size it is read at)."""
     try:
         return open_image(blob, limits.max_pixels, size=locate.WORK_SIZE)
     except MnistlabError as e:
@@ -186,7 +186,7 @@ async def read_request(request: Request, limits: Limits, batch: bool):
     the event loop (see small_image) rather than in the thread pool."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in (*IMAGE_TYPES, "multipart/form-data", "application/json"):
-        raise BadInput(415, f"unsupported content type {ctype or 'none'!r}; send image/png, image/jpeg, "
+        raise BadInput(415, f"unsupported content type {ctype or 'none'!r}; send {', '.join(IMAGE_TYPES)}, "
                             "multipart/form-data or application/json")
     body = await read_body(request, limits)
     if ctype in IMAGE_TYPES:
@@ -208,7 +208,7 @@ SMALL_IMAGE = 300
 
 
 def small_image(blob: bytes) -> bool:
-    """Whether a raw PNG or JPEG body is a drawing-sized image, from its header."""
+    """Whether a raw image body is a drawing-sized image, from its header."""
     try:
         with Image.open(io.BytesIO(blob)) as image:
             return max(image.size) <= SMALL_IMAGE
@@ -340,12 +340,11 @@ class Metrics:
 # --- The application --------------------------------------------------------------------------------
 
 _BODY_DOC = {"requestBody": {"required": True, "content": {
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    **{ctype: {"schema": {"type": "string", "format": "binary"}} for ctype in IMAGE_TYPES},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}}}},
     "application/json": {"schema": {"type": "object", "properties": {
-        "image": {"type": "string", "description": "base64 PNG or JPEG (a data: URL is fine)"},
+        "image": {"type": "string", "description": "base64 PNG, JPEG, WebP or HEIC (a data: URL is fine)"},
         "pixels": {"type": "array", "description": "28x28 (or 784) values 0-255, white ink on black"}}}},
 }}}
 

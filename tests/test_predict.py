@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -84,7 +85,7 @@ def test_undecodable_and_oversized_images(tmp_path, monkeypatch):
         predict.open_image(tmp_path / "fake.png")
     buf = io.BytesIO()
     Image.new("L", (300, 200)).save(buf, "GIF")
-    with pytest.raises(MnistlabError, match="not a PNG or JPEG"):
+    with pytest.raises(MnistlabError, match="not a PNG, JPEG, WebP or HEIC"):
         predict.open_image(buf.getvalue())
     monkeypatch.setattr(predict, "MAX_PIXELS", 100 * 100)
     Image.new("L", (101, 100)).save(tmp_path / "big.png")
@@ -112,7 +113,11 @@ def test_any_mode_and_orientation_gives_the_same_digit(mnist):
         "CMYK JPEG": encoded(big.convert("CMYK"), "JPEG", quality=95),
         "rotated, EXIF-tagged": encoded(big.rotate(90, expand=True).convert("RGB"), "JPEG", quality=95,
                                         exif=exif.tobytes()),
+        "WebP": encoded(big.convert("RGB"), "WEBP", quality=95),
     }
+    if predict._heif_opener():  # the heic extra (in dev): an iPhone's photo, turned by its orientation
+        variants["HEIC, rotated"] = encoded(big.rotate(90, expand=True).convert("RGB"), "HEIF", quality=95,
+                                            exif=exif.tobytes())
     for name, blob in variants.items():
         out = predict.to_mnist(predict.open_image(blob))
         assert np.abs(out.astype(int) - reference.astype(int)).mean() < 3, name
@@ -182,3 +187,27 @@ def test_marks_the_model_takes_for_no_digit_are_no_digit():
     # What only the second, faint look found (a blank page's texture) is a digit only when read surely:
     assert predict.summarise([digit(0.15), digit(0.6)], faint=True)["status"] == "no_digit"
     assert predict.summarise([digit(0.6), digit(0.95)], faint=True)["status"] == "unsure"
+
+
+def test_an_iphone_s_heic_photo_is_read_and_without_the_extra_it_says_how(tmp_path, trained_run, mnist, capsys,
+                                                                          monkeypatch):
+    """A photo as an iPhone saves it (HEIC) or as a messaging app shares it (WebP), in a folder, is read
+    as its JPEG is; without the heic extra, a HEIC photo gets a one-line error that says what to do."""
+    pytest.importorskip("pillow_heif")
+    from test_locate import photo
+
+    picked = (40, 41, 42)
+    truth = "".join(str(int(mnist.test_labels[i])) for i in picked)
+    jpeg = Image.open(io.BytesIO(photo([mnist.test_images[i].numpy() for i in picked], height=120)))
+    assert predict._heif_opener()
+    jpeg.save(tmp_path / "IMG_0001.HEIC", "HEIF", quality=95)
+    jpeg.save(tmp_path / "shared.webp", "WEBP", quality=95)
+    assert main(["predict", str(trained_run), str(tmp_path), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [Path(r["file"]).name for r in results] == ["IMG_0001.HEIC", "shared.webp"]
+    assert [(r["status"], r["text"]) for r in results] == [("ok", truth)] * 2
+
+    monkeypatch.setattr(predict, "_heif_opener", lambda: False)  # as if pillow-heif were not installed
+    assert main(["predict", str(trained_run), str(tmp_path / "IMG_0001.HEIC")]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'mnistlab[heic]'" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

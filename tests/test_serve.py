@@ -28,6 +28,7 @@ pytest.importorskip("onnxruntime")  # the onnx extra
 
 from mnistlab.cli import main  # noqa: E402
 from mnistlab.export import OnnxModel, export  # noqa: E402
+from mnistlab import predict  # noqa: E402
 from mnistlab.predict import TorchModel, open_image, read  # noqa: E402
 from mnistlab.serve import Limits, answers, create_app, plan  # noqa: E402
 
@@ -132,6 +133,23 @@ def test_a_number_in_a_photo_is_read_with_boxes(api, run, mnist):
     assert body["digit"] is None and body["probabilities"] is None  # several digits: no single one to show
 
 
+@pytest.mark.parametrize("fmt, ctype", [("HEIF", "image/heic"), ("WEBP", "image/webp")])
+def test_a_heic_or_webp_photo_is_read_as_predict_reads_it(api, run, mnist, fmt, ctype):
+    """An iPhone's HEIC photo (the heic extra) and a WebP: the same reading as `mnistlab predict` gives."""
+    from test_locate import photo
+
+    if fmt == "HEIF":
+        pytest.importorskip("pillow_heif")
+        predict._heif_opener()
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(photo([mnist.test_images[i].numpy() for i in (40, 41, 42)], height=120))).save(
+        buffer, fmt, quality=95)
+    body = api.post("/v1/predict", content=buffer.getvalue(), headers={"Content-Type": ctype}).json()
+    same = expected(run, buffer.getvalue())
+    assert {k: body[k] for k in ("text", "status", "digits")} == {k: same[k] for k in ("text", "status", "digits")}
+    assert body["status"] == "ok" and body["text"] == "".join(str(int(mnist.test_labels[i])) for i in (40, 41, 42))
+
+
 def test_batch_forms(api, mnist):
     digits = [mnist.test_images[i].numpy() for i in range(5)]
     labels = [str(int(mnist.test_labels[i])) for i in range(5)]
@@ -188,8 +206,9 @@ def bomb() -> bytes:
     (dict(json={"image": 42}), 422, "base64 string"),
     (dict(content=b"\x89PNG\r\n\x1a\n garbage", headers={"Content-Type": "image/png"}), 422, "cannot decode"),
     (dict(content=b"", headers={"Content-Type": "image/png"}), 422, "cannot decode"),
+    (dict(content=b"\0\0\0\x18ftypheic" + b"\0" * 500, headers={"Content-Type": "image/heic"}), 422, "cannot decode"),
     (dict(content=png(np.zeros((28, 28), np.uint8), fmt="GIF"), headers={"Content-Type": "image/png"}), 422,
-     "not a PNG or JPEG"),
+     "not a PNG, JPEG, WebP or HEIC"),
     (dict(content=bomb(), headers={"Content-Type": "image/png"}), 422, "larger than"),
     (dict(content=b"\0" * (2 << 20), headers={"Content-Type": "image/png"}), 413, "over the limit"),
     (dict(files=[("a", ("a.png", b"x", "image/png")), ("b", ("b.png", b"y", "image/png"))]), 422,
