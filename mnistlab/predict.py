@@ -24,7 +24,9 @@ from .errors import MnistlabError
 from .models import logits_of, pixels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif"}
-FORMATS = ("PNG", "JPEG", "WEBP", "HEIF")  # HEIF (an iPhone's HEIC photos) with the heic extra, pillow-heif
+# MPO: a JPEG with more pictures after the photo (a phone's HDR gain map or depth map), read as the JPEG
+# it is; HEIF (an iPhone's HEIC photos) with the heic extra, pillow-heif.
+FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "HEIF")
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them
 MIN_CONFIDENCE = 0.9  # a digit read with a lower probability is reported as unsure
@@ -63,7 +65,7 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
         if image.width * image.height > max_pixels:
             raise MnistlabError(f"{name}: image is {image.width}x{image.height}, larger than {max_pixels:,} pixels")
         header = image.size
-        if size and image.format == "JPEG" and max(image.size) > 2 * size:
+        if size and image.format in ("JPEG", "MPO") and max(image.size) > 2 * size:
             shrink = size / max(image.size)
             image.draft(image.mode, (round(image.width * shrink), round(image.height * shrink)))
         if image.format == "PNG" and isinstance(source, (bytes, bytearray)):

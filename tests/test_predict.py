@@ -114,6 +114,9 @@ def test_any_mode_and_orientation_gives_the_same_digit(mnist):
         "rotated, EXIF-tagged": encoded(big.rotate(90, expand=True).convert("RGB"), "JPEG", quality=95,
                                         exif=exif.tobytes()),
         "WebP": encoded(big.convert("RGB"), "WEBP", quality=95),
+        # A phone's JPEG with a second picture after the photo (an HDR gain map), which PIL calls MPO:
+        "JPEG and its gain map": encoded(big.convert("RGB"), "MPO", quality=95, save_all=True,
+                                         append_images=[big.convert("RGB").resize((70, 70))]),
     }
     if predict._heif_opener():  # the heic extra (in dev): an iPhone's photo, turned by its orientation
         variants["HEIC, rotated"] = encoded(big.rotate(90, expand=True).convert("RGB"), "HEIF", quality=95,
