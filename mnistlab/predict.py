@@ -41,10 +41,11 @@ WORK_SIZE = 160  # digits are measured and thickened at this size before the fin
 
 
 def open_image(source, max_pixels: int | None = None, size: int | None = None) -> Image.Image:
-    """Open and decode a PNG, JPEG, WebP or HEIC (HEIF) image from a path or bytes, refusing images of
-    more than `max_pixels` (decompression bombs among them) from their header, before decoding. With
-    `size`, a JPEG is decoded straight at the smallest of 1/2, 1/4 or 1/8 scale whose longer side is
-    still `size` or more (JPEG draft mode): a 12-megapixel photo costs a sixteenth of its full decoding.
+    """Open and decode a PNG, JPEG, WebP or HEIC (HEIF) image from a path or bytes, refusing from its
+    header, before decoding, an image that would decode to more than `max_pixels` (decompression bombs
+    among them). With `size`, a JPEG is decoded straight at the smallest of 1/2, 1/4 or 1/8 scale whose
+    longer side is still `size` or more (JPEG draft mode): a 12-megapixel photo costs a sixteenth of its
+    full decoding, and a 48-megapixel one is no larger a task than a 12-megapixel one at full size.
     A HEIC photo (as iPhones take them) needs the heic extra (pillow-heif), which turns it upright as
     it decodes it."""
     name = str(source) if not isinstance(source, (bytes, bytearray)) else "image"
@@ -62,12 +63,12 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
         image = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
         if image.format not in FORMATS:
             raise MnistlabError(f"{name}: not a PNG, JPEG, WebP or HEIC image ({image.format})")
-        if image.width * image.height > max_pixels:
-            raise MnistlabError(f"{name}: image is {image.width}x{image.height}, larger than {max_pixels:,} pixels")
         header = image.size
         if size and image.format in ("JPEG", "MPO") and max(image.size) > 2 * size:
             shrink = size / max(image.size)
             image.draft(image.mode, (round(image.width * shrink), round(image.height * shrink)))
+        if image.width * image.height > max_pixels:  # the pixels to decode (a JPEG's draft: a fraction)
+            raise MnistlabError(f"{name}: image is {header[0]}x{header[1]}, larger than {max_pixels:,} pixels")
         if image.format == "PNG" and isinstance(source, (bytes, bytearray)):
             plain = plain_png(source)
             if plain is not None:

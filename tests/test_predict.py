@@ -93,6 +93,28 @@ def test_undecodable_and_oversized_images(tmp_path, monkeypatch):
         predict.open_image(tmp_path / "big.png")
 
 
+def test_a_48_megapixel_phone_jpeg_is_read_at_the_size_it_is_decoded_at(trained_run, mnist):
+    """The pixel limit is on what is decoded: a phone's 50-megapixel JPEG, decoded in draft mode at an
+    eighth of its size, is read (its digit's box in the file's pixels); the same photo decoded whole,
+    or as a PNG, which has no reduced decoding, is refused before it is decoded."""
+    w, h = 8192, 6144
+    page = np.full((h, w), 235, np.uint8)
+    digit = cv2.resize(255 - mnist.test_images[0].numpy(), (1600, 1600), interpolation=cv2.INTER_CUBIC)
+    page[2000:3600, 3000:4600] = np.minimum(page[2000:3600, 3000:4600], digit)
+    jpeg = encoded(Image.fromarray(page), "JPEG", quality=85)
+    assert w * h > predict.MAX_PIXELS
+    image = predict.open_image(jpeg, size=800)
+    assert image.size == (w // 8, h // 8)
+    reading = predict.read(predict.TorchModel(trained_run), image)
+    assert (reading["status"], reading["text"]) == ("ok", str(int(mnist.test_labels[0])))
+    x, y, bw, bh = reading["digits"][0]["box"]
+    assert 3000 <= x and 2000 <= y and x + bw <= 4600 and y + bh <= 3600 and bh > 800  # the file's pixels
+    with pytest.raises(MnistlabError, match="8192x6144, larger than"):
+        predict.open_image(jpeg)
+    with pytest.raises(MnistlabError, match="8192x6144, larger than"):
+        predict.open_image(encoded(Image.new("L", (w, h), 235)), size=800)
+
+
 def encoded(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     buf = io.BytesIO()
     image.save(buf, fmt, **kw)
