@@ -12,7 +12,7 @@ from conftest import ROOT, Server
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")  # the serve extra
 
-from mnistlab.predict import TorchModel  # noqa: E402
+from mnistlab.predict import TorchModel, open_image, read  # noqa: E402
 from mnistlab.serve import create_app  # noqa: E402
 
 CHROMIUM = os.environ.get("MNISTLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -88,7 +88,7 @@ def test_drawn_digits_are_read_and_clear_shows_no_digit(page, mnist):
     page.screenshot(path=str(ARTIFACTS / "drawing-page-cleared.png"))
 
 
-def test_a_photo_uploaded_on_the_page_is_read_with_boxes(page, mnist, tmp_path):
+def test_a_photo_uploaded_on_the_page_is_read_with_boxes(page, mnist, tmp_path, trained_run):
     """Upload mode: a phone-style photo of a written number is read, and a box with its digit is
     drawn over each digit found."""
     from test_locate import photo
@@ -114,4 +114,20 @@ def test_a_photo_uploaded_on_the_page_is_read_with_boxes(page, mnist, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "drawing-page-photo.png"))
     page.click("#clear")
     expect(page.locator("#prediction")).to_have_text("no digit")
+
+    # A phone's 12-megapixel photo is sent as a JPEG 2,048 pixels long, and its boxes still sit on the
+    # digits: where `mnistlab predict` finds the first in the photo itself, as a part of its width (the
+    # tests' model, one short epoch, may read the smaller copy less surely).
+    big = photo([mnist.test_images[i].numpy() for i in chosen], height=400, size=(4000, 3000))
+    (tmp_path / "big.jpg").write_bytes(big)
+    x_file = read(TorchModel(trained_run), open_image(big, size=800))["digits"][0]["box"][0] / 4000
+    with page.expect_response(lambda r: "/v1/predict" in r.url) as response:
+        page.set_input_files("#photo-file", str(tmp_path / "big.jpg"))
+    assert response.value.request.headers["content-type"] == "image/jpeg"
+    x_sent = response.value.json()["digits"][0]["box"][0] / 2048  # in the pixels of the photo the server got
+    expect(page.locator("#photo-view .box").first).to_be_visible()
+    x_page = page.evaluate("""() => { const v = document.querySelector('#photo-view img').getBoundingClientRect();
+        const b = document.querySelector('#photo-view .box').getBoundingClientRect();
+        return (b.left - v.left) / v.width; }""")
+    assert abs(x_sent - x_file) < 0.01 and abs(x_page - x_file) < 0.01, (x_file, x_sent, x_page)
     page.click("#mode-draw")
