@@ -64,10 +64,8 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
         if image.format not in FORMATS:
             raise MnistlabError(f"{name}: not a PNG, JPEG, WebP or HEIC image ({image.format})")
         header = image.size
-        if size and image.format in ("JPEG", "MPO") and max(image.size) > 2 * size:
-            shrink = size / max(image.size)
-            image.draft(image.mode, (round(image.width * shrink), round(image.height * shrink)))
-        if image.width * image.height > max_pixels:  # the pixels to decode (a JPEG's draft: a fraction)
+        width, height = draft(image, size).size  # the pixels it decodes to
+        if width * height > max_pixels:
             raise MnistlabError(f"{name}: image is {header[0]}x{header[1]}, larger than {max_pixels:,} pixels")
         if image.format == "PNG" and isinstance(source, (bytes, bytearray)):
             plain = plain_png(source)
@@ -86,6 +84,16 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
         raise MnistlabError(f"{name}: image is larger than {max_pixels:,} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise MnistlabError(f"{name}: cannot decode image ({e})") from None
+    return image
+
+
+def draft(image: Image.Image, size: int | None) -> Image.Image:
+    """`image`, opened but not decoded, set to decode straight at the smallest of 1/2, 1/4 or 1/8 scale
+    whose longer side is still `size` or more when it is a JPEG (JPEG draft mode); its size is then the
+    size it decodes to. Other formats decode whole."""
+    if size and image.format in ("JPEG", "MPO") and max(image.size) > 2 * size:
+        shrink = size / max(image.size)
+        image.draft(image.mode, (round(image.width * shrink), round(image.height * shrink)))
     return image
 
 

@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect
 
 from .errors import MnistlabError
 from . import locate
-from .predict import MIN_CONTRAST, open_image, ranked, read, summarise
+from .predict import MIN_CONTRAST, draft, open_image, ranked, read, summarise
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
 
@@ -49,10 +49,10 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/hei
 @dataclass(frozen=True)
 class Limits:
     max_body: int = 8 << 20  # bytes in one request
-    max_pixels: int = 4096 * 4096  # per image, read from its header before it is decoded
+    max_pixels: int = 4096 * 4096  # per image, to decode (a JPEG's reduced size), read from its header
     max_batch: int = 256  # images in one request
     min_confidence: float = 0.9  # a digit read with a lower probability makes the answer "unsure"
-    # Pixels in one request, summed over its images from their headers before any is decoded: this
+    # Pixels to decode in one request, summed over its images from their headers before any is decoded: this
     # bounds the work one request can ask for (two noisy photos of max_pixels: 3-4 s on 2 busy cores).
     max_total_pixels: int = 2 * 4096 * 4096
     body_timeout: float = 30.0  # seconds for a request's whole body to arrive once its headers have
@@ -121,13 +121,15 @@ async def read_body(request: Request, limits: Limits) -> bytes:
 
 
 def check_pixels(blobs: list[bytes], limits: Limits):
-    """Refuse a request whose images add up to more than max_total_pixels, from their headers alone.
-    An image whose header cannot be read counts as 0 here; decoding it then says what is wrong."""
+    """Refuse a request whose images add up to more than max_total_pixels to decode (a large JPEG: at the
+    reduced size it is decoded at, see predict.draft), from their headers alone. An image whose header
+    cannot be read counts as 0 here; decoding it then says what is wrong."""
     total = 0
     for blob in blobs:
         try:
             with Image.open(io.BytesIO(blob)) as image:
-                total += image.width * image.height
+                width, height = draft(image, locate.WORK_SIZE).size
+                total += width * height
         except Exception:  # noqa: BLE001 - any header PIL cannot read is reported by open_image
             continue
     if total > limits.max_total_pixels:

@@ -28,3 +28,20 @@ def test_a_missing_extra_is_named_in_one_line(hidden, args, extra, trained_run, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"pip install 'mnistlab[{extra}]'" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_heic_photo_without_the_heic_extra_is_named_in_one_line(trained_run, tmp_path, monkeypatch, capsys):
+    """An iPhone's HEIC photo, with pillow-heif not installed: one line naming the extra, exit code 1."""
+    pytest.importorskip("pillow_heif")
+    from mnistlab import predict
+
+    assert predict._heif_opener()
+    Image.new("RGB", (64, 48), (240, 240, 235)).save(tmp_path / "IMG_0001.HEIC", "HEIF")
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # `import pillow_heif` now fails
+    predict._heif_opener.cache_clear()
+    try:
+        assert main(["predict", str(trained_run), str(tmp_path / "IMG_0001.HEIC")]) == 1
+    finally:
+        predict._heif_opener.cache_clear()  # the next test finds pillow-heif again
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'mnistlab[heic]'" in err, err

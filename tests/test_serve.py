@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import Server, free_socket
@@ -148,6 +149,22 @@ def test_a_heic_or_webp_photo_is_read_as_predict_reads_it(api, run, mnist, fmt, 
     same = expected(run, buffer.getvalue())
     assert {k: body[k] for k in ("text", "status", "digits")} == {k: same[k] for k in ("text", "status", "digits")}
     assert body["status"] == "ok" and body["text"] == "".join(str(int(mnist.test_labels[i])) for i in (40, 41, 42))
+
+
+def test_a_50_megapixel_phone_jpeg_is_read_at_the_size_it_is_decoded_at(api, run, mnist):
+    """The pixel limits are on the pixels decoded: a phone's 50 MP JPEG (decoded at an eighth) is read as
+    predict reads it; the same size as a PNG, decoded whole, is refused before it is decoded."""
+    page = np.full((6144, 8192), 235, np.uint8)
+    page[2000:3600, 3000:4600] = cv2.resize(255 - mnist.test_images[0].numpy(), (1600, 1600),
+                                            interpolation=cv2.INTER_CUBIC)
+    jpeg = png(page, fmt="JPEG")
+    assert len(jpeg) < 1 << 20 and page.size > 2 * 4096 * 4096  # within the body limit, over the pixel limits
+    body = api.post("/v1/predict", content=jpeg, headers={"Content-Type": "image/jpeg"}).json()
+    same = expected(run, jpeg)
+    assert {k: body[k] for k in ("text", "status", "digits")} == {k: same[k] for k in ("text", "status", "digits")}
+    assert body["status"] == "ok" and body["digits"][0]["box"][0] >= 3000  # in the file's pixels
+    flat = png(np.full((6144, 8192), 235, np.uint8))
+    assert api.post("/v1/predict", content=flat, headers={"Content-Type": "image/png"}).status_code == 413
 
 
 def test_batch_forms(api, mnist):
