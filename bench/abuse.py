@@ -214,10 +214,28 @@ def attack_server(client: Client, digits: list[np.ndarray], tmp: Path):
         for path in ("/v1/predict", "/v1/predict/batch"):
             client.request("POST", path, body.encode(), "application/json")
     rng = np.random.default_rng(0)
-    for ctype in ("image/png", "image/jpeg", "application/json", "multipart/form-data; boundary=b", "text/plain"):
+    for ctype in ("image/png", "image/jpeg", "image/webp", "image/heic", "application/json",
+                  "multipart/form-data; boundary=b", "text/plain"):
         for _ in range(20):
             body = rng.integers(0, 256, rng.integers(0, 3000), np.uint8).tobytes()
             client.request("POST", "/v1/predict", body, ctype)
+    # HEIC's header with random boxes after it, and a real HEIC photo with bytes changed: libheif's input.
+    heif = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"
+    for _ in range(20):
+        client.request("POST", "/v1/predict", heif + rng.integers(0, 256, rng.integers(0, 3000), np.uint8).tobytes(),
+                       "image/heic")
+    try:
+        from pillow_heif import register_heif_opener
+        register_heif_opener()
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (300, 400, 3), np.uint8)).save(buffer, "HEIF", quality=80)
+        for _ in range(20):
+            photo = bytearray(buffer.getvalue())
+            for at in rng.integers(12, len(photo), 20):
+                photo[at] = rng.integers(0, 256)
+            client.request("POST", "/v1/predict", bytes(photo), "image/heic")
+    except ImportError:  # without the heic extra, the random ones above are the test
+        pass
 
     # 3. Bad query parameters, methods and paths.
     pixels = json.dumps({"pixels": digits[0].tolist()}).encode()
@@ -401,7 +419,8 @@ def main():
         " PyTorch, `--body-timeout 2`) on loopback, with a thread polling `/health` every 20 ms while clients"
         " send, partly at once: two batches of eight 2048x2048 photos (the default limit of 33.5 megapixels per"
         " request) and batches over it, decompression bombs, deeply nested JSON, 400- and 5,000-digit integers,"
-        " NaN and other malformed JSON and random bodies under every content type, bad query parameters, bodies"
+        " NaN and other malformed JSON and random bodies under every content type, HEIC headers with random"
+        " boxes after them and a HEIC photo with bytes changed, bad query parameters, bodies"
         " that stall or trickle, and clients that leave mid-upload. Then the CLI on a FIFO and a folder named"
         " like images, `/dev/zero`, a checkpoint with a flipped byte in its class names, one with a NaN"
         " temperature, one with repeated class names (both with a matching SHA-256), a folder and a FIFO"

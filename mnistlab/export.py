@@ -192,13 +192,16 @@ def onnx_for(source) -> Path:
     """An ONNX export of a checkpoint for onnxruntime: the model.onnx that `mnistlab export` wrote
     beside it when it is newer than the checkpoint, else one exported once into the user cache
     (~/.cache/mnistlab/onnx/SHA256.onnx, by the checkpoint's digest) and checked against PyTorch on
-    random images. The user's own files are never written."""
+    random images. The checkpoint is verified first, as PyTorch would load it: a flipped byte keeps the
+    digest its description claims, and would otherwise be served from the export of the file it was.
+    The user's own files are never written."""
     from .predict import TorchModel
 
     path = checkpoint.resolve(source)
+    _, meta = checkpoint.load_model(path)  # a corrupt or invalid checkpoint is refused here
     if beside := _fresh_export(path):
         return beside
-    key = checkpoint.read_meta(path).get("sha256") or hashlib.sha256(path.read_bytes()).hexdigest()
+    key = meta.get("sha256") or hashlib.sha256(path.read_bytes()).hexdigest()
     out = default_cache_dir() / "onnx" / f"{key}.onnx"
     if not out.exists():
         export(path, "onnx", out, check_images=0)

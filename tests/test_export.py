@@ -84,6 +84,22 @@ def test_auto_backend_exports_into_the_user_cache_never_beside_the_checkpoint(ru
     assert onnx_for(fresh) == fresh / "model.onnx"  # the user's own export, when up to date, comes first
 
 
+def test_a_corrupt_checkpoint_is_not_served_from_the_export_of_the_file_it_was(run, tmp_path, monkeypatch):
+    """A byte flipped in a checkpoint's class names keeps the digest its description claims (by which the
+    user cache names exports); the auto backend must refuse it as PyTorch does, not run the old export."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    good = tmp_path / "good"
+    shutil.copytree(run, good, ignore=shutil.ignore_patterns("model.onnx", "model.pt2"))
+    onnx_for(good)  # its export is in the cache
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    blob = (bad / "model.safetensors").read_bytes()
+    assert blob.count(b'\\"3\\"') == 1
+    (bad / "model.safetensors").write_bytes(blob.replace(b'\\"3\\"', b'\\"8\\"'))
+    with pytest.raises(MnistlabError, match="corrupt checkpoint"):
+        open_model(bad, "auto")
+
+
 def test_auto_backend_is_pytorch_without_onnxruntime(run, monkeypatch):
     export_module = sys.modules["mnistlab.export"]  # `mnistlab.export` is also ml.export, the function
     monkeypatch.setattr(export_module, "_installed", lambda *modules: "onnxruntime" not in modules)
