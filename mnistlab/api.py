@@ -184,7 +184,8 @@ class Model:
         return self.runtime.probabilities(_digits(images))
 
     def predict(self, images, single: bool = False, min_confidence: float | None = None):
-        """For an image file or a PIL image: what `mnistlab predict` reads in it, a dict with "text" (the
+        """For an image file, its bytes (a notebook's upload widget gives them) or a PIL image: what
+        `mnistlab predict` reads in it, a dict with "text" (the
         digits read), "status" ("ok", "no_digit" or "unsure"), "confidence" and "digits" (each with its
         "box" in the image's pixels). For a list of those: a list of such dicts. `single` and
         `min_confidence` as in `mnistlab predict`. For an array or tensor of 28x28 images: the class
@@ -203,12 +204,15 @@ class Model:
     def _read(self, image, **options) -> dict:
         from . import locate, predict
 
-        picture = image if not isinstance(image, (str, Path)) else predict.open_image(image, size=locate.WORK_SIZE)
+        if isinstance(image, memoryview):  # as ipywidgets' FileUpload gives a file's content
+            image = image.tobytes()
+        picture = image if not isinstance(image, (str, Path, bytes, bytearray)) else \
+            predict.open_image(image, size=locate.WORK_SIZE)
         return predict.read(self.runtime, picture, **options)
 
 
 def _is_image(x) -> bool:
-    if isinstance(x, (str, Path)):
+    if isinstance(x, (str, Path, bytes, bytearray, memoryview)):
         return True
     return type(x).__module__.startswith("PIL.")
 

@@ -86,6 +86,8 @@ def test_load_predict_arrays_tensors_and_files(api_run, mnist, tmp_path):
     answer = model.predict(tmp_path / "two.png")
     assert answer["text"] == "2" and answer["confidence"] > 0.5
     assert [a["text"] for a in model.predict([str(tmp_path / "two.png")] * 2)] == ["2", "2"]
+    blob = (tmp_path / "two.png").read_bytes()  # as a notebook's upload widget holds the file
+    assert model.predict(blob) == model.predict(memoryview(blob)) == answer
     with pytest.raises(ml.MnistlabError, match="expected 28x28 images"):
         model.probabilities(np.zeros((3, 5, 5), np.uint8))
     with torch.no_grad():
