@@ -23,10 +23,11 @@ from .checkpoint import load_model
 from .errors import MnistlabError
 from .models import logits_of, pixels
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".avif", ".heic", ".heif"}
 # MPO: a JPEG with more pictures after the photo (a phone's HDR gain map or depth map), read as the JPEG
-# it is; HEIF (an iPhone's HEIC photos) with the heic extra, pillow-heif.
-FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "HEIF")
+# it is; AVIF with a PIL built with libavif (PyPI's wheels are); HEIF (an iPhone's HEIC photos) with the
+# heic extra, pillow-heif.
+FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "AVIF", "HEIF")
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them
 MIN_CONFIDENCE = 0.9  # a digit read with a lower probability is reported as unsure
@@ -41,7 +42,7 @@ WORK_SIZE = 160  # digits are measured and thickened at this size before the fin
 
 
 def open_image(source, max_pixels: int | None = None, size: int | None = None) -> Image.Image:
-    """Open and decode a PNG, JPEG, WebP or HEIC (HEIF) image from a path or bytes, refusing from its
+    """Open and decode a PNG, JPEG, WebP, AVIF or HEIC (HEIF) image from a path or bytes, refusing from its
     header, before decoding, an image that would decode to more than `max_pixels` (decompression bombs
     among them). With `size`, a JPEG is decoded straight at the smallest of 1/2, 1/4 or 1/8 scale whose
     longer side is still `size` or more (JPEG draft mode): a 12-megapixel photo costs a sixteenth of its
@@ -62,7 +63,7 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
                                 "(pip install 'mnistlab[heic]') or save it as JPEG")
         image = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
         if image.format not in FORMATS:
-            raise MnistlabError(f"{name}: not a PNG, JPEG, WebP or HEIC image ({image.format})")
+            raise MnistlabError(f"{name}: not a PNG, JPEG, WebP, AVIF or HEIC image ({image.format})")
         header = image.size
         width, height = draft(image, size).size  # the pixels it decodes to
         if width * height > max_pixels:
@@ -264,7 +265,7 @@ def image_paths(inputs) -> list[Path]:
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise MnistlabError(f"{item}: no PNG, JPEG, WebP or HEIC files in this folder")
+                raise MnistlabError(f"{item}: no PNG, JPEG, WebP, AVIF or HEIC files in this folder")
             paths += found
         elif item.exists():
             paths.append(item)

@@ -85,7 +85,7 @@ def test_undecodable_and_oversized_images(tmp_path, monkeypatch):
         predict.open_image(tmp_path / "fake.png")
     buf = io.BytesIO()
     Image.new("L", (300, 200)).save(buf, "GIF")
-    with pytest.raises(MnistlabError, match="not a PNG, JPEG, WebP or HEIC"):
+    with pytest.raises(MnistlabError, match="not a PNG, JPEG, WebP, AVIF or HEIC"):
         predict.open_image(buf.getvalue())
     monkeypatch.setattr(predict, "MAX_PIXELS", 100 * 100)
     Image.new("L", (101, 100)).save(tmp_path / "big.png")
@@ -136,6 +136,8 @@ def test_any_mode_and_orientation_gives_the_same_digit(mnist):
         "rotated, EXIF-tagged": encoded(big.rotate(90, expand=True).convert("RGB"), "JPEG", quality=95,
                                         exif=exif.tobytes()),
         "WebP": encoded(big.convert("RGB"), "WEBP", quality=95),
+        "AVIF, rotated, EXIF-tagged": encoded(big.rotate(90, expand=True).convert("RGB"), "AVIF", quality=95,
+                                              exif=exif.tobytes()),
         # A phone's JPEG with a second picture after the photo (an HDR gain map), which PIL calls MPO:
         "JPEG and its gain map": encoded(big.convert("RGB"), "MPO", quality=95, save_all=True,
                                          append_images=[big.convert("RGB").resize((70, 70))]),

@@ -134,9 +134,9 @@ def test_a_number_in_a_photo_is_read_with_boxes(api, run, mnist):
     assert body["digit"] is None and body["probabilities"] is None  # several digits: no single one to show
 
 
-@pytest.mark.parametrize("fmt, ctype", [("HEIF", "image/heic"), ("WEBP", "image/webp")])
+@pytest.mark.parametrize("fmt, ctype", [("HEIF", "image/heic"), ("WEBP", "image/webp"), ("AVIF", "image/avif")])
 def test_a_heic_or_webp_photo_is_read_as_predict_reads_it(api, run, mnist, fmt, ctype):
-    """An iPhone's HEIC photo (the heic extra) and a WebP: the same reading as `mnistlab predict` gives."""
+    """An iPhone's HEIC photo (the heic extra), a WebP and an AVIF: the same reading as `mnistlab predict` gives."""
     from test_locate import photo
 
     if fmt == "HEIF":
@@ -225,7 +225,7 @@ def bomb() -> bytes:
     (dict(content=b"", headers={"Content-Type": "image/png"}), 422, "cannot decode"),
     (dict(content=b"\0\0\0\x18ftypheic" + b"\0" * 500, headers={"Content-Type": "image/heic"}), 422, "cannot decode"),
     (dict(content=png(np.zeros((28, 28), np.uint8), fmt="GIF"), headers={"Content-Type": "image/png"}), 422,
-     "not a PNG, JPEG, WebP or HEIC"),
+     "not a PNG, JPEG, WebP, AVIF or HEIC"),
     (dict(content=bomb(), headers={"Content-Type": "image/png"}), 422, "larger than"),
     (dict(content=b"\0" * (2 << 20), headers={"Content-Type": "image/png"}), 413, "over the limit"),
     (dict(files=[("a", ("a.png", b"x", "image/png")), ("b", ("b.png", b"y", "image/png"))]), 422,
