@@ -214,7 +214,7 @@ def attack_server(client: Client, digits: list[np.ndarray], tmp: Path):
         for path in ("/v1/predict", "/v1/predict/batch"):
             client.request("POST", path, body.encode(), "application/json")
     rng = np.random.default_rng(0)
-    for ctype in ("image/png", "image/jpeg", "image/webp", "image/heic", "application/json",
+    for ctype in ("image/png", "image/jpeg", "image/webp", "image/avif", "image/heic", "application/json",
                   "multipart/form-data; boundary=b", "text/plain"):
         for _ in range(20):
             body = rng.integers(0, 256, rng.integers(0, 3000), np.uint8).tobytes()
@@ -419,7 +419,7 @@ def main():
         " PyTorch, `--body-timeout 2`) on loopback, with a thread polling `/health` every 20 ms while clients"
         " send, partly at once: two batches of eight 2048x2048 photos (the default limit of 33.5 megapixels per"
         " request) and batches over it, decompression bombs, deeply nested JSON, 400- and 5,000-digit integers,"
-        " NaN and other malformed JSON and random bodies under every content type, HEIC headers with random"
+        " NaN and other malformed JSON and random bodies under every content type (WebP, AVIF and HEIC too), HEIC headers with random"
         " boxes after them and a HEIC photo with bytes changed, bad query parameters, bodies"
         " that stall or trickle, and clients that leave mid-upload. Then the CLI on a FIFO and a folder named"
         " like images, `/dev/zero`, a checkpoint with a flipped byte in its class names, one with a NaN"
