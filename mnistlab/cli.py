@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="HTML file to write (default: RUN/report.html)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("predict", help="read the digits in your own photos, scans and drawings (PNG, JPEG, WebP, AVIF, HEIC)")
+    p = sub.add_parser("predict",
+                       help="read the digits in your own photos, scans and drawings (PNG, JPEG, WebP, AVIF, HEIC)")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--single", action="store_true", help="each image holds one digit: read only the largest mark")

@@ -19,10 +19,10 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    much of the paper is swollen by the ink's own texture). When that finds no digit, or faint ink
    lies level with the digits it found (a number's digits written with varying pressure), a second
    look takes anything that stands out from the paper's grain (pencil, a thin pen far away); what it
-   finds is read like the rest, and only a confident reading is claimed. If that is not read either, predict.read's last look takes
-   the ink that is also darker than the paper just around it (a closing NEAR pixels wide): beside a
-   shadow's sharp edge the wide window's paper is wrong, the shadow's dark side is ink and its
-   grain looks several times as coarse.
+   finds is read like the rest, and only a confident reading is claimed. If that is not read either,
+   predict.read's last look takes the ink that is also darker than the paper just around it (a
+   closing NEAR pixels wide): beside a shadow's sharp edge the wide window's paper is wrong, the
+   shadow's dark side is ink and its grain looks several times as coarse.
 4. Remove what people draw around their digits: a closed loop holding them (a form's box, a circled
    answer) goes first. Then remove long straight lines (rulings, grid squares, margins, page and note
    edges) found by the probabilistic Hough transform along their middle, then bridge the strokes

@@ -25,8 +25,8 @@ from .models import logits_of, pixels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".avif", ".heic", ".heif"}
 # MPO: a JPEG with more pictures after the photo (a phone's HDR gain map or depth map), read as the JPEG
-# it is; AVIF with a PIL built with libavif (PyPI's wheels are); HEIF (an iPhone's HEIC photos) with the
-# heic extra, pillow-heif.
+# it is; AVIF with a PIL built with libavif (the Pillow 13 that constraints.txt pins is); HEIF (an iPhone's
+# HEIC photos) with the heic extra, pillow-heif.
 FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "AVIF", "HEIF")
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them

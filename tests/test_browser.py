@@ -130,4 +130,9 @@ def test_a_photo_uploaded_on_the_page_is_read_with_boxes(page, mnist, tmp_path, 
         const b = document.querySelector('#photo-view .box').getBoundingClientRect();
         return (b.left - v.left) / v.width; }""")
     assert abs(x_sent - x_file) < 0.01 and abs(x_page - x_file) < 0.01, (x_file, x_sent, x_page)
+
+    # A file the browser cannot show (here, no image at all) is not sent; the page says so.
+    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
+    page.set_input_files("#photo-file", str(tmp_path / "broken.jpg"))
+    expect(page.locator("#status")).to_have_text("This browser cannot show that file; try a JPEG.")
     page.click("#mode-draw")
