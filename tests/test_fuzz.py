@@ -8,6 +8,7 @@ tests/test_fuzz.py --hypothesis-show-statistics` runs the longer fuzz campaign.
 
 import gzip
 import io
+import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -31,7 +32,14 @@ def attempt(fn, *args):
         return None
 
 
-WORK = Path(tempfile.mkdtemp(prefix="mnistlab-fuzz-"))
+WORK = Path(tempfile.mkdtemp(prefix="mnistlab-fuzz-"))  # one folder for all examples (Hypothesis
+# runs many examples per test, so pytest's per-test tmp_path does not fit); removed after the module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_work_folder():
+    yield
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
 def in_file(blob: bytes, name: str) -> Path:
