@@ -2,6 +2,7 @@
 one set of outputs is written."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,8 @@ def test_two_processes_match_one(mnist_dir, tmp_path):
     two = tmp_path / "two"
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                              "-m", "mnistlab", *TRAIN, "--data-dir", str(mnist_dir), "--out", str(two)],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env=os.environ | {"TMPDIR": str(tmp_path)})  # torchrun's own temporary folders
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stdout.count("Epoch 2/2") == 1  # only rank 0 prints

@@ -6,6 +6,8 @@ The budget is fixed per test (profile "ci" in conftest.py); `HYPOTHESIS_PROFILE=
 tests/test_fuzz.py --hypothesis-show-statistics` runs the longer fuzz campaign.
 """
 
+import atexit
+import functools
 import gzip
 import io
 import shutil
@@ -32,19 +34,19 @@ def attempt(fn, *args):
         return None
 
 
-WORK = Path(tempfile.mkdtemp(prefix="mnistlab-fuzz-"))  # one folder for all examples (Hypothesis
-# runs many examples per test, so pytest's per-test tmp_path does not fit); removed after the module
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remove_work_folder():
-    yield
-    shutil.rmtree(WORK, ignore_errors=True)
+@functools.cache
+def work_folder() -> Path:
+    """One folder for all examples (Hypothesis runs many per test, so pytest's per-test tmp_path does not
+    fit), made when first needed and removed when the process ends (each xdist worker its own)."""
+    path = Path(tempfile.mkdtemp(prefix="mnistlab-fuzz-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def in_file(blob: bytes, name: str) -> Path:
-    (WORK / name).write_bytes(blob)
-    return WORK / name
+    path = work_folder() / name
+    path.write_bytes(blob)
+    return path
 
 
 @st.composite
