@@ -83,6 +83,7 @@ SHEET_BOX = 0.7  # ...and its box less than this, is looked at closer (predict.r
 LINE = 6  # pixels: a line printed on the paper is at most this thick (at WORK_SIZE)...
 RULING = 9  # ...or this, when it is one of a family of parallel lines (a close-up's or a faint look's rulings)
 DARK = 80  # grey levels below the paper: ink this dark is no grain, whatever the grain measured around it
+BLANK_MIDDLE = 12  # grey levels: a picture's middle whose ink and chalk stand out less than this holds no writing
 PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
 
 
@@ -297,12 +298,16 @@ def dark_board(rgb: np.ndarray) -> bool:
     # Dim light makes paper dark too; the writing tells them apart: chalk stands out above its board,
     # ink below its paper (by clearly more: a board's smudges and frame are dark too). Measured in the
     # middle of the picture at full detail (thin strokes vanish when shrunk), against the local
-    # brightness (a shadow's edge is no writing).
-    middle = brightest(rgb[h // 4: h - h // 4: 2, w // 4: w - w // 4: 2]).astype(np.float32)
-    k = max(3, max(middle.shape) // 8) | 1
-    low, high = np.percentile(middle - cv2.blur(middle, (k, k)), (0.2, 99.8))
-    if -low > 1.4 * high:
-        return False
+    # brightness (a shadow's edge is no writing). When the middle holds no writing (neither side stands
+    # out by BLANK_MIDDLE: a page photographed in dim light, written along one side), the whole picture is.
+    for part in (rgb[h // 4: h - h // 4: 2, w // 4: w - w // 4: 2], rgb[::2, ::2]):
+        grey = brightest(part).astype(np.float32)
+        k = max(3, max(grey.shape) // 8) | 1
+        low, high = np.percentile(grey - cv2.blur(grey, (k, k)), (0.2, 99.8))
+        if -low > 1.4 * high:
+            return False
+        if max(-low, high) >= BLANK_MIDDLE:
+            break
     otsu, _ = cv2.threshold(lum, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     light = ((lum > max(otsu, 120)) * 255).astype(np.uint8)  # paper is light, not a paler streak of board
     k = max(3, round(max(sh, sw) / 25)) | 1  # wider than any stroke

@@ -306,6 +306,22 @@ def test_thick_rulings_of_a_close_up_are_removed_and_its_digit_read(model, digit
     assert right >= 10, right
 
 
+def test_a_dim_photo_written_along_one_side_is_read(model, digits):
+    """Paper photographed in dim light is as dark as a board; with nothing written in the middle of the
+    picture, it is the writing along the side (darker than its paper, not lighter) that tells them apart."""
+    def dim(three, seed):
+        img = np.empty((900, 1200, 3), np.float32)
+        img[:] = (92, 90, 86)
+        for i, d in enumerate(three):
+            write(img, d, 40 + 105 * i, 60, 110, (35, 35, 40))
+        return jpeg(img, 2.5, seed)
+
+    numbers = [digits[i:i + 3] for i in range(0, 12, 3)]
+    right = sum(reading(model, dim([d for d, _ in n], i))["text"] == "".join(label for _, label in n)
+                for i, n in enumerate(numbers))
+    assert right >= 3, right
+
+
 def test_a_lone_thick_band_is_not_removed_as_a_line():
     """A band as thick as a close-up's rulings but alone (a card's shadowed edge, a thick stroke) is
     no printed line: only a family of them is."""
