@@ -288,8 +288,9 @@ def brightest(rgb: np.ndarray) -> np.ndarray:
 
 def dark_board(rgb: np.ndarray) -> bool:
     """Whether the writing is light on a dark surface (chalk on a board, white on black): the middle
-    of the picture is dark and no sheet of paper lies in it (a light region too broad to be strokes,
-    such as a sticky note on a dark desk)."""
+    of the picture is dark, the writing stands out above it rather than below, and no sheet of paper
+    lies in it (a light region too broad to be strokes, such as a sticky note on a dark desk or a page
+    beside the desk; not the lit wall or the wooden frame along a whole side of a board)."""
     h, w = rgb.shape[:2]
     lum = cv2.resize(brightest(rgb), (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
     sh, sw = lum.shape
@@ -312,7 +313,12 @@ def dark_board(rgb: np.ndarray) -> bool:
     light = ((lum > max(otsu, 120)) * 255).astype(np.uint8)  # paper is light, not a paler streak of board
     k = max(3, round(max(sh, sw) / 25)) | 1  # wider than any stroke
     sheet = cv2.morphologyEx(light, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    return (sheet > 0).mean() < 0.03 and not small_sheets(sheet)
+    # A light strip along a whole side of the picture (the wall beyond a board, the board's wooden frame)
+    # is no sheet of paper.
+    _, _, stats, _ = cv2.connectedComponentsWithStats(sheet, connectivity=8)
+    _, _, bw, bh, area = stats[1:].T
+    strip = ((bw >= 0.9 * sw) & (bh <= 0.25 * sh)) | ((bh >= 0.9 * sh) & (bw <= 0.25 * sw))
+    return area[~strip].sum() < 0.03 * sheet.size and not small_sheets(sheet)
 
 
 def small_sheets(light: np.ndarray, least: float = 0.004) -> list[tuple[int, int, int, int]]:
