@@ -69,6 +69,7 @@ SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
 BROKEN = 0.1  # a small mark this part of a digit's height from its ink is a broken-off piece of it
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
+PALE = "far paler than the writing: the page's other side?"
 # The reasons of a mark rejected as lying on the paper's edge:
 EDGES = ("across an edge of the paper", "along an edge of the paper", "between two surfaces: an edge?")
 GAP = 3.0  # digits of one number lie at most this many digit heights apart (one may be missing between)
@@ -1061,6 +1062,14 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = CREASE
         elif _holds_marks(m, labels):
             m.reason = "marks inside its loop: a drawing?"
+    # In the first look, writing less than LIGHTER as dark as a mark at least about as tall is the other
+    # side of the page showing through, or the ghost of wiped writing: not read beside the writing
+    # itself. (A smaller dark mark, a binding's hole, says nothing of the writing's darkness; the second
+    # look weighs the writing it adds against the first look's digits.)
+    if contrast is CLEAR:
+        kept = [m for m in marks if not m.reason]
+        for m in [m for m in kept if any(o.strength * LIGHTER > m.strength and o.h >= 0.8 * m.h for o in kept)]:
+            m.reason = PALE
     found.rejected += [m for m in marks if m.reason]
     marks = [m for m in marks if not m.reason]
     if not marks:

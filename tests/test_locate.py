@@ -340,6 +340,32 @@ def test_chalk_on_a_board_with_its_light_frame_in_the_picture_is_read(model, dig
     assert found >= 3, readings
 
 
+def test_the_other_side_of_the_page_showing_through_is_not_read(model, digits, mnist):
+    """A felt-tip's writing on the back of a thin page shows through, mirrored, blurred and pale, in rows
+    across the ruled page; the digit written on this side, beside and among it, is read alone."""
+    def see_through(d, seed):
+        rng = np.random.default_rng(seed)
+        img = np.empty((900, 1200, 3), np.float32)
+        img[:] = (240, 238, 232)
+        for y in range(60, 900, 40):
+            cv2.line(img, (0, y), (1200, y + 4), (170, 190, 225), 2)
+        for row in range(4):
+            for col in range(8):
+                back = mnist.test_images[int(rng.integers(100, 1000))].numpy()[:, ::-1]
+                alpha = 0.2 * np.clip((cv2.resize(back, (110, 110), interpolation=cv2.INTER_CUBIC) / 255 - 0.25) * 2.5,
+                                      0, 1)[..., None]
+                part = img[80 + row * 200: 190 + row * 200, 60 + col * 140: 170 + col * 140]
+                part[:] = part * (1 - alpha) + np.float32((30, 40, 120)) * alpha
+        img = cv2.GaussianBlur(img, (0, 0), 2.0)  # through the paper
+        write(img, d, 450, 380, 150, (25, 35, 130))
+        return jpeg(img, 3.0, seed)
+
+    readings = [reading(model, see_through(d, i)) for i, (d, _) in enumerate(digits[:6])]
+    alone = sum(len(r["digits"]) == 1 and r["digits"][0]["digit"] == label
+                for r, (_, label) in zip(readings, digits[:6]))
+    assert alone >= 5, readings
+
+
 def test_a_lone_thick_band_is_not_removed_as_a_line():
     """A band as thick as a close-up's rulings but alone (a card's shadowed edge, a thick stroke) is
     no printed line: only a family of them is."""
