@@ -1066,9 +1066,11 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # side of the page showing through, or the ghost of wiped writing: not read beside the writing
     # itself. (A smaller dark mark, a binding's hole, says nothing of the writing's darkness; the second
     # look weighs the writing it adds against the first look's digits.)
-    if contrast is CLEAR:
-        kept = [m for m in marks if not m.reason]
-        for m in [m for m in kept if any(o.strength * LIGHTER > m.strength and o.h >= 0.8 * m.h for o in kept)]:
+    kept = [m for m in marks if not m.reason]
+    if contrast is CLEAR and kept:
+        strength, tall = np.array([m.strength for m in kept]), np.array([m.h for m in kept])
+        pale = ((LIGHTER * strength[None, :] > strength[:, None]) & (tall[None, :] >= 0.8 * tall[:, None])).any(axis=1)
+        for m in np.array(kept, dtype=object)[pale]:
             m.reason = PALE
     found.rejected += [m for m in marks if m.reason]
     marks = [m for m in marks if not m.reason]
