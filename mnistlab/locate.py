@@ -67,6 +67,7 @@ FEW_COMPONENTS = 8  # up to this many (with the background), components' stats a
 FRAGMENT = 0.25  # a piece at a slice's cut with less than this part of the largest piece's ink is its neighbour's
 SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
+PINHOLE = 0.02  # a hole in a mark narrower than this part of its height is the stroke's texture
 BROKEN = 0.1  # a small mark this part of a digit's height from its ink is a broken-off piece of it
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
 PALE = "far paler than the writing: the page's other side?"
@@ -418,14 +419,20 @@ def flat_ink(rgb: np.ndarray) -> tuple[np.ndarray, np.float32, np.ndarray]:
     border = np.repeat(border, 3, axis=1) if grey else border  # (pixels, 3)
     uniform = (border == border[0]).all()  # the drawing page's canvas: no grain, its median is any pixel
     colour = border[0].copy() if uniform else np.median(border, axis=0)
-    light_on_dark = colour.max() < 128
-    if light_on_dark:  # light writing on a dark background: measured on the inverted image
+    # Light writing on a dark background is measured on the inverted image; but a photo of paper in dim
+    # light (a small crop of one) is as dark, and its ink stands out darker from it, not lighter.
+    light_on_dark = colour.max() < 128 and not _darker_writing(blurred, colour)
+    if light_on_dark:
         border, colour = 255 - border, 255 - colour
     if uniform:
         grain = 0.5
     else:
         lum = border.max(axis=1)
-        grain = 1.4826 * float(np.median(np.abs(lum - np.median(lum)))) + 0.5
+        # The spread of the border's brightness, or (less, when light falls across it: a small crop of a
+        # photo) the differences two pixels apart along it, which hold the grain but not the gradient.
+        spread = float(np.median(np.abs(lum - np.median(lum))))
+        steps = float(np.median(np.abs(lum[2:] - lum[:-2]))) / np.sqrt(2)
+        grain = 1.4826 * min(spread, steps) + 0.5
     small = np.empty((max(1, h // POOL), max(1, w // POOL), 3), np.uint8)
     small[:] = colour.round().astype(np.uint8)
 
@@ -439,6 +446,15 @@ def flat_ink(rgb: np.ndarray) -> tuple[np.ndarray, np.float32, np.ndarray]:
         ink = cv2.max(cv2.max(inks[0], inks[1]), inks[2])
     noise = np.float32(255) * np.float32(grain) / np.float32(max(int(small[0, 0].max()), 64))
     return ink, noise, small
+
+
+def _darker_writing(blurred: list[np.ndarray], colour: np.ndarray) -> bool:
+    """Whether what stands out from a drawing's background `colour` (its channels' largest, against
+    the images' `blurred` planes) lies clearly further below it than above it: dark ink on dim paper."""
+    lum = blurred[0] if len(blurred) == 1 else cv2.max(cv2.max(blurred[0], blurred[1]), blurred[2])
+    low, high = np.percentile(lum[::2, ::2], (0.5, 99.5))
+    level = float(colour.max())
+    return level - low > 2 * max(high - level, MIN_CONTRAST / 2)
 
 
 def local_noise(deviation: np.ndarray, tiles: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -1036,9 +1052,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                 mark.reason = EDGES[2]
             elif median(lum[ys, xs]) < 0.45 * paper_level:
                 mark.reason = "off the paper"
-            elif bw > 0.95 * w or bh > 0.95 * h \
-                    or ((bw > 0.8 * w or bh > 0.8 * h) and (cut or _holes(own) > 2)):
-                mark.reason = "too large"  # a close-up's digit may fill 0.8-0.95 of the picture, inside its frame
+            elif (bw > 0.8 * w or bh > 0.8 * h) and (cut or _holes(own) > 2):
+                mark.reason = "too large"  # a close-up's digit may fill most of the picture, inside its frame
             elif cut:
                 mark.reason = "cut by the picture's edge"
         if mark.reason:
@@ -1201,8 +1216,10 @@ def _inside(own: np.ndarray) -> np.ndarray:
 
 
 def _holes(own: np.ndarray) -> int:
-    """How many holes a mark (its own pixels, bool) has: a digit at most two, a net of lines many."""
-    return cv2.connectedComponents(_inside(own).view(np.uint8), connectivity=4)[0] - 1
+    """How many holes a mark (its own pixels, bool) has: a digit at most two, a net of lines many.
+    Pinholes in a marker's textured stroke (under PINHOLE of the mark's height across) do not count."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(_inside(own).view(np.uint8), connectivity=4)
+    return int((stats[1:, cv2.CC_STAT_AREA] >= (PINHOLE * own.shape[0]) ** 2).sum())
 
 
 def sheet_box(found: Found) -> tuple[int, int, int, int] | None:
