@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict",
-                       help="read the digits in your own photos, scans and drawings (PNG, JPEG, WebP, AVIF, HEIC)")
+                       help="read the digits in your own photos, scans and drawings (PNG, JPEG, WebP, AVIF, HEIC, BMP, TIFF)")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--single", action="store_true", help="each image holds one digit: read only the largest mark")

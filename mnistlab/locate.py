@@ -87,6 +87,7 @@ RULING = 9  # ...or this, when it is one of a family of parallel lines (a close-
 DARK = 80  # grey levels below the paper: ink this dark is no grain, whatever the grain measured around it
 BLANK_MIDDLE = 12  # grey levels: a picture's middle whose ink and chalk stand out less than this holds no writing
 PHOTO = 400  # pixels: a larger picture is a photo (a drawing or a scan of one digit may fill its frame)
+EVEN = 3  # grey levels: a drawing's or a scan's border lies this close to its median (a photo's paper does not)
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,15 @@ def paper(rgb: np.ndarray, window: int = WIDE_WINDOW) -> np.ndarray:
     if not inked.any():
         return estimate
     return cv2.medianBlur(framed(np.where(inked[..., None], estimate, small)), k)[k:-k, k:-k]
+
+
+def uneven(rgb: np.ndarray) -> bool:
+    """Whether a picture's border is uneven, as a photo's paper is (its grain, its texture, light falling
+    across it): less than 0.9 of it within EVEN grey levels of its median. A drawing's background, or a
+    scan's, is even; so a small picture with an uneven border is a crop of a photo."""
+    lum = brightest(cv2.GaussianBlur(rgb, (3, 3), 0))
+    border = np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]]).astype(np.int16)
+    return float(np.mean(np.abs(border - np.median(border)) <= EVEN)) < 0.9
 
 
 def brightest(rgb: np.ndarray) -> np.ndarray:

@@ -23,11 +23,12 @@ from .checkpoint import load_model
 from .errors import MnistlabError
 from .models import logits_of, pixels
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".avif", ".heic", ".heif"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".avif", ".heic", ".heif", ".bmp", ".tif", ".tiff"}
 # MPO: a JPEG with more pictures after the photo (a phone's HDR gain map or depth map), read as the JPEG
 # it is; AVIF with a PIL built with libavif (the Pillow 13 that constraints.txt pins is); HEIF (an iPhone's
 # HEIC photos) with the heic extra, pillow-heif.
-FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "AVIF", "HEIF")
+FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "AVIF", "HEIF", "BMP", "TIFF")
+FORMAT_NAMES = "PNG, JPEG, WebP, AVIF, HEIC, BMP or TIFF"  # for messages
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 MAX_PIXELS = 25_000_000  # refuse larger images (and decompression bombs) before decoding them
 MIN_CONFIDENCE = 0.9  # a digit read with a lower probability is reported as unsure
@@ -42,7 +43,7 @@ WORK_SIZE = 160  # digits are measured and thickened at this size before the fin
 
 
 def open_image(source, max_pixels: int | None = None, size: int | None = None) -> Image.Image:
-    """Open and decode a PNG, JPEG, WebP, AVIF or HEIC (HEIF) image from a path or bytes, refusing from its
+    """Open and decode a PNG, JPEG, WebP, AVIF, HEIC (HEIF), BMP or TIFF image from a path or bytes, refusing from its
     header, before decoding, an image that would decode to more than `max_pixels` (decompression bombs
     among them). With `size`, a JPEG is decoded straight at the smallest of 1/2, 1/4 or 1/8 scale whose
     longer side is still `size` or more (JPEG draft mode): a 12-megapixel photo costs a sixteenth of its
@@ -63,7 +64,7 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
                                 "(pip install 'mnistlab[heic]') or save it as JPEG")
         image = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
         if image.format not in FORMATS:
-            raise MnistlabError(f"{name}: not a PNG, JPEG, WebP, AVIF or HEIC image ({image.format})")
+            raise MnistlabError(f"{name}: not a {FORMAT_NAMES} image ({image.format})")
         header = image.size
         width, height = draft(image, size).size  # the pixels it decodes to
         if width * height > max_pixels:
@@ -75,6 +76,8 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
         image.load()
         if image.getexif().get(ORIENTATION, 1) != 1:  # phone photos: honour the camera's orientation tag
             image = ImageOps.exif_transpose(image)
+        if image.mode.startswith("I"):  # 16 bits a pixel (a scanner's PNG or TIFF): scaled, not clipped, to 8
+            image = Image.fromarray((np.asarray(image, np.float32) / 257).clip(0, 255).round().astype(np.uint8))
         if max(image.size) < max(header):  # decoded in draft mode: `read` gives boxes in the file's pixels
             image.info[DRAFT_SCALE] = max(header) / max(image.size)
     except FileNotFoundError:
@@ -265,7 +268,7 @@ def image_paths(inputs) -> list[Path]:
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise MnistlabError(f"{item}: no PNG, JPEG, WebP, AVIF or HEIC files in this folder")
+                raise MnistlabError(f"{item}: no {FORMAT_NAMES} files in this folder")
             paths += found
         elif item.exists():
             paths.append(item)
@@ -353,6 +356,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     digit seen from afar, or written lightly, may be too few pixels of the working image to be read at
     all. Its closer reading is given only when it is sure and one digit (a "1" that the closer look
     breaks in two is no "11", nor the mark and its neighbour a number)."""
+    image = _photo_crop(image)
     reading, looks = _read_looks(model, image, single, min_confidence, top, debug)
     found = looks[0]
     # Only a digit's box about as large as a note (locate.NOTE_AREA of the picture) can hold one.
@@ -377,6 +381,21 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     for d in reading["digits"]:
         d["box"] = [round(v * scale) for v in d["box"]]
     return reading
+
+
+def _photo_crop(image: Image.Image) -> Image.Image:
+    """A picture no larger than locate.PHOTO whose border is uneven (locate.uneven) is a crop of a photo:
+    enlarged to SHEET_SIZE, so that it is read as a photo (rulings and grid lines taken out, the paper's
+    light and grain measured locally), its boxes given in its own pixels. A drawing is read as it is."""
+    if max(image.size) > locate.PHOTO:
+        return image
+    rgb, _ = locate.working_image(image)
+    if not locate.uneven(rgb):
+        return image
+    grow = SHEET_SIZE / max(image.size)
+    big = Image.fromarray(rgb).resize((round(image.width * grow), round(image.height * grow)), Image.BICUBIC)
+    big.info[DRAFT_SCALE] = image.info.get(DRAFT_SCALE, 1.0) / grow
+    return big
 
 
 def _read_closer(model, image: Image.Image, box, single: bool, min_confidence: float, top: int,

@@ -1,6 +1,6 @@
 """`mnistlab serve`: an HTTP API and a drawing page for a trained model, on FastAPI and uvicorn.
 
-    POST /v1/predict        one image: PNG, JPEG, WebP, AVIF or HEIC (raw body or multipart), or JSON with a base64
+    POST /v1/predict        one image: PNG, JPEG, WebP, AVIF, HEIC, BMP or TIFF (raw body or multipart), or JSON with a base64
                             image {"image": "..."} or MNIST-format pixels {"pixels": 28x28 or 784 values}
     POST /v1/predict/batch  many: multipart with several files, JSON {"images": [...]} or {"pixels": [...]}
     GET  /v1/model          the checkpoint's description (with no paths of this machine)
@@ -43,7 +43,8 @@ from .errors import MnistlabError
 from . import locate
 from .predict import MIN_CONTRAST, draft, open_image, ranked, read, summarise
 
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/avif", "image/heic", "image/heif")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/avif", "image/heic", "image/heif", "image/bmp",
+               "image/tiff")
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,7 @@ _BODY_DOC = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}}}},
     "application/json": {"schema": {"type": "object", "properties": {
-        "image": {"type": "string", "description": "base64 PNG, JPEG, WebP, AVIF or HEIC (a data: URL is fine)"},
+        "image": {"type": "string", "description": "base64 PNG, JPEG, WebP, AVIF, HEIC, BMP or TIFF (a data: URL is fine)"},
         "pixels": {"type": "array", "description": "28x28 (or 784) values 0-255, white ink on black"}}}},
 }}}
 

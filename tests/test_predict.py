@@ -85,7 +85,7 @@ def test_undecodable_and_oversized_images(tmp_path, monkeypatch):
         predict.open_image(tmp_path / "fake.png")
     buf = io.BytesIO()
     Image.new("L", (300, 200)).save(buf, "GIF")
-    with pytest.raises(MnistlabError, match="not a PNG, JPEG, WebP, AVIF or HEIC"):
+    with pytest.raises(MnistlabError, match="not a PNG, JPEG, WebP, AVIF, HEIC, BMP or TIFF"):
         predict.open_image(buf.getvalue())
     monkeypatch.setattr(predict, "MAX_PIXELS", 100 * 100)
     Image.new("L", (101, 100)).save(tmp_path / "big.png")
@@ -232,3 +232,22 @@ def test_an_iphone_s_heic_photo_is_read(tmp_path, trained_run, mnist, capsys):
     results = json.loads(capsys.readouterr().out)
     assert [Path(r["file"]).name for r in results] == ["IMG_0001.HEIC", "shared.webp"]
     assert [(r["status"], r["text"]) for r in results] == [("ok", truth)] * 2
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "PNG16"])
+def test_bmp_tiff_and_16_bit_scans_are_read_like_a_png(trained_run, mnist, tmp_path, fmt):
+    """A digit saved by Paint (BMP) or a scanner (TIFF; a 16-bit PNG or TIFF, whose pixels PIL gives as
+    16-bit integers: converted to RGB they would be clipped to white) reads as the same digit in a PNG."""
+    digit = 255 - cv2.resize(mnist.test_images[0].numpy(), (140, 140), interpolation=cv2.INTER_CUBIC)
+    Image.fromarray(digit).save(tmp_path / "digit.png")
+    if fmt == "PNG16":
+        path = tmp_path / "digit16.png"
+        Image.fromarray(digit.astype(np.uint16) * 257).save(path)
+        assert Image.open(path).mode.startswith("I")
+    else:
+        path = tmp_path / f"digit.{fmt.lower()}"
+        Image.fromarray(digit).save(path, fmt)
+    image = predict.open_image(path)
+    assert np.array_equal(np.asarray(image.convert("L")), digit)
+    model = predict.TorchModel(trained_run)
+    assert predict.read(model, image)["text"] == predict.read(model, predict.open_image(tmp_path / "digit.png"))["text"] == "7"

@@ -225,7 +225,7 @@ def bomb() -> bytes:
     (dict(content=b"", headers={"Content-Type": "image/png"}), 422, "cannot decode"),
     (dict(content=b"\0\0\0\x18ftypheic" + b"\0" * 500, headers={"Content-Type": "image/heic"}), 422, "cannot decode"),
     (dict(content=png(np.zeros((28, 28), np.uint8), fmt="GIF"), headers={"Content-Type": "image/png"}), 422,
-     "not a PNG, JPEG, WebP, AVIF or HEIC"),
+     "not a PNG, JPEG, WebP, AVIF, HEIC, BMP or TIFF"),
     (dict(content=bomb(), headers={"Content-Type": "image/png"}), 422, "larger than"),
     (dict(content=b"\0" * (2 << 20), headers={"Content-Type": "image/png"}), 413, "over the limit"),
     (dict(files=[("a", ("a.png", b"x", "image/png")), ("b", ("b.png", b"y", "image/png"))]), 422,
