@@ -19,7 +19,8 @@ would save:
   relatively stronger in dark areas, imperfect auto white balance, and the phone's processing (chroma
   and luma denoising, a tone curve, a saturation boost, unsharp-mask sharpening with halos), a resize
   to 1200x900 or 900x1200, and JPEG at quality 70-95 with chroma subsampling, sometimes stored turned
-  with an EXIF Orientation tag (6 or 8).
+  with an EXIF Orientation tag (6 or 8);
+* and sometimes (b-cropped) the photo is cropped to the digit and shrunk before it is shared.
 
 The digits' boxes come from the ink's coverage warped through the same geometry as the photo.
 
@@ -56,6 +57,7 @@ KINDS = {
     "b-pencil": "digit",
     "b-whiteboard": "digit",
     "b-far": "digit",
+    "b-cropped": "digit",
     "b-number": "number",
     "b-blank": "blank",
     "b-junk": "junk",
@@ -1122,6 +1124,8 @@ def render(condition: str, seed: int, digits: DigitSource) -> tuple[Scene, list[
     """The scene and each digit's ink mask (bool, upright view at the photo's size)."""
     if condition not in KINDS:
         raise ValueError(f"unknown condition {condition!r}; choose from {CONDITIONS}")
+    if condition == "b-cropped":
+        return render_cropped(seed, digits)
     rng = scene_rng(condition, seed, digits.split)
     for _ in range(10):
         try:
@@ -1188,6 +1192,36 @@ def render_once(condition: str, rng, digits: DigitSource) -> tuple[Scene, list[n
                   boxes=[tuple(b) for b in boxes], kind=kind, condition=condition, size=out, orientation=orientation,
                   mnist_indices=[m.index for m in digit_marks], details=details)
     return scene, masks
+
+
+CROPPED_FROM = ("b-notebook", "b-printer-paper", "b-sticky-note", "b-pencil", "b-whiteboard")
+
+
+def render_cropped(seed: int, digits: DigitSource) -> tuple[Scene, list[np.ndarray]]:
+    """A photo cropped to its digit before it is shared, as people do: a single-digit scene of one of
+    CROPPED_FROM, upright, cut out with 0.2-1.2 of the digit's size around it on each side (so rarely
+    centred), shrunk to 150-450 pixels on its longer side (never enlarged) and saved again as a JPEG
+    of quality 75-95 without EXIF, as a phone's crop tool or an editor does."""
+    rng = scene_rng("b-cropped", seed, digits.split)
+    base = CROPPED_FROM[int(rng.integers(len(CROPPED_FROM)))]
+    scene, masks = render(base, 1_000_000 + seed, digits)
+    img = ImageOps.exif_transpose(Image.open(io.BytesIO(scene.jpeg))).convert("RGB")
+    x, y, w, h = scene.boxes[0]
+    left, top, right, bottom = (rng.uniform(0.2, 1.2) * max(w, h) for _ in range(4))
+    x0, y0 = max(0, int(x - left)), max(0, int(y - top))
+    x1, y1 = min(img.width, int(x + w + right)), min(img.height, int(y + h + bottom))
+    k = min(1.0, log_uniform(rng, 150, 450) / max(x1 - x0, y1 - y0))
+    size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
+    part = img.crop((x0, y0, x1, y1)).resize(size, Image.Resampling.LANCZOS)
+    mask = cv2.resize(masks[0][y0:y1, x0:x1].astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.25
+    ys, xs = np.nonzero(mask)
+    box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+    quality = int(rng.integers(75, 96))
+    buf = io.BytesIO()
+    part.save(buf, "JPEG", quality=quality)
+    details = scene.details | {"cropped_from": base, "quality": quality, "height_px": box[3]}
+    return Scene(jpeg=buf.getvalue(), text=scene.text, boxes=[box], kind="digit", condition="b-cropped",
+                 size=size, orientation=1, mnist_indices=scene.mnist_indices, details=details), [mask]
 
 
 def make_scene(condition: str, seed: int, digits: DigitSource) -> Scene:

@@ -1148,6 +1148,10 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                             and m.h <= 1.5 * ref.h)
     # A faint straight stroke beside the line may be a "1" written lightly:
     found.faint_digit |= any(next_digit(found.digits, m) for m in found.rejected if m.reason == CREASE)
+    # A piece of ink just above or below a digit, too faint or too small to be read alone yet about as dark
+    # as the digit, may be the rest of it (a pencil's "3" whose lower bowl is light reads as a sure "2"):
+    found.faint_digit |= any(rest_of(d, m) for d in found.digits for m in found.rejected
+                             if m.reason in ("too faint", "smaller than the digits"))
     # A digit-sized mark just beside the line, but not level with it, may be its digits that climb
     # more steeply than the line was followed:
     found.off_line = any(next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
@@ -1425,6 +1429,18 @@ def in_a_column(marks: list[Mark], least: int = 4) -> np.ndarray:
              & (np.abs(h[:, None] - h) <= 0.2 * np.maximum(h[:, None], h))
              & (np.abs(centre[:, None] - centre) <= 0.5 * w[:, None]))
     return alike.sum(axis=1) >= least  # each mark among its own
+
+
+def rest_of(digit: Mark, mark: Mark) -> bool:
+    """Whether `mark`, not read, may be a part of `digit` that it lost: at least a quarter of its height
+    or width and no wider than it, at least half as dark, under or over it (half of the mark's width
+    within the digit's) and no further from it than half its height."""
+    x, y, w, h = digit.box
+    mx, my, mw, mh = mark.box
+    under = min(x + w, mx + mw) - max(x, mx) >= 0.5 * mw
+    gap = max(my - (y + h), y - (my + mh))
+    return under and 0 < gap <= 0.5 * h and 0.25 <= max(mw / w, mh / h) and mw <= w \
+        and mark.strength >= 0.5 * digit.strength
 
 
 def next_digit(digits: list[Mark], mark: Mark) -> bool:

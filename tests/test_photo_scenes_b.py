@@ -52,7 +52,10 @@ def test_every_condition(sources, condition):
     kind = sb.KINDS[condition]
     assert condition.startswith("b-") and scene.condition == condition and scene.kind == kind
     assert scene.jpeg[:2] == b"\xff\xd8" and scene.suffix == ".jpg"
-    assert tuple(scene.size) in ((1200, 900), (900, 1200))
+    if condition == "b-cropped":  # cut out around its digit, shrunk to at most 450 pixels
+        assert max(scene.size) <= 450 and scene.details["cropped_from"] in sb.CROPPED_FROM
+    else:
+        assert tuple(scene.size) in ((1200, 900), (900, 1200))
     assert scene.orientation in (1, 6, 8)
     assert {"surface", "ink", "light", "quality"} <= set(scene.details)
     gray = upright_gray(scene)
