@@ -18,14 +18,17 @@ from pathlib import Path
 import torch
 
 from mnistlab import locate, predict
+from mnistlab.errors import MnistlabError
 
 
 def verdict(truth: str, reading: dict) -> str:
+    if reading["status"] == "error":
+        return "error"
     if truth == "none":
         return "wrong" if reading["status"] == "ok" else "right"
     if reading["status"] == "ok":
         return "right" if reading["text"] == truth else "wrong"
-    return reading["status"]  # unsure or no_digit
+    return reading["status"]  # unsure, no_digit or error
 
 
 def main():
@@ -43,7 +46,11 @@ def main():
             continue
         name, truth, *_ = line.split("\t")
         start = time.perf_counter()
-        reading = predict.read(model, predict.open_image(args.folder / name, size=locate.WORK_SIZE))
+        try:
+            reading = predict.read(model, predict.open_image(args.folder / name, size=locate.WORK_SIZE))
+        except MnistlabError as e:  # a format this mnistlab does not read, a broken file
+            reading = {"status": "error", "text": None, "digits": []}
+            print(f"error: {e}")
         ms = (time.perf_counter() - start) * 1000
         said = reading["text"] or (f"maybe {reading['guess']}" if reading.get("guess") else "-")
         kind = "not scored" if truth == "multi" else verdict(truth, reading)
@@ -53,7 +60,7 @@ def main():
         print(f"{kind:10s} {name[:48]:48s} truth {truth:12s} {reading['status']:8s} {said:16s} {ms:6.0f} ms  [{sure}]")
     n = sum(counts.values())
     print(f"\n{n} scored photos: " + ", ".join(f"{k} {counts[k]} ({counts[k] / max(n, 1):.0%})"
-                                           for k in ("right", "wrong", "unsure", "no_digit")))
+                                           for k in ("right", "wrong", "unsure", "no_digit", "error")))
 
 
 if __name__ == "__main__":
