@@ -171,14 +171,28 @@ class Found:
     def tilt(self) -> float:
         """The angle (degrees, counter-clockwise as OpenCV turns) that sets the paper level: the median
         direction of the straight lines removed (rulings, a grid, the paper's edges), weighted by their
-        length and folded to within 45 degrees of level; 0 without lines. Writing follows its paper."""
+        length and folded to within 45 degrees of level. Writing follows its paper. Without lines (plain
+        paper, a board) a line of at least three digits whose middles lie straight gives its own slope
+        (a phone held rolled); otherwise 0."""
         if not self.lines:
-            return 0.0
+            return self._slope_of_digits()
         x1, y1, x2, y2 = np.array(self.lines, np.float64).T
         angle = (np.degrees(np.arctan2(y2 - y1, x2 - x1)) + 45) % 90 - 45
         order = np.argsort(angle)
         weight = np.hypot(x2 - x1, y2 - y1)[order].cumsum()
         return float(angle[order][np.searchsorted(weight, weight[-1] / 2)])
+
+    def _slope_of_digits(self) -> float:
+        """The angle of the straight line through the middles of the digits (at least three, which lie
+        within a fifth of their height of it), or 0."""
+        if len(self.digits) < 3:
+            return 0.0
+        x, y, w, h = np.array([d.box for d in self.digits], np.float64).T
+        cx, cy = x + w / 2, y + h / 2
+        slope, level = np.polyfit(cx, cy, 1)
+        if np.abs(cy - (slope * cx + level)).max() > 0.2 * np.median(h):
+            return 0.0
+        return float(np.degrees(np.arctan(slope)))
 
     def crop(self, mark: Mark, box=None) -> np.ndarray:
         """The ink (float32, white on black) of `mark`'s components inside `box` (default: its own),
