@@ -332,6 +332,9 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     With `single`, the image is taken to hold one digit. With `debug`, the dict is filled with what a
     --debug picture needs ("found", "boxes", "inputs") and each digit's class "probabilities".
 
+    A picture no larger than locate.PHOTO is a drawing or a scan, read as it is, unless its border is
+    uneven: then it is a photo cropped to its digit, enlarged and read as a photo (see `_photo_crop`).
+
     A photo that is not read surely is looked at again with the paper's colour estimated over a
     window half as wide (locate.NARROW_WINDOW): the wide window, made to be wider than any stroke,
     is wider than a sticky note or a page seen from afar, and mixes the desk into the paper's colour.
