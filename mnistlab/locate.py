@@ -68,8 +68,10 @@ FRAGMENT = 0.25  # a piece at a slice's cut with less than this part of the larg
 SPECK = 0.06  # a piece of a mark with this part of its largest piece's ink (and short) is a speck
 LIGHTER = 0.35  # a number's lightest digit is at least this part as dark as its lightest clear one
 PINHOLE = 0.02  # a hole in a mark narrower than this part of its height is the stroke's texture
+STAIN = 0.05  # a ring whose line is thinner than this part of its size, and brown, is a cup's stain
 BROKEN = 0.1  # a small mark this part of a digit's height from its ink is a broken-off piece of it
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
+CUP = "a thin brown ring: a cup's stain?"
 PALE = "far paler than the writing: the page's other side?"
 # The reasons of a mark rejected as lying on the paper's edge:
 EDGES = ("across an edge of the paper", "along an edge of the paper", "between two surfaces: an edge?")
@@ -857,7 +859,7 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
     photo = max(rgb.shape[:2]) > PHOTO
     ink, colour, noise, bg = ink_map(rgb, photo, window)
     if not photo:
-        return _digits_in(threshold(ink, noise), [], rgb, scale, ink, noise, bg, photo, CLEAR)
+        return _digits_in(threshold(ink, noise), [], rgb, scale, ink, None, noise, bg, photo, CLEAR)
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
     if not found.digits:  # faint writing: look again, by the paper's grain alone (it sees all the first saw)
         found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
@@ -929,10 +931,10 @@ def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, no
     """The digits of a photo whose ink stands out by `contrast`, with the lines removed."""
     mask, frames = without_frames(threshold(ink, noise, contrast), MIN_HEIGHT * min(rgb.shape[:2]))
     cleaned, lines, lone = remove_lines(mask, colour, noise)
-    found = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
+    found = _digits_in(cleaned, lines, rgb, scale, ink, colour, noise, bg, True, contrast)
     if lone and not found.digits:  # a big "1" is a straight line too: read it when nothing else is written
         cleaned, lines, _ = remove_lines(mask, colour, noise, spare_lone=True)
-        spared = _digits_in(cleaned, lines, rgb, scale, ink, noise, bg, True, contrast)
+        spared = _digits_in(cleaned, lines, rgb, scale, ink, colour, noise, bg, True, contrast)
         found = spared if spared.digits else found
     found.rejected += [Mark(box, [], reason="a frame around the digits") for box in frames]
     found.colour, found.noise = colour, noise
@@ -1025,9 +1027,10 @@ def without_frames(mask: np.ndarray, least: float) -> tuple[np.ndarray, list[tup
     return cleaned, boxes
 
 
-def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink: np.ndarray, noise, bg: np.ndarray,
-               photo: bool, contrast: Contrast) -> "Found":
-    """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up."""
+def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink: np.ndarray, colour, noise,
+               bg: np.ndarray, photo: bool, contrast: Contrast) -> "Found":
+    """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up (`colour`: a photo's
+    ink per colour channel, or None)."""
     h, w = mask.shape
     n, labels, stats = components(mask)
     under = []
@@ -1105,6 +1108,12 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = CREASE
         elif _holds_marks(m, labels):
             m.reason = "marks inside its loop: a drawing?"
+        elif colour is not None and _cup_ring(m, labels, ink, colour):
+            m.reason = CUP
+    rings = [m for m in marks if m.reason == CUP]
+    for m in marks:  # the stain's faint tint inside its ring
+        if not m.reason and any(_covered(m, [r]) and m.strength < 0.5 * r.strength for r in rings):
+            m.reason = CUP
     # In the first look, writing less than LIGHTER as dark as a mark at least about as tall is the other
     # side of the page showing through, or the ghost of wiped writing: not read beside the writing
     # itself. (A smaller dark mark, a binding's hole, says nothing of the writing's darkness; the second
@@ -1434,6 +1443,34 @@ def _holds_marks(mark: Mark, labels: np.ndarray, least: int = 2) -> bool:
         if label != largest and enclosed[ys, xs].all() and ys.max() - ys.min() >= 0.1 * h:
             inside += 1
     return inside >= least
+
+
+def _cup_ring(mark: Mark, labels: np.ndarray, ink: np.ndarray, colour: np.ndarray) -> bool:
+    """Whether `mark` is the ring a coffee or tea cup leaves: about as wide as tall, its ink (the darker
+    half of it, not the faint tint inside) most of it along one ellipse, a line thinner than STAIN of its
+    size, and brown: blue absorbed most, red least (`colour`, ink_map's per channel: relative to the
+    paper, so that the light's colour does not matter). A round "0" is written in a pen's colour, or
+    with a line several times thicker for its size."""
+    x, y, w, h = mark.box
+    if not 0.6 * h <= w <= 1.6 * h:
+        return False
+    own = np.isin(labels[y:y + h, x:x + w], mark.labels) & (ink[y:y + h, x:x + w] >= 0.5 * mark.strength)
+    own = own.view(np.uint8)
+    contours, _ = cv2.findContours(own, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    line = 2 * np.count_nonzero(own) / max(1.0, sum(cv2.arcLength(c, True) for c in contours))
+    if line > STAIN * max(w, h):
+        return False
+    ys, xs = np.nonzero(own)
+    (cx, cy), axes, angle = cv2.fitEllipse(np.c_[xs, ys].astype(np.float32))
+    turn = np.radians(angle)
+    u = (xs - cx) * np.cos(turn) + (ys - cy) * np.sin(turn)
+    v = (ys - cy) * np.cos(turn) - (xs - cx) * np.sin(turn)
+    radius = np.hypot(u / max(axes[0] / 2, 1), v / max(axes[1] / 2, 1))
+    if np.mean(np.abs(radius - 1) < 0.15) < 0.8:
+        return False
+    absorbed = np.median(colour[ys + y, xs + x], axis=0)
+    red, green, blue = absorbed / max(1.0, float(absorbed.max()))
+    return blue == 1 and red <= 0.72 and red <= green <= 0.92
 
 
 def in_a_column(marks: list[Mark], least: int = 4) -> np.ndarray:

@@ -433,14 +433,16 @@ def _given(reading: dict, image: Image.Image, seen: dict | None, debug: dict | N
 
 
 def _the_note_itself(reading: dict, note) -> bool:
-    """Whether a digit read holds the whole note with these corners (locate.note_corners) in its box:
-    the ring of "ink" that a note darker than its desk makes where the paper's window mixes the desk
-    in, read as a "0", not writing on the note."""
+    """Whether a digit read holds the whole note with these corners (locate.note_corners) in its box,
+    and the note fills most of the box: the ring of "ink" that a note darker than its desk makes where
+    the paper's window mixes the desk in, read as a "0", not writing on the note. (The even paper inside
+    a large digit's loop, a "9"'s bowl, is no note.)"""
     if note is None:
         return False
     (x0, y0), (x1, y1) = note.min(axis=0), note.max(axis=0)
     return any(x <= x0 + 0.1 * (x1 - x0) and y <= y0 + 0.1 * (y1 - y0) and x + w >= x1 - 0.1 * (x1 - x0)
-               and y + h >= y1 - 0.1 * (y1 - y0) for x, y, w, h in (d["box"] for d in reading["digits"]))
+               and y + h >= y1 - 0.1 * (y1 - y0) and (x1 - x0) * (y1 - y0) >= 0.5 * w * h
+               for x, y, w, h in (d["box"] for d in reading["digits"]))
 
 
 def _read_note(model, image: Image.Image, corners, single: bool, min_confidence: float, top: int,

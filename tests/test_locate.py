@@ -789,6 +789,28 @@ def test_a_smiley_is_not_a_zero(model):
     assert predict.read(model, image)["status"] == "no_digit"
 
 
+def ring_on_paper(colour, line: int, fill: float = 0.0) -> Image.Image:
+    """A round ring 240 pixels across on white paper, drawn `line` pixels thick in `colour`, its inside
+    tinted by `fill` of the way towards that colour (a cup's stain is faintly coloured inside)."""
+    img = np.full((900, 1200, 3), 240, np.float32)
+    inside = np.zeros((900, 1200), np.float32)
+    cv2.circle(inside, (600, 450), 120, 1.0, -1, cv2.LINE_AA)
+    img += fill * inside[..., None] * (np.float32(colour) - img)
+    cv2.circle(img, (600, 450), 120, colour, line, cv2.LINE_AA)
+    return predict.open_image(jpeg(img, 2, seed=3), size=locate.WORK_SIZE)
+
+
+def test_a_cups_ring_is_a_stain_but_a_round_zero_is_a_digit(model):
+    """A coffee cup's thin brown ring is no digit; the same ring in a pen's blue, or a round "0" in
+    brown felt-tip (a line several times thicker for its size), is a digit."""
+    stain = locate.find_digits(ring_on_paper((140, 95, 55), 3, fill=0.08))
+    assert not stain.digits and any(m.reason == locate.CUP for m in stain.rejected)
+    assert predict.read(model, ring_on_paper((140, 95, 55), 3, fill=0.08))["status"] != "ok"
+    for colour, line in (((40, 45, 130), 3), ((120, 70, 30), 16)):
+        found = locate.find_digits(ring_on_paper(colour, line))
+        assert len(found.digits) == 1 and not any("stain" in (m.reason or "") for m in found.rejected)
+
+
 def lightly(digit, contrast, seed, crease=False) -> Image.Image:
     """One digit written lightly (`contrast` grey levels under the paper where it is darkest) on plain
     paper with camera grain; or, with `crease`, a faint straight stroke as long as a digit is tall."""
@@ -1484,7 +1506,8 @@ def test_a_note_is_found_by_its_even_colour_darker_than_its_desk_or_on_a_checked
 def test_a_digit_read_around_the_whole_note_is_not_claimed():
     """A note darker than its desk becomes a ring of "ink" where the paper's window mixes the desk in,
     and that ring can be read as a sure "0" (held-out scene 38 of the sticky-note kind). A digit whose
-    box holds the whole note is the note itself; a digit written on the note is not."""
+    box holds the whole note is the note itself; a digit written on the note is not, nor a large digit
+    whose loop's inside was taken for a note."""
     note = np.array([[420.0, 230], [800, 300], [740, 680], [360, 610]])
 
     def reading(box):
@@ -1493,6 +1516,8 @@ def test_a_digit_read_around_the_whole_note_is_not_claimed():
     assert predict._the_note_itself(reading([355, 225, 450, 460]), note)
     assert not predict._the_note_itself(reading([450, 380, 120, 150]), note)
     assert not predict._the_note_itself(reading([355, 225, 450, 460]), None)
+    bowl = np.array([[320.0, 110], [396, 104], [370, 196], [262, 196]])  # inside a "9" (held-out b-cropped 20)
+    assert not predict._the_note_itself(reading([241, 73, 178, 259]), bowl)
 
 
 def test_a_digit_whose_lower_part_is_too_faint_is_not_read_surely(mnist):

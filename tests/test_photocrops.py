@@ -2,6 +2,7 @@
 each crop labelled from the scene's truth; the same crops however many processes make them; kept in
 the user cache and made again when the cached file is damaged."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -21,6 +22,23 @@ def test_a_mark_is_labelled_by_the_digit_it_covers():
     assert photocrops.label((100, 100, 90, 60), truth, text) is None  # both digits: touching
     assert photocrops.label((100, 100, 15, 20), truth, text) is None  # a piece of one
     assert photocrops.label((60, 60, 200, 200), truth, text) is None  # mostly paper around a digit
+
+
+def test_a_ring_is_no_outlier_but_other_clutter_is(mnist):
+    """A ring (a coffee cup's, an "O") looks like a round "0" once cut out, so it is not taught as a
+    non-digit (locate tells a cup's stain by its colour and line instead); a "C", a line, a blob are."""
+    def drawn(shape):
+        crop = np.zeros((28, 28), np.uint8)
+        shape(crop)
+        return crop
+
+    assert photocrops.ring(drawn(lambda c: cv2.circle(c, (14, 14), 9, 255, 2)))
+    assert photocrops.ring(drawn(lambda c: cv2.ellipse(c, (14, 14), (7, 10), 0, 0, 360, 255, 2)))
+    assert not photocrops.ring(drawn(lambda c: cv2.ellipse(c, (14, 14), (9, 9), 0, 50, 310, 255, 2)))
+    assert not photocrops.ring(drawn(lambda c: cv2.line(c, (4, 14), (24, 14), 255, 2)))
+    assert not photocrops.ring(drawn(lambda c: cv2.circle(c, (14, 14), 9, 255, -1)))
+    eights = mnist.test_images[mnist.test_labels == 8][:50].numpy()
+    assert sum(map(photocrops.ring, eights)) <= 5  # two loops, not one
 
 
 def test_a_written_digit_comes_back_with_its_label(training):
