@@ -685,6 +685,18 @@ def on_a_line(ys: np.ndarray, xs: np.ndarray, lines: list, within: float = 2.5) 
     return bool(beside.any() and (np.median(distance[beside], axis=1) <= 2 * within).any())
 
 
+def along_a_line(found: Found, box) -> bool:
+    """Whether a thin box (x, y, w, h in the original image's pixels, three times longer than wide) lies
+    along one of the straight lines that `found` took out: a piece of a ruling or grid line, which a
+    closer look at a part of the photo, without the rest of the line, may take for a "1"."""
+    x, y, w, h = (v / found.scale for v in box)
+    if max(w, h) < 3 * min(w, h):
+        return False
+    along = np.linspace(0, 1, 20)
+    xs, ys = (x + w / 2 + 0 * along, y + h * along) if h > w else (x + w * along, y + h / 2 + 0 * along)
+    return on_a_line(ys, xs, found.lines, within=max(2.5, min(w, h)))
+
+
 def continues(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, ink: np.ndarray | None = None,
               least: float = 0.0) -> bool:
     """Whether a thin straight mark (pixels ys, xs) goes on beyond its ends in `mask`, as a piece of a
@@ -861,8 +873,9 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
     if not photo:
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, None, noise, bg, photo, CLEAR)
     found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
+    stains = [m for m in found.rejected if m.reason == CUP]
     if not found.digits:  # faint writing: look again, by the paper's grain alone (it sees all the first saw)
-        found = _look(rgb, scale, ink, colour, noise, bg, FAINT)
+        found = _without_stains(_look(rgb, scale, ink, colour, noise, bg, FAINT), stains)
         found.faint = True
         return found
     if _faint_ink_beside(found, ink, noise):
@@ -870,7 +883,7 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
         # look finds the same line with more digits in it, or a faint stroke beside it that may be
         # a "1", all at least LIGHTER as dark as the lightest digit found (not the ghost of an erased
         # marker, or the grain beside a clear digit), its reading is the one to give.
-        again = _look(rgb, scale, ink, colour, noise, bg, FAINT)
+        again = _without_stains(_look(rgb, scale, ink, colour, noise, bg, FAINT), stains)
         weakest = min(d.strength for d in found.digits)
         added = [d for d in again.digits if not any(_covered(f, [d]) for f in found.digits)]
         added += [m for m in again.rejected if m.reason == CREASE and next_digit(again.digits, m)]
@@ -889,7 +902,18 @@ def near_look(found: Found) -> Found:
     ink, colour, noise = near_ink(surface(found.rgb), found.colour, found.noise)
     near = _look(found.rgb, found.scale, ink, colour, noise, found.paper, LAST)
     near.faint = True
-    return near
+    return _without_stains(near, [m for m in found.rejected if m.reason == CUP])
+
+
+def _without_stains(look: Found, stains: list[Mark]) -> Found:
+    """A fainter `look` without the digits that lie over a cup's ring that the clear look found (CUP):
+    seen faintly, the ring is joined to the lines and grain around it, and is no longer thin or brown."""
+    over = [d for d in look.digits if _covered(d, stains) or any(_covered(s, [d]) for s in stains)]
+    for d in over:
+        d.reason = CUP
+    look.digits = [d for d in look.digits if d not in over]
+    look.rejected += over
+    return look
 
 
 def _covered(mark: Mark, marks: list[Mark]) -> bool:

@@ -358,7 +358,8 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     read a digit in a photo, a lone mark that one of them found is looked at closer the same way: a
     digit seen from afar, or written lightly, may be too few pixels of the working image to be read at
     all. Its closer reading is given only when it is sure and one digit (a "1" that the closer look
-    breaks in two is no "11", nor the mark and its neighbour a number)."""
+    breaks in two is no "11", nor the mark and its neighbour a number), and no piece of a ruling or grid
+    line that the first look took out (locate.along_a_line)."""
     image = _photo_crop(image)
     reading, looks = _read_looks(model, image, single, min_confidence, top, debug)
     found = looks[0]
@@ -377,8 +378,8 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
                                accept=lambda r: r["text"] == guess) or reading
     if reading["status"] == "no_digit":  # a lone mark, read closer, as the one digit it is
         boxes = filter(None, (locate.digits_box(look) for look in looks if len(look.digits) == 1))
-        one = (_read_closer(model, image, box, single, min_confidence, top, debug,
-                            accept=lambda r: len(r["digits"]) == 1) for box in boxes)
+        lone = lambda r: len(r["digits"]) == 1 and not locate.along_a_line(found, r["digits"][0]["box"])  # noqa: E731
+        one = (_read_closer(model, image, box, single, min_confidence, top, debug, accept=lone) for box in boxes)
         reading = next(filter(None, one), reading)
     scale = image.info.get(DRAFT_SCALE, 1.0)  # a JPEG decoded at a fraction of its size: its own pixels
     for d in reading["digits"]:

@@ -789,10 +789,14 @@ def test_a_smiley_is_not_a_zero(model):
     assert predict.read(model, image)["status"] == "no_digit"
 
 
-def ring_on_paper(colour, line: int, fill: float = 0.0) -> Image.Image:
-    """A round ring 240 pixels across on white paper, drawn `line` pixels thick in `colour`, its inside
-    tinted by `fill` of the way towards that colour (a cup's stain is faintly coloured inside)."""
+def ring_on_paper(colour, line: int, fill: float = 0.0, grid: int = 0) -> Image.Image:
+    """A round ring 240 pixels across on white paper (squared every `grid` pixels in blue), drawn `line`
+    pixels thick in `colour`, its inside tinted by `fill` of the way towards that colour (a cup's stain
+    is faintly coloured inside)."""
     img = np.full((900, 1200, 3), 240, np.float32)
+    if grid:
+        img[::grid] *= np.float32([0.75, 0.82, 0.95])
+        img[:, ::grid] *= np.float32([0.75, 0.82, 0.95])
     inside = np.zeros((900, 1200), np.float32)
     cv2.circle(inside, (600, 450), 120, 1.0, -1, cv2.LINE_AA)
     img += fill * inside[..., None] * (np.float32(colour) - img)
@@ -809,6 +813,43 @@ def test_a_cups_ring_is_a_stain_but_a_round_zero_is_a_digit(model):
     for colour, line in (((40, 45, 130), 3), ((120, 70, 30), 16)):
         found = locate.find_digits(ring_on_paper(colour, line))
         assert len(found.digits) == 1 and not any("stain" in (m.reason or "") for m in found.rejected)
+
+
+def round_zeros_scene(shape: str, seed: int) -> Image.Image:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import round_zeros
+
+    blob = next(b for s, n, b in round_zeros.scenes(seed + 1) if shape in s and n == seed)
+    return predict.open_image(blob, size=locate.WORK_SIZE)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_a_cups_ring_on_squared_paper_seen_faintly_is_still_a_stain(seed):
+    """bench/round_zeros.py's rings 11 and 12 on dark squared paper: the clear look rejects the ring (CUP)
+    and finds nothing else, so the faint look comes, joins the ring to the grid around it (no longer thin
+    nor brown) and read it as a sure "0". A digit over a ring the clear look found is the stain."""
+    image = round_zeros_scene("ring", seed)
+    found = locate.find_digits(image)
+    rings = [m for m in found.rejected if m.reason == locate.CUP]
+    assert found.faint and rings
+
+    ring = min(rings, key=lambda m: m.box[2] * m.box[3])  # the thin ring itself, as the clear look saw it
+
+    def over_a_ring(d):
+        return locate._covered(ring, [d]) or locate._covered(d, [ring])
+
+    assert not any(map(over_a_ring, found.digits + locate.near_look(found).digits))
+
+
+def test_a_piece_of_a_grid_line_read_closer_is_no_lone_one():
+    """bench/round_zeros.py's ring 20: no look read a digit, so a lone mark's part of the photo was read
+    closer, and there a piece of a vertical grid line, without the rest of its line, was a sure "1".
+    It lies along a line the first look took out; a "1" beside the lines does not."""
+    found = locate.find_digits(round_zeros_scene("ring", 20))
+    x = next(round(x1 * found.scale) for x1, y1, x2, y2 in found.lines if x1 == x2 and x1 > 600)
+    assert locate.along_a_line(found, [x - 1, 192, 2, 18])
+    assert not locate.along_a_line(found, [x + 12, 192, 3, 40])  # between two grid lines
+    assert not locate.along_a_line(found, [x - 20, 192, 40, 40])  # not thin: no piece of a line
 
 
 def lightly(digit, contrast, seed, crease=False) -> Image.Image:
