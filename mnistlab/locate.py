@@ -60,7 +60,9 @@ NEAR = 15  # pixels: the paper just around a pixel (predict.read's last look) is
 POOL = 4  # the paper's brightness is estimated at 1/POOL of the working size
 MIN_CONTRAST = 32  # grey levels (of 255) below the paper that count as ink at the very least
 INKED = 0.4  # a tile with more clear ink than this has its grain measured on its paper alone
-SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast per pixel
+SHARPNESS = 0.12  # a mark's edge rises by at least this part of its contrast per pixel of the photo
+DRAFT_SCALE = "mnistlab.draft_scale"  # image.info: the file's pixels per pixel of the image (JPEG draft
+# mode decodes a fraction of them; predict enlarges a photo cropped small, and its edges are softer)
 MAX_MARKS = 300  # marks judged at most (the largest), so that a busy scene stays fast
 MIN_HEIGHT = 0.018  # of the working image's shorter side: smaller marks are specks
 FEW_COMPONENTS = 8  # up to this many (with the background), components' stats are measured one by one
@@ -159,6 +161,7 @@ class Found:
     paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
     colour: np.ndarray | None = None  # a photo's ink per colour channel (ink_map's), for `near_look`
     noise: np.ndarray | None = None  # and the paper's grain, on the same scale
+    sharpness: float = SHARPNESS  # the least rise of a stroke's edge (less for a photo enlarged)
 
     @property
     def photo(self) -> bool:
@@ -870,12 +873,14 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
         return Found(scale, rgb, empty, empty.astype(bool), empty.astype(np.int32))
     photo = max(rgb.shape[:2]) > PHOTO
     ink, colour, noise, bg = ink_map(rgb, photo, window)
+    # An edge of the photo as taken spreads over more pixels of a picture enlarged from it:
+    sharpness = SHARPNESS * min(1.0, image.info.get(DRAFT_SCALE, 1.0))
     if not photo:
         return _digits_in(threshold(ink, noise), [], rgb, scale, ink, None, noise, bg, photo, CLEAR)
-    found = _look(rgb, scale, ink, colour, noise, bg, CLEAR)
+    found = _look(rgb, scale, ink, colour, noise, bg, CLEAR, sharpness)
     stains = [m for m in found.rejected if m.reason == CUP]
     if not found.digits:  # faint writing: look again, by the paper's grain alone (it sees all the first saw)
-        found = _without_stains(_look(rgb, scale, ink, colour, noise, bg, FAINT), stains)
+        found = _without_stains(_look(rgb, scale, ink, colour, noise, bg, FAINT, sharpness), stains)
         found.faint = True
         return found
     if _faint_ink_beside(found, ink, noise):
@@ -883,7 +888,7 @@ def find_digits(image: Image.Image, window: int = WIDE_WINDOW) -> "Found":
         # look finds the same line with more digits in it, or a faint stroke beside it that may be
         # a "1", all at least LIGHTER as dark as the lightest digit found (not the ghost of an erased
         # marker, or the grain beside a clear digit), its reading is the one to give.
-        again = _without_stains(_look(rgb, scale, ink, colour, noise, bg, FAINT), stains)
+        again = _without_stains(_look(rgb, scale, ink, colour, noise, bg, FAINT, sharpness), stains)
         weakest = min(d.strength for d in found.digits)
         added = [d for d in again.digits if not any(_covered(f, [d]) for f in found.digits)]
         added += [m for m in again.rejected if m.reason == CREASE and next_digit(again.digits, m)]
@@ -900,7 +905,7 @@ def near_look(found: Found) -> Found:
     if found.colour is None:  # a strip or a dot, too small to hold a digit: find_digits did not look
         return found
     ink, colour, noise = near_ink(surface(found.rgb), found.colour, found.noise)
-    near = _look(found.rgb, found.scale, ink, colour, noise, found.paper, LAST)
+    near = _look(found.rgb, found.scale, ink, colour, noise, found.paper, LAST, found.sharpness)
     near.faint = True
     return _without_stains(near, [m for m in found.rejected if m.reason == CUP])
 
@@ -951,14 +956,14 @@ def _faint_ink_beside(found: Found, ink: np.ndarray, noise: np.ndarray) -> bool:
 
 
 def _look(rgb: np.ndarray, scale: float, ink: np.ndarray, colour: np.ndarray, noise: np.ndarray, bg: np.ndarray,
-          contrast: Contrast) -> "Found":
+          contrast: Contrast, sharpness: float = SHARPNESS) -> "Found":
     """The digits of a photo whose ink stands out by `contrast`, with the lines removed."""
     mask, frames = without_frames(threshold(ink, noise, contrast), MIN_HEIGHT * min(rgb.shape[:2]))
     cleaned, lines, lone = remove_lines(mask, colour, noise)
-    found = _digits_in(cleaned, lines, rgb, scale, ink, colour, noise, bg, True, contrast)
+    found = _digits_in(cleaned, lines, rgb, scale, ink, colour, noise, bg, True, contrast, sharpness)
     if lone and not found.digits:  # a big "1" is a straight line too: read it when nothing else is written
         cleaned, lines, _ = remove_lines(mask, colour, noise, spare_lone=True)
-        spared = _digits_in(cleaned, lines, rgb, scale, ink, colour, noise, bg, True, contrast)
+        spared = _digits_in(cleaned, lines, rgb, scale, ink, colour, noise, bg, True, contrast, sharpness)
         found = spared if spared.digits else found
     found.rejected += [Mark(box, [], reason="a frame around the digits") for box in frames]
     found.colour, found.noise = colour, noise
@@ -1052,9 +1057,9 @@ def without_frames(mask: np.ndarray, least: float) -> tuple[np.ndarray, list[tup
 
 
 def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink: np.ndarray, colour, noise,
-               bg: np.ndarray, photo: bool, contrast: Contrast) -> "Found":
+               bg: np.ndarray, photo: bool, contrast: Contrast, sharpness: float = SHARPNESS) -> "Found":
     """find_digits' marks in the cleaned-up ink `mask`: judged, joined and lined up (`colour`: a photo's
-    ink per colour channel, or None)."""
+    ink per colour channel, or None; `sharpness`: SHARPNESS, less for a photo enlarged)."""
     h, w = mask.shape
     n, labels, stats = components(mask)
     under = []
@@ -1062,7 +1067,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         mask, under = without_underlines(mask, labels, stats, MIN_HEIGHT * min(h, w))
         if under:
             n, labels, stats = components(mask)
-    found = Found(scale, rgb, ink, mask, labels, lines, paper=bg if photo else None)
+    found = Found(scale, rgb, ink, mask, labels, lines, paper=bg if photo else None, sharpness=sharpness)
     found.rejected += [Mark(box, [], reason="a line under the digits") for box in under]
 
     if photo:
@@ -1097,7 +1102,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                 mark.reason = "part of a ruling"
             elif max(bw, bh) >= 3 * min(bw, bh) and continues(mask, ys_own + y, xs_own + x, ink, 0.6 * strength[i]):
                 mark.reason = "part of a longer line"
-            elif rim.any() and median(gradient[y:y + bh, x:x + bw][rim]) < SHARPNESS * max(strength[i], 1):
+            elif rim.any() and median(gradient[y:y + bh, x:x + bw][rim]) < sharpness * max(strength[i], 1):
                 mark.reason = "blurred edges: a shadow?"
             elif sheets.inside(ys, xs) < 0.9:
                 mark.reason = EDGES[0]

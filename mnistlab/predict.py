@@ -36,7 +36,6 @@ TILT = 4.0  # degrees: a mark on paper tilted more than this is turned upright b
 NOT_A_DIGIT = 0.25  # marks read with lower probabilities, all of them, are no digit at all
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 ORIENTATION = 0x0112  # the EXIF tag of a photo's orientation
-DRAFT_SCALE = "mnistlab.draft_scale"  # image.info: the file's pixels per decoded pixel (JPEG draft mode)
 NOTE_MARGIN = 0.03  # of a note's shorter side: kept around its even region, whose edge stops short of the note's
 SHEET_SIZE = 600  # pixels: a sheet cut out of a photo smaller than a photo is enlarged to this (longer side)
 WORK_SIZE = 160  # digits are measured and thickened at this size before the final 20-pixel scaling
@@ -79,7 +78,7 @@ def open_image(source, max_pixels: int | None = None, size: int | None = None) -
         if image.mode.startswith("I"):  # 16 bits a pixel (a scanner's PNG or TIFF): scaled, not clipped, to 8
             image = Image.fromarray((np.asarray(image, np.float32) / 257).clip(0, 255).round().astype(np.uint8))
         if max(image.size) < max(header):  # decoded in draft mode: `read` gives boxes in the file's pixels
-            image.info[DRAFT_SCALE] = max(header) / max(image.size)
+            image.info[locate.DRAFT_SCALE] = max(header) / max(image.size)
     except FileNotFoundError:
         raise MnistlabError(f"{name}: no such file") from None
     except PermissionError:
@@ -381,7 +380,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
         lone = lambda r: len(r["digits"]) == 1 and not locate.along_a_line(found, r["digits"][0]["box"])  # noqa: E731
         one = (_read_closer(model, image, box, single, min_confidence, top, debug, accept=lone) for box in boxes)
         reading = next(filter(None, one), reading)
-    scale = image.info.get(DRAFT_SCALE, 1.0)  # a JPEG decoded at a fraction of its size: its own pixels
+    scale = image.info.get(locate.DRAFT_SCALE, 1.0)  # a JPEG decoded at a fraction of its size: its own pixels
     for d in reading["digits"]:
         d["box"] = [round(v * scale) for v in d["box"]]
     return reading
@@ -398,7 +397,7 @@ def _photo_crop(image: Image.Image) -> Image.Image:
         return image
     grow = SHEET_SIZE / max(image.size)
     big = Image.fromarray(rgb).resize((round(image.width * grow), round(image.height * grow)), Image.BICUBIC)
-    big.info[DRAFT_SCALE] = image.info.get(DRAFT_SCALE, 1.0) / grow
+    big.info[locate.DRAFT_SCALE] = image.info.get(locate.DRAFT_SCALE, 1.0) / grow
     return big
 
 

@@ -1147,6 +1147,22 @@ def test_a_small_crop_of_a_photo_on_squared_paper_is_read_as_a_photo(model, digi
     assert right >= 9, right
 
 
+def test_a_small_photos_stroke_with_a_soft_shadow_is_no_shadow_when_enlarged():
+    """A 320x240 webcam photo of a whiteboard: a marker's "1" with its soft shadow beside it. Read as
+    a photo it is enlarged to 600 pixels, which spreads every edge over 1.9 times the pixels; its edge,
+    measured at the photo's own scale, is as sharp as a stroke's (a real "1 + 2" lost its "1" so)."""
+    light = np.linspace(0.9, 1.05, 320, dtype=np.float32)[None, :, None]  # uneven, as a photo's light is
+    img = np.full((240, 320, 3), (178, 172, 176), np.float32) * light
+    shadow = np.zeros((240, 320), np.float32)
+    cv2.line(shadow, (44, 30), (46, 170), 1.0, 3, cv2.LINE_AA)
+    img -= 60 * cv2.GaussianBlur(shadow, (0, 0), 4)[..., None]
+    cv2.line(img, (40, 30), (42, 170), (60, 60, 60), 3, cv2.LINE_AA)
+    image = predict._photo_crop(predict.open_image(jpeg(img, 2.5, seed=0)))
+    assert image.size == (600, 450)
+    found = locate.find_digits(image)
+    assert len(found.digits) == 1 and found.digits[0].h > 250 and found.sharpness < locate.SHARPNESS
+
+
 def test_a_drawing_stays_a_drawing():
     """The drawing page's canvas and a clean scan have an even border: not taken for a photo's crop."""
     canvas = np.zeros((280, 280, 3), np.uint8)
