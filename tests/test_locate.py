@@ -1243,7 +1243,7 @@ def test_a_digit_beside_the_line_but_not_level_with_it_keeps_the_reading_unsure(
         for x, cy, h in ((100, 300, 100), (250, y, 50), (320, 355, 55), (390, 335, 45)):  # "0"s
             cv2.ellipse(mask, (x + h // 3, cy), (h // 3, h // 2), 0, 0, 360, 1, 4)
         return locate._digits_in(mask.astype(bool), [], np.zeros((600, 800, 3), np.uint8), 1.0,
-                                 mask * np.uint8(200), np.float32(2), None, False, locate.CLEAR)
+                                 mask * np.uint8(200), None, np.float32(2), None, False, locate.CLEAR)
 
     level, climbing = found(360), found(390)
     assert len(level.digits) == 4 and level.whole
