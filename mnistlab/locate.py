@@ -129,6 +129,7 @@ class Mark:
     reason: str | None = None  # why it was rejected, or None
     strength: float = 0.0  # how far its ink stands out from the paper (0-255), its strongest part's
     clarity: float = 0.0  # its strength over the grain of the paper under it, its clearest part's
+    ellipse: tuple | None = None  # a cup's ring (CUP): the ellipse it lies along
 
     @property
     def x(self):
@@ -913,7 +914,8 @@ def near_look(found: Found) -> Found:
 def _without_stains(look: Found, stains: list[Mark]) -> Found:
     """A fainter `look` without the digits that lie over a cup's ring that the clear look found (CUP):
     seen faintly, the ring is joined to the lines and grain around it, and is no longer thin or brown."""
-    over = [d for d in look.digits if _covered(d, stains) or any(_covered(s, [d]) for s in stains)]
+    over = [d for d in look.digits if _covered(d, stains) or any(_covered(s, [d]) for s in stains)
+            or any(s.ellipse and _along_ellipse(*_pixels(d, look.labels), s.ellipse) for s in stains)]
     for d in over:
         d.reason = CUP
     look.digits = [d for d in look.digits if d not in over]
@@ -1137,11 +1139,12 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             m.reason = CREASE
         elif _holds_marks(m, labels):
             m.reason = "marks inside its loop: a drawing?"
-        elif colour is not None and _cup_ring(m, labels, ink, colour):
-            m.reason = CUP
+        elif colour is not None and (ellipse := _cup_ring(m, labels, ink, colour)):
+            m.reason, m.ellipse = CUP, ellipse
     rings = [m for m in marks if m.reason == CUP]
-    for m in marks:  # the stain's faint tint inside its ring
-        if not m.reason and any(_covered(m, [r]) and m.strength < 0.5 * r.strength for r in rings):
+    for m in marks:  # the stain's faint tint inside its ring, and the rest of a ring broken in pieces
+        if not m.reason and any(_covered(m, [r]) and m.strength < 0.5 * r.strength
+                                or _along_ellipse(*_pixels(m, labels), r.ellipse) for r in rings):
             m.reason = CUP
     # In the first look, writing less than LIGHTER as dark as a mark at least about as tall is the other
     # side of the page showing through, or the ghost of wiped writing: not read beside the writing
@@ -1474,32 +1477,48 @@ def _holds_marks(mark: Mark, labels: np.ndarray, least: int = 2) -> bool:
     return inside >= least
 
 
-def _cup_ring(mark: Mark, labels: np.ndarray, ink: np.ndarray, colour: np.ndarray) -> bool:
-    """Whether `mark` is the ring a coffee or tea cup leaves: about as wide as tall, its ink (the darker
-    half of it, not the faint tint inside) most of it along one ellipse, a line thinner than STAIN of its
-    size, and brown: blue absorbed most, red least (`colour`, ink_map's per channel: relative to the
-    paper, so that the light's colour does not matter). A round "0" is written in a pen's colour, or
-    with a line several times thicker for its size."""
+def _cup_ring(mark: Mark, labels: np.ndarray, ink: np.ndarray, colour: np.ndarray) -> tuple | None:
+    """The ellipse (OpenCV's, in working pixels) that `mark` lies along if it is the ring a coffee or tea
+    cup leaves, else None: about as wide as tall, its ink (the darker half of it, not the faint tint
+    inside) along one ellipse, a line thinner than STAIN of its size, and brown: blue absorbed most, red
+    least (`colour`, ink_map's per channel: relative to the paper, so that the light's colour does not
+    matter). A round "0" is written in a pen's colour, or with a line several times thicker for its size."""
     x, y, w, h = mark.box
     if not 0.6 * h <= w <= 1.6 * h:
-        return False
+        return None
     own = np.isin(labels[y:y + h, x:x + w], mark.labels) & (ink[y:y + h, x:x + w] >= 0.5 * mark.strength)
     own = own.view(np.uint8)
     contours, _ = cv2.findContours(own, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     line = 2 * np.count_nonzero(own) / max(1.0, sum(cv2.arcLength(c, True) for c in contours))
     if line > STAIN * max(w, h):
-        return False
+        return None
     ys, xs = np.nonzero(own)
     (cx, cy), axes, angle = cv2.fitEllipse(np.c_[xs, ys].astype(np.float32))
+    ellipse = ((cx + x, cy + y), axes, angle)
+    # The ellipse of a ring is about its box (a straight or bent stroke fits a huge, thin one):
+    if not (max(axes) <= 1.5 * max(w, h) and min(axes) >= 0.6 * min(w, h)) \
+            or not _along_ellipse(ys + y, xs + x, ellipse):
+        return None
+    absorbed = np.median(colour[ys + y, xs + x], axis=0)
+    red, green, blue = absorbed / max(1.0, float(absorbed.max()))
+    return ellipse if blue == 1 and red <= 0.72 and red <= green <= 0.92 else None
+
+
+def _pixels(mark: Mark, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (ys, xs) of `mark`'s pixels in the working image."""
+    x, y, w, h = mark.box
+    ys, xs = np.nonzero(np.isin(labels[y:y + h, x:x + w], mark.labels))
+    return ys + y, xs + x
+
+
+def _along_ellipse(ys: np.ndarray, xs: np.ndarray, ellipse: tuple, least: float = 0.8) -> bool:
+    """Whether at least `least` of these pixels lie within 0.15 of its radii of the ellipse's outline."""
+    (cx, cy), axes, angle = ellipse
     turn = np.radians(angle)
     u = (xs - cx) * np.cos(turn) + (ys - cy) * np.sin(turn)
     v = (ys - cy) * np.cos(turn) - (xs - cx) * np.sin(turn)
     radius = np.hypot(u / max(axes[0] / 2, 1), v / max(axes[1] / 2, 1))
-    if np.mean(np.abs(radius - 1) < 0.15) < 0.8:
-        return False
-    absorbed = np.median(colour[ys + y, xs + x], axis=0)
-    red, green, blue = absorbed / max(1.0, float(absorbed.max()))
-    return blue == 1 and red <= 0.72 and red <= green <= 0.92
+    return len(xs) > 0 and np.mean(np.abs(radius - 1) < 0.15) >= least
 
 
 def in_a_column(marks: list[Mark], least: int = 4) -> np.ndarray:

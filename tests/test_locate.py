@@ -813,6 +813,12 @@ def test_a_cups_ring_is_a_stain_but_a_round_zero_is_a_digit(model):
     for colour, line in (((40, 45, 130), 3), ((120, 70, 30), 16)):
         found = locate.find_digits(ring_on_paper(colour, line))
         assert len(found.digits) == 1 and not any("stain" in (m.reason or "") for m in found.rejected)
+    # A thin brown bow (part of a "2", a ")") fits a far larger ellipse than its box: no ring.
+    img = np.full((900, 1200, 3), 240, np.float32)
+    bow = np.array([(520, 340), (600, 330), (680, 360), (690, 450), (600, 560)], np.int32)
+    cv2.polylines(img, [bow], False, (140, 95, 55), 3, cv2.LINE_AA)
+    found = locate.find_digits(predict.open_image(jpeg(img, 2, seed=3), size=locate.WORK_SIZE))
+    assert len(found.digits) == 1 and not any(m.reason == locate.CUP for m in found.rejected)
 
 
 def round_zeros_scene(shape: str, seed: int) -> Image.Image:
