@@ -1451,8 +1451,7 @@ def elongation(mark: Mark, labels: np.ndarray) -> float:
     """How many times longer than wide a mark's ink is, in whatever direction it runs (the ratio of
     the spreads of its pixels along their principal axes): a straight stroke's is its length over
     its width, a digit's with a curve or a corner much less."""
-    x, y, w, h = mark.box
-    ys, xs = np.nonzero(np.isin(labels[y:y + h, x:x + w], mark.labels))
+    ys, xs = _pixels(mark, labels)
     if len(ys) < 3:
         return 1.0
     small, large = np.linalg.eigvalsh(np.cov(np.stack([xs, ys]).astype(np.float64)))
