@@ -696,8 +696,8 @@ def along_a_line(found: Found, box) -> bool:
     x, y, w, h = (v / found.scale for v in box)
     if max(w, h) < 3 * min(w, h):
         return False
-    along = np.linspace(0, 1, 20)
-    xs, ys = (x + w / 2 + 0 * along, y + h * along) if h > w else (x + w * along, y + h / 2 + 0 * along)
+    along, middle = np.linspace(0, 1, 20), np.ones(20)
+    xs, ys = (middle * (x + w / 2), y + h * along) if h > w else (x + w * along, middle * (y + h / 2))
     return on_a_line(ys, xs, found.lines, within=max(2.5, min(w, h)))
 
 
