@@ -1142,9 +1142,8 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         elif colour is not None and (ellipse := _cup_ring(m, labels, ink, colour)):
             m.reason, m.ellipse = CUP, ellipse
     rings = [m for m in marks if m.reason == CUP]
-    for m in marks:  # the stain's faint tint inside its ring, and the rest of a ring broken in pieces
-        if not m.reason and any(_covered(m, [r]) and m.strength < 0.5 * r.strength
-                                or _along_ellipse(*_pixels(m, labels), r.ellipse) for r in rings):
+    for m in marks:  # the rest of a ring broken in pieces
+        if not m.reason and any(_along_ellipse(*_pixels(m, labels), r.ellipse) for r in rings):
             m.reason = CUP
     # In the first look, writing less than LIGHTER as dark as a mark at least about as tall is the other
     # side of the page showing through, or the ghost of wiped writing: not read beside the writing
