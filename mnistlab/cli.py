@@ -435,12 +435,14 @@ def cmd_predict(args):
 
 
 def describe(reading: dict) -> str:
-    """One line for a reading: "4071 (96.2%)", "no digit" or "unsure: maybe 7 (43.0%)"."""
+    """One line for a reading: "4071 (96.2%)", "no digit" or "unsure: maybe 7 (43.0%)"; the lines of a
+    page of numbers with " / " between them ("12 / 345 (91.0%)")."""
     if reading["status"] == "no_digit":
         return "no digit"
+    text = (reading["text"] or reading["guess"]).replace("\n", " / ")
     if reading["status"] == "unsure":
-        return f"unsure: maybe {reading['guess']} ({reading['confidence']:.1%})"
-    return f"{reading['text']} ({reading['confidence']:.1%})"
+        return f"unsure: maybe {text} ({reading['confidence']:.1%})"
+    return f"{text} ({reading['confidence']:.1%})"
 
 
 def cmd_serve(args):

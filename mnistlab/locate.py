@@ -38,11 +38,12 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    separate bar, a "4" in two strokes, a broken stroke).
 6. Digits must be of a similar height on one line, no further apart than three digits' heights; a
    mark much wider than a digit is two or more touching digits and is sliced at its thinnest columns
-   (predict.read joins the slices into digits).
-   A digit-sized mark beside the line that could not be read (cut by the picture's edge, just too
-   faint, not level with the digits, or on the paper's edge and as dark as them), or a second line
-   of marks as large as the digits (another number below the first), means the line is not all
-   there is: its reading is unsure.
+   (predict.read joins the slices into digits). Other lines of marks as large as the digits, under or
+   over the first (rows of numbers on a page), are read too, each on its own (`Found.more_lines`).
+   A digit-sized mark beside a line that could not be read (cut by the picture's edge, just too
+   faint, not level with the digits, or on the paper's edge and as dark as them), a line of marks
+   that goes on beside the first instead of under it, or a mark left on no line of a page of several
+   lines, means the lines are not all there is: the reading is unsure.
 
 Everything is in OpenCV; `Found` keeps what a --debug picture needs.
 """
@@ -151,12 +152,13 @@ class Found:
     mask: np.ndarray  # (H, W) bool ink after clean-up
     labels: np.ndarray  # (H, W) int32 connected components of the mask
     lines: list = field(default_factory=list)  # the straight lines removed, (x1, y1, x2, y2)
-    digits: list[Mark] = field(default_factory=list)
+    digits: list[Mark] = field(default_factory=list)  # the line of digits with the most writing
+    more_lines: list[list[Mark]] = field(default_factory=list)  # other lines of digits as large, each left to right
     rejected: list[Mark] = field(default_factory=list)
     runs_off: bool = False  # a digit-sized mark next to the line's end is cut by the picture's edge
     faint_digit: bool = False  # a digit-sized mark beside the line's digits was too faint to read
     off_line: bool = False  # a digit-sized mark beside the line's digits was not level with them
-    other_line: bool = False  # another line of marks as large as the digits was not read
+    other_line: bool = False  # a mark as large as the digits, on no line, was not read (see _more_lines)
     on_edge: bool = False  # a digit-sized mark beside the line's digits lay on the paper's edge
     faint: bool = False  # found by the second look alone: nothing stood out clearly
     paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
@@ -1164,9 +1166,9 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     # marks' heights, so that a row of specks does not outweigh a digit) is the one read.
     # The line may slope (a tilted phone, writing that climbs): each mark need only be level with its
     # neighbour towards `ref`, and no further from it than GAP digit heights.
-    def company(ref: Mark) -> list[Mark]:
+    def company(ref: Mark, pool: list[Mark] = marks) -> list[Mark]:
         line = [ref]
-        similar = [m for m in marks if 0.4 * ref.h <= m.h <= 2.5 * ref.h and m is not ref]
+        similar = [m for m in pool if 0.4 * ref.h <= m.h <= 2.5 * ref.h and m is not ref]
         for side in (-1, 1):
             last = ref
             for m in sorted((m for m in similar if (m.x - ref.x) * side >= 0), key=lambda m: abs(m.x - ref.x)):
@@ -1189,12 +1191,17 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
     weakest = min(m.strength for m in found.digits)
     _admit_ones(found, tall, weakest)
     _join_broken(found)
-    # Another line of writing as large as the digits (a second number below the first) is not read:
-    # the reading is then not all there is.
+    # Other lines of writing as large as the digits (more numbers above or below) are read too.
     others = [m for m in marks if m.reason == "off the line of digits" and 0.6 * tall <= m.h <= 1.6 * tall]
-    found.other_line = any(sum(c in others for c in company(m)) >= 2 for m in others)
-    found.runs_off = bool(found.digits) and any(next_digit(found.digits, m) for m in found.rejected
-                                                if m.reason == "cut by the picture's edge")
+    found.more_lines, found.other_line = _more_lines(found.digits, others, company)
+    taken = {id(m) for line in found.more_lines for m in line}
+    for m in marks:
+        if id(m) in taken:
+            m.reason = None
+    found.rejected = [m for m in found.rejected if id(m) not in taken]
+    lines = [found.digits, *found.more_lines]
+    found.runs_off = any(next_digit(line, m) for line in lines for m in found.rejected
+                         if m.reason == "cut by the picture's edge")
     beside = [m for m in found.rejected if not any(min(d.x + d.box[2], m.x + m.box[2]) > max(d.x, m.x)
                                                     for d in found.digits)]  # not a piece of a digit read
     # A digit just too faint to read (a pencil's pressure varies), as tall as the digits beside it and
@@ -1212,15 +1219,44 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                              if m.reason in ("too faint", "smaller than the digits"))
     # A digit-sized mark just beside the line, but not level with it, may be its digits that climb
     # more steeply than the line was followed:
-    found.off_line = any(next_digit(found.digits, m) for m in found.rejected if m.reason == "off the line of digits")
+    # (Two lines read level with each other are one line, climbing.)
+    found.off_line = any(next_digit(line, m) for line in lines for m in found.rejected
+                         if m.reason == "off the line of digits") \
+        or any(next_digit(a, m) for a in lines for b in lines if b is not a for m in b)
     # A digit written at the paper's very edge (a "1" along a sticky note's side, digits along a
     # shadow's sharp edge) is rejected with the edge: a piece of the edge beside the digits, as dark as
     # they are, no taller and up to four of them wide (and not one of a column of like marks: a
     # binding's wire across the edge), may be those digits.
     edges = [m for m in found.rejected if m.reason in EDGES]
-    found.on_edge = any(next_digit(found.digits, m) for m, column in zip(edges, in_a_column(edges)) if not column
-                        and m.box[2] <= 4 * tall and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
+    found.on_edge = any(next_digit(line, m) for line in lines for m, column in zip(edges, in_a_column(edges))
+                        if not column and m.box[2] <= 4 * tall and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
     return found
+
+
+def _more_lines(line: list[Mark], others: list[Mark], company) -> tuple[list[list[Mark]], bool]:
+    """The other lines of digits on a page (rows of numbers) besides `line`: among the marks `others`
+    off it (as large as its digits), the line with the most writing, again and again while one of at
+    least two marks is left that lies under or over a line taken (half the narrower one's width in
+    common), each left to right (`company(ref, pool)`: the marks of `pool` on one line with `ref`); and
+    whether the reading is then not all there is: a line of two or more is left (a number that goes on
+    beside the line rather than under it: writing that climbs steeply), or a page of several lines has
+    a mark left over (it may be a line of one digit; beside a single line a lone mark is a blot or a
+    doodle, not read)."""
+    lines, pool = [line], list(others)
+    while pool:
+        best = max((company(m, pool) for m in pool), key=lambda c: sum(m.h ** 2 for m in c))
+        if len(best) < 2 or not any(_stacked(best, taken) for taken in lines):
+            break
+        lines.append(sorted(best, key=lambda m: m.x))
+        pool = [m for m in pool if not any(m is c for c in best)]
+    more = lines[1:]
+    return more, bool(more and pool) or any(len(company(m, pool)) >= 2 for m in pool)
+
+
+def _stacked(a: list[Mark], b: list[Mark]) -> bool:
+    """Whether two lines of marks lie one under the other: half the narrower one's width in common."""
+    (ax, _, aw, _), (bx, _, bw, _) = (join(line).box for line in (a, b))
+    return min(ax + aw, bx + bw) - max(ax, bx) >= 0.5 * min(aw, bw)
 
 
 def _admit_ones(found: Found, tall: float, weakest: float) -> None:

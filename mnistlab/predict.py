@@ -510,8 +510,40 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
     every way of taking the pieces as digits (a piece alone, neighbours joined into one digit, a
     small mark left out) is classified in one batch; the way whose digits the model is surest of
     wins (dynamic programming along the line). A model trained with outlier exposure (the robust
-    recipe) is unsure of pieces and pairs of digits, which is what makes the right way stand out."""
-    marks = found.digits
+    recipe) is unsure of pieces and pairs of digits, which is what makes the right way stand out.
+
+    Other lines of digits on the page (found.more_lines: rows of numbers) are read the same way, each
+    alone; the lines go top to bottom, each digit with its "line" (0 for the first), and the text has
+    a line break between lines. With `single`, the line with the most writing alone is read."""
+    lines = sorted([found.digits, *found.more_lines], key=_middle_height) if found.more_lines and not single \
+        else [found.digits]
+    digits, inputs, boxes, chosen, marks = [], [], [], [], []
+    unread = False  # a line of which no digit was read: the reading is not all there is
+    for k, line in enumerate(lines):
+        read = _read_line(model, found, line, single, min_confidence, top)
+        unread |= not read[0]
+        for d in read[0] if len(lines) > 1 else ():
+            d["line"] = k
+        for out, part in zip((digits, inputs, boxes, chosen, marks), read):
+            out += part
+    if debug is not None:
+        debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
+    broken = (unread and len(lines) > 1) or any(
+        ((d["digit"] == "1" or found.faint) and _piece_beside(found, box)) or _digit_left_out(found, box)
+        for d, box in zip(digits, boxes))
+    if not broken and all(d["confidence"] >= min_confidence for d in digits):  # else unsure already
+        broken = _changed_by_pieces(model, found, digits, marks)
+    return summarise(digits, min_confidence, whole=(single or found.whole) and not broken, faint=found.faint)
+
+
+def _middle_height(line: list[locate.Mark]) -> float:
+    return float(np.mean([m.box[1] + m.h / 2 for m in line]))
+
+
+def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: bool, min_confidence: float,
+               top: int) -> tuple[list[dict], list, list, list, list[locate.Mark]]:
+    """read_found's reading of one line of marks: its digits, their inputs, boxes (working pixels),
+    probabilities and marks. Its pieces left unread join found.rejected ("left out")."""
     pieces = marks if single else _pieces(found, marks)
     units = _units(pieces)
     crops = [mark_input(found, unit) for _, _, unit in units]
@@ -533,7 +565,7 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
     else:
         path = _apart_ends(_best_path(pieces, units, scores), units, probs, min_confidence)
     classes = model.meta["classes"]
-    digits, inputs, boxes, chosen = [], [], [], []
+    digits, inputs, boxes, chosen, read = [], [], [], [], []
     used = set()
     for u in path:
         i, j, unit = units[u]
@@ -544,15 +576,10 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
         inputs.append(crops[u])
         boxes.append(unit.box)
         chosen.append(probs[u])
+        read.append(unit)
     found.rejected += [replace(m, reason="left out" if not single else "not the digit")
                        for m in pieces if id(m) not in used]
-    if debug is not None:
-        debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    broken = any(((d["digit"] == "1" or found.faint) and _piece_beside(found, box)) or _digit_left_out(found, box)
-                 for d, box in zip(digits, boxes))
-    if not broken and all(d["confidence"] >= min_confidence for d in digits):  # else unsure already
-        broken = _changed_by_pieces(model, found, digits, [units[u][2] for u in path])
-    return summarise(digits, min_confidence, whole=(single or found.whole) and not broken, faint=found.faint)
+    return digits, inputs, boxes, chosen, read
 
 
 NEXT_TO = 0.15  # a rejected mark whose ink comes this part of a digit's height from the digit's may belong to it
@@ -676,7 +703,8 @@ def summarise(digits: list[dict], min_confidence: float = MIN_CONFIDENCE, whole:
     least = min_confidence if faint else min(NOT_A_DIGIT, min_confidence)
     if not digits or max(d["confidence"] for d in digits) < least:
         return {"text": None, "status": "no_digit", "confidence": None, "digits": []}
-    text = "".join(d["digit"] for d in digits)
+    text = "".join(("\n" if k and d.get("line") != digits[k - 1].get("line") else "") + d["digit"]
+                   for k, d in enumerate(digits))
     confidence = float(np.prod([d["confidence"] for d in digits]))
     sure = whole and all(d["confidence"] >= min_confidence for d in digits)
     result = {"text": text if sure else None, "status": "ok" if sure else "unsure",

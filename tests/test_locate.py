@@ -1328,21 +1328,37 @@ def test_a_digit_on_a_tilted_page_is_read_upright(digits, angle):
     assert similar[1] > 0.85 and similar[1] > similar[0] + 0.2, similar
 
 
-def test_a_second_line_of_digits_keeps_the_reading_unsure(model, digits):
-    """One line of digits is read; a second number written below the first is not, so the reading is
-    not all there is (it was a sure reading of one of the two numbers)."""
-    def page(rows):
+def test_lines_of_digits_are_read_top_to_bottom(model, digits):
+    """Rows of numbers on a page are each read left to right, top to bottom, with a line break between
+    them in the text and each digit's line; a digit-sized mark on no line of such a page (a line of one
+    digit, or a blot), or a number that goes on beside the line instead of under it (writing that
+    climbs steeply), leaves the reading unsure."""
+    def page(rows, indent=0):
         img = np.full((900, 1200, 3), (236, 234, 228), np.float32)
         for r, row in enumerate(rows):
             for j, (d, _) in enumerate(row):
-                write(img, d, 350 + j * 120, 200 + r * 300, 150, (30, 40, 120))
-        return jpeg(img, 2.0, len(rows))
+                write(img, d, 80 + r * indent + j * 120, 110 + r * 260, 150, (30, 40, 120))
+        return jpeg(img, 2.0, len(rows) + indent)
 
-    one, two = page([digits[:3]]), page([digits[:3], digits[3:6]])
-    assert locate.find_digits(predict.open_image(one, size=locate.WORK_SIZE)).whole
-    found = locate.find_digits(predict.open_image(two, size=locate.WORK_SIZE))
-    assert len(found.digits) == 3 and found.other_line and not found.whole
-    assert reading(model, two)["status"] == "unsure"
+    def text(rows):
+        return "\n".join("".join(label for _, label in row) for row in rows)
+
+    one, two = [digits[:3]], [digits[3:6], digits[:3]]
+    r = reading(model, page(one))
+    assert (r["text"] or r["guess"]) == text(one) and all("line" not in d for d in r["digits"])
+    r = reading(model, page(two))
+    assert (r["text"] or r["guess"]) == text(two), r
+    assert [d["line"] for d in r["digits"]] == [0, 0, 0, 1, 1, 1]
+    first, second = r["digits"][:3], r["digits"][3:]
+    assert max(d["box"][1] + d["box"][3] for d in first) < min(d["box"][1] for d in second)
+    assert [d["box"][0] for d in second] == sorted(d["box"][0] for d in second)
+    assert len(reading(model, page(two), single=True)["digits"]) == 1
+
+    found = locate.find_digits(predict.open_image(page(two + [digits[6:7]]), size=locate.WORK_SIZE))
+    assert len(found.digits) == 3 and len(found.more_lines) == 1 and found.other_line and not found.whole
+    assert reading(model, page(two + [digits[6:7]]))["status"] == "unsure"
+    found = locate.find_digits(predict.open_image(page(two, indent=400), size=locate.WORK_SIZE))
+    assert found.more_lines == [] and found.other_line and not found.whole
 
 
 def test_a_line_under_touching_digits_goes_but_not_a_wide_bowl():
