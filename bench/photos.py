@@ -7,8 +7,9 @@ independently written bench/photo_scenes_b.py) with mnistlab's public `read`.
 
 Every scene goes from its JPEG bytes through `predict.open_image` and `predict.read` (timed together,
 end to end). With `--single`, scenes of one digit, blank and junk scenes are read with single=True
-(the image holds one digit, as the drawing page says); numbers always with single=False. A reading
-is right when its status is "ok" and its text is the truth exactly; blank and junk scenes have no
+(the image holds one digit, as the drawing page says); numbers and pages of numbers always with
+single=False. A reading is right when its status is "ok" and its text is the truth exactly (a page of
+numbers: every line, with "\n" between lines); blank and junk scenes have no
 right text, so for them any "ok" is a confident wrong answer. phone-12mp uses a fifth of
 --per-condition scenes (each takes about a second to make). Prints a table and writes it into
 docs/benchmarks.md between this benchmark's markers; `--failures DIR` keeps, per condition, up to
@@ -42,6 +43,7 @@ CONDITIONS = tuple(KINDS)
 GROUPS = {
     "single digits in photos": tuple(c for c in CONDITIONS if KINDS[c] == "digit" and c not in ("printed", "canvas")),
     "numbers (exact match)": tuple(c for c in CONDITIONS if KINDS[c] == "number"),
+    "pages of numbers (every line exact)": tuple(c for c in CONDITIONS if KINDS[c] == "lines"),
     "blank and junk (nothing to read)": tuple(c for c in CONDITIONS if KINDS[c] in ("blank", "junk")),
     "printed (digit and number)": ("printed", "printed-number"),
     "canvas": ("canvas",),
@@ -89,12 +91,15 @@ def scene_count(condition: str, per_condition: int) -> int:
     return max(1, per_condition // 5) if condition == "phone-12mp" else per_condition
 
 
+READS = ("digit", "number", "lines")  # the kinds of scene that hold digits to read (not blank, not junk)
+
+
 def judge(kind: str, truth: str | None, reading: dict) -> str:
     """"right", "wrong" (confidently wrong) or "abstain"."""
     status = reading.get("status")
     if status != "ok":
         return "abstain"
-    return "right" if kind in ("digit", "number") and reading.get("text") == truth else "wrong"
+    return "right" if kind in READS and reading.get("text") == truth else "wrong"
 
 
 def run_condition(model, condition: str, digits: DigitSource, count: int, single: bool) -> list[dict]:
@@ -105,7 +110,7 @@ def run_condition(model, condition: str, digits: DigitSource, count: int, single
         start = time.perf_counter()
         try:
             image = predict.open_image(scene.jpeg, size=locate.WORK_SIZE)  # as predict and serve decode it
-            reading = predict.read(model, image, single=single and scene.kind != "number")
+            reading = predict.read(model, image, single=single and scene.kind == "digit")
         except Exception as e:  # a crash is a result too: counted, not fatal
             reading = {"status": "error", "text": None, "error": f"{type(e).__name__}: {e}"}
         ms = (time.perf_counter() - start) * 1000
@@ -139,7 +144,7 @@ def summarise(records: list[dict]) -> dict:
 def row(name: str, s: dict) -> str:
     pct = lambda x: f"{x:.1%}"  # noqa: E731
     kinds = s["kinds"]
-    reads = kinds & {"digit", "number"}
+    reads = kinds & set(READS)
     return (f"| {name} | {s['scenes']} | {pct(s['read']) if reads else '-'} | {pct(s['wrong'])} | "
             f"{pct(s['abstain'])} | "
             f"{pct(s['no_digit']) if 'blank' in kinds else '-'} | {pct(s['not_ok']) if 'junk' in kinds else '-'} | "
@@ -161,7 +166,7 @@ def table(by_condition: dict[str, list[dict]]) -> list[str]:
 def keep_failures(model, records: list[dict], digits: DigitSource, folder: Path, most: int, single: bool):
     """Write up to `most` failing scenes of a condition (confident wrongs first), their readings, and
     mnistlab's --debug pictures (in folder/debug)."""
-    failing = sorted((r for r in records if r["verdict"] != "right" and r["kind"] in ("digit", "number")
+    failing = sorted((r for r in records if r["verdict"] != "right" and r["kind"] in READS
                       or r["verdict"] == "wrong"), key=lambda r: r["verdict"] != "wrong")[:most]
     if not failing:
         return
@@ -174,7 +179,7 @@ def keep_failures(model, records: list[dict], digits: DigitSource, folder: Path,
         record["reading"] = {k: v for k, v in r["reading"].items() if k != "digits"} | {
             "digits": [{k: d.get(k) for k in ("digit", "confidence", "box")} for d in r["reading"].get("digits", [])]}
         path.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str))
-        predict.read_files(model, [path], single=single and scene.kind != "number", debug_dir=folder / "debug")
+        predict.read_files(model, [path], single=single and scene.kind == "digit", debug_dir=folder / "debug")
 
 
 def main():

@@ -28,8 +28,9 @@ from .data import default_cache_dir
 VERSION = 4  # of the recipe below: part of the cache's name (4: no rings among the non-digits)
 # The kinds of scene and how often each is drawn: numbers give several digits per scene.
 WEIGHT = {"digit": 1.0, "number": 2.0, "blank": 1.0, "junk": 1.5}
-# Every kind of photo but the 12 MP one (slow to make) and the drawing page's canvas (MNIST's own look).
-CONDITIONS = [c for c in scenes.CONDITIONS if c not in ("phone-12mp", "canvas")]
+# Every kind of photo but the 12 MP one (slow to make), the drawing page's canvas (MNIST's own look) and
+# a page of several numbers (its lines' digits are those of numbers).
+CONDITIONS = [c for c in scenes.CONDITIONS if c not in ("phone-12mp", "canvas", "number-lines")]
 MAX_CLUTTER = 3  # marks the reader rejected, taken as non-digits per scene at most
 PER_WORKER = 50  # scenes per process at least: a process takes about 2 s to start
 MAKERS = (scenes, locate, predict)  # the code that makes the crops: the photos and the reader that reads them

@@ -57,6 +57,7 @@ KINDS = {
     "printed-number": "number",      # a printed number of 2-6 digits
     "number": "number",              # 2-5 handwritten digits on mixed surfaces
     "number-touching": "number",     # 2-6 handwritten digits, neighbours touching or overlapping
+    "number-lines": "lines",         # 2-3 numbers of 2-5 handwritten digits, one under the other
     "blank": "blank",                # ruled/grid pages, notes, desks and boards with nothing written
     "junk": "junk",                  # a scribble, letters, a smiley, a coffee ring or a smudge
     "canvas": "digit",               # the drawing page's 280x280 canvas (white on black or black on white)
@@ -71,7 +72,7 @@ class Scene:
     jpeg: bytes  # the encoded photo: JPEG, except some canvas scenes, which are PNG like a browser sends
     text: str | None  # the digits left to right in the upright view; None for blank and junk scenes
     boxes: list[tuple[int, int, int, int]]  # (x, y, w, h) per digit in the upright view
-    kind: str  # "digit", "number", "blank" or "junk"
+    kind: str  # "digit", "number", "lines" (a page of numbers, text with "\n" between), "blank" or "junk"
     condition: str
     size: tuple[int, int] = (0, 0)  # (width, height) of the upright view
     orientation: int = 1  # the EXIF Orientation tag (1: pixels stored upright, no tag)
@@ -650,8 +651,13 @@ class NoRoom(RuntimeError):
 
 
 def write_digits(photo: Photo, digits: DigitSource, rng, n: int, h_photo: float, tool: str, colour, density,
-                 touching=False, printed=False, broken=0.1, grain=0.0, region=(0.08, 0.92)) -> dict:
-    """Handwritten (or printed) digits on the photo's surface: text, boxes, MNIST indices, height."""
+                 touching=False, printed=False, broken=0.1, grain=0.0, region=(0.08, 0.92),
+                 rows: list[int] | None = None) -> dict:
+    """Handwritten (or printed) digits on the photo's surface: text, boxes, MNIST indices, height.
+    With `rows` (digits per line), lines of handwritten numbers one under the other, each starting
+    near the first's left end: their text has "\n" between lines."""
+    if rows:
+        return _write_lines(photo, digits, rng, rows, h_photo, tool, colour, density, broken, grain, region)
     for _ in range(8):
         k = photo.height_scale()
         h = h_photo * k  # surface pixels
@@ -680,6 +686,39 @@ def write_digits(photo: Photo, digits: DigitSource, rng, n: int, h_photo: float,
                     "baseline": float(offset[1] + max(p[1] + g.shape[0] for g, p in zip(glyphs, positions)))}
         h_photo *= 0.8
     raise NoRoom(f"no room for {n} digits {h_photo / 0.8 ** 8:.0f} pixels tall")
+
+
+def _write_lines(photo: Photo, digits: DigitSource, rng, rows: list[int], h_photo: float, tool: str, colour,
+                 density, broken: float, grain: float, region) -> dict:
+    """write_digits' lines of numbers: each laid out like a number, the next 1.4-2.2 digit heights below
+    it and indented by up to half a digit either way."""
+    for _ in range(8):
+        k = photo.height_scale()
+        h = h_photo * k
+        width = pen_width(rng, tool, h_photo)
+        glyphs, positions, lines, indices = [], [], [], []
+        top = 0.0
+        for n in rows:
+            picks = [digits.handwritten(rng) for _ in range(n)]
+            row = []
+            for img28, _, _ in picks:
+                g = handwritten_alpha(img28, h * rng.uniform(0.85, 1.15), None if width is None else
+                                      max(1.2, width * k), rng)
+                row.append(break_stroke(g, (width or h / 8) * k, rng) if rng.random() < broken else g)
+            indent = rng.uniform(-0.5, 0.5) * h
+            placed = layout(row, h, rng)
+            glyphs += row
+            positions += [(x + indent, y + top) for x, y in placed]
+            lines.append("".join(p[1] for p in picks))
+            indices += [p[2] for p in picks]
+            top += h * rng.uniform(1.4, 2.2)
+        offset = photo.place_block(glyphs, positions, rng, region)
+        if offset is not None:
+            boxes = photo.write(glyphs, positions, offset, colour, density, rng, grain)
+            return {"text": "\n".join(lines), "boxes": boxes, "indices": indices, "height": round(h_photo),
+                    "baseline": float(offset[1] + max(p[1] + g.shape[0] for g, p in zip(glyphs, positions)))}
+        h_photo *= 0.8
+    raise NoRoom(f"no room for {len(rows)} lines of digits {h_photo / 0.8 ** 8:.0f} pixels tall")
 
 
 def digit_height(rng, lo=40, hi=300) -> float:
@@ -837,9 +876,11 @@ def number_scene(condition: str, rng, digits: DigitSource) -> tuple[Photo, dict]
         ink, colour, density, tool = "toner", INKS[pick(rng, ["black", "black", "grey", "blue"])], 0.95, "printer"
     n = int(rng.integers(2, 7 if condition in ("number-touching", "printed-number") else 6))
     hi = 200 if surface != "sticky-note" else 0.25 * min(photo.size)
-    written = write_digits(photo, digits, rng, n, digit_height(rng, 35, hi), tool, colour, density,
-                           touching=condition == "number-touching", printed=printed, grain=grain,
-                           broken=0.05)
+    rows = [n] + [int(rng.integers(2, 6)) for _ in range(int(rng.integers(1, 3)))] \
+        if condition == "number-lines" else None
+    written = write_digits(photo, digits, rng, n, digit_height(rng, 35, hi / (1 if rows is None else len(rows))),
+                           tool, colour, density, touching=condition == "number-touching", printed=printed,
+                           grain=grain, broken=0.05, rows=rows)
     if surface in ("page", "page-on-desk"):
         rule(photo, rng, pick(rng, ["plain", "ruled", "ruled", "grid"]), written["baseline"], rng.random() < 0.3)
     info.update(ink=ink, tool=tool)
@@ -946,7 +987,7 @@ def make_scene(condition: str, seed: int, digits: DigitSource) -> Scene:
     rng = seeded(condition, seed, digits.split)
     if condition == "canvas":
         return canvas_scene(rng, digits)
-    if condition in ("number", "number-touching", "printed-number"):
+    if condition in ("number", "number-touching", "printed-number", "number-lines"):
         photo, info = number_scene(condition, rng, digits)
     elif condition == "blank":
         photo, info = empty_scene(rng)

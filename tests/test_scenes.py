@@ -37,12 +37,19 @@ def test_every_condition(sources, condition):
         if s.kind in ("blank", "junk"):
             assert s.text is None and s.boxes == [] and s.mnist_indices == []
             continue
-        assert s.text.isdigit() and len(s.boxes) == len(s.text)
-        assert (1 if s.kind == "digit" else 2) <= len(s.text) <= (1 if s.kind == "digit" else 6)
+        lines = s.text.split("\n")  # a page of numbers ("lines"): one under the other, top to bottom
+        assert all(line.isdigit() for line in lines) and len(s.boxes) == len(s.text) - len(lines) + 1
+        assert (len(lines) >= 2) == (s.kind == "lines")
+        for line in lines:
+            assert (1 if s.kind == "digit" else 2) <= len(line) <= (1 if s.kind == "digit" else 6)
         for x, y, w, h in s.boxes:
             assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= s.size[0] and y + h <= s.size[1]
-        # The boxes are the digits left to right, and there is ink in them.
-        assert [b[0] for b in s.boxes] == sorted(b[0] for b in s.boxes)
+        # The boxes are each line's digits left to right, each line below the one before, and there is
+        # ink in them.
+        starts = np.cumsum([0] + [len(line) for line in lines])
+        rows = [s.boxes[a:b] for a, b in zip(starts[:-1], starts[1:])]
+        assert all([b[0] for b in row] == sorted(b[0] for b in row) for row in rows)
+        assert all(np.mean([b[1] for b in upper]) < np.mean([b[1] for b in lower]) for upper, lower in zip(rows, rows[1:]))
         grey = np.asarray(upright.convert("L"), np.float32)
         for x, y, w, h in s.boxes:
             assert np.ptp(grey[y:y + h, x:x + w]) > 30
