@@ -3,8 +3,9 @@
     python bench/real_photos.py RUN FOLDER [--threads 1]
 
 FOLDER holds the photos and `labels.tsv`, one line per photo: file name, a tab, the digits written in
-it left to right ("7", "4071"), "none" for a photo without digits, or "multi" for one with several lines
-of digits (read, shown, but not scored: mnistlab reads one line); anything after a second tab is a note.
+it left to right ("7", "4071"), lines of digits top to bottom with "/" between them ("12345/67890"),
+"none" for a photo without digits, or "multi" for one whose digits lie in no lines (read, shown, but not
+scored); anything after a second tab is a note.
 Prints, per photo, the reading (status, text or guess, each digit's confidence, ms end to end) and a
 summary: read right, confidently wrong, unsure, no digit. Nothing is written to docs/benchmarks.md: the
 photos are yours, so the figures say where they came from only if you say it.
@@ -22,6 +23,7 @@ from mnistlab.errors import MnistlabError
 
 
 def verdict(truth: str, reading: dict) -> str:
+    truth = truth.replace("/", "\n")  # mnistlab's text has a line break between lines of digits
     if reading["status"] == "error":
         return "error"
     if truth == "none":
@@ -53,6 +55,7 @@ def main():
             print(f"error: {e}")
         ms = (time.perf_counter() - start) * 1000
         said = reading["text"] or (f"maybe {reading['guess']}" if reading.get("guess") else "-")
+        said = said.replace("\n", "/")
         kind = "not scored" if truth == "multi" else verdict(truth, reading)
         if truth != "multi":
             counts[kind] += 1
