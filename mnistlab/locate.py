@@ -78,6 +78,7 @@ CUP = "a thin brown ring: a cup's stain?"
 PALE = "far paler than the writing: the page's other side?"
 # The reasons of a mark rejected as lying on the paper's edge:
 EDGES = ("across an edge of the paper", "along an edge of the paper", "between two surfaces: an edge?")
+OFF_PAPER = "off the paper"  # a mark on a surface much darker than the paper: the desk
 GAP = 3.0  # digits of one number lie at most this many digit heights apart (one may be missing between)
 EDGE_STEP = 40  # grey levels between the surfaces on a thin mark's two sides: an edge, not a stroke
 WIDE_WINDOW = 6  # the paper's colour is a median over this part of the picture's longer side...
@@ -160,6 +161,7 @@ class Found:
     off_line: bool = False  # a digit-sized mark beside the line's digits was not level with them
     other_line: bool = False  # a mark as large as the digits, on no line, was not read (see _more_lines)
     on_edge: bool = False  # a digit-sized mark beside the line's digits lay on the paper's edge
+    off_paper: bool = False  # a digit-sized mark beside the line's digits lay on a surface as dark as a desk
     faint: bool = False  # found by the second look alone: nothing stood out clearly
     paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
     colour: np.ndarray | None = None  # a photo's ink per colour channel (ink_map's), for `near_look`
@@ -173,7 +175,8 @@ class Found:
     @property
     def whole(self) -> bool:
         """Whether the line of digits found is all there is to read."""
-        return not (self.runs_off or self.faint_digit or self.off_line or self.other_line or self.on_edge)
+        return not (self.runs_off or self.faint_digit or self.off_line or self.other_line or self.on_edge
+                    or self.off_paper)
 
     @cached_property  # read by every unit's crop
     def tilt(self) -> float:
@@ -1097,7 +1100,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         if strength[i] < max(contrast.mark, contrast.clarity * grain[i]):
             mark.reason = "too faint"
         elif photo:  # straightness, edges and the surface under the mark
-            cut = x == 0 or y == 0 or x + bw == w or y + bh == h
+            cut = _cut(mark, h, w)
             own = labels[y:y + bh, x:x + bw] == i
             ys_own, xs_own = ys, xs = np.nonzero(own)
             ys, xs = ((ys + y) // pool).clip(0, lum.shape[0] - 1), ((xs + x) // pool).clip(0, lum.shape[1] - 1)
@@ -1115,7 +1118,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
             elif max(bw, bh) >= 3 * min(bw, bh) and two_surfaces(rgb, mark.box):
                 mark.reason = EDGES[2]
             elif median(lum[ys, xs]) < 0.45 * paper_level:
-                mark.reason = "off the paper"
+                mark.reason = OFF_PAPER
             elif (bw > 0.8 * w or bh > 0.8 * h) and (cut or _holes(own) > 2):
                 mark.reason = "too large"  # a close-up's digit may fill most of the picture, inside its frame
             elif cut:
@@ -1224,13 +1227,25 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
                          if m.reason == "off the line of digits") \
         or any(next_digit(a, m) for a in lines for b in lines if b is not a for m in b)
     # A digit written at the paper's very edge (a "1" along a sticky note's side, digits along a
-    # shadow's sharp edge) is rejected with the edge: a piece of the edge beside the digits, as dark as
-    # they are, no taller and up to four of them wide (and not one of a column of like marks: a
-    # binding's wire across the edge), may be those digits.
-    edges = [m for m in found.rejected if m.reason in EDGES]
-    found.on_edge = any(next_digit(line, m) for line in lines for m, column in zip(edges, in_a_column(edges))
-                        if not column and m.box[2] <= 4 * tall and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
+    # shadow's sharp edge) is rejected with the edge, and one in a shadow so deep that its surface is
+    # taken for the desk is "off the paper": such a mark beside the digits, as dark as they are, no
+    # taller and up to four of them wide (and not one of a column of like marks: a binding's wire
+    # across the edge), may be those digits. (Off the paper, a mark cut by the picture's edge is the
+    # desk's own: a dark corner beyond the page.)
+    def beside(reasons: tuple) -> bool:
+        near = [m for m in found.rejected if m.reason in reasons
+                and (m.reason != OFF_PAPER or not _cut(m, h, w))]
+        return any(next_digit(line, m) for line in lines for m, column in zip(near, in_a_column(near))
+                   if not column and m.box[2] <= 4 * tall and m.h <= 1.5 * tall and m.strength >= 0.75 * weakest)
+
+    found.on_edge, found.off_paper = beside(EDGES), beside((OFF_PAPER,))
     return found
+
+
+def _cut(mark: Mark, h: int, w: int) -> bool:
+    """Whether `mark` touches the edge of an (h, w) picture."""
+    x, y, bw, bh = mark.box
+    return x == 0 or y == 0 or x + bw == w or y + bh == h
 
 
 def _more_lines(line: list[Mark], others: list[Mark], company) -> tuple[list[list[Mark]], bool]:

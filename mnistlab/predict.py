@@ -337,8 +337,9 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     A photo that is not read surely is looked at again with the paper's colour estimated over a
     window half as wide (locate.NARROW_WINDOW): the wide window, made to be wider than any stroke,
     is wider than a sticky note or a page seen from afar, and mixes the desk into the paper's colour.
-    If that is not sure either and the photo shows a sheet on a darker desk (locate.sheet_box), the
-    sheet alone is cut out and read the same way: it then fills the working image, so that a page
+    If that is not sure either and the photo shows a sheet on a darker desk (locate.sheet_box), and no
+    digit-sized mark beside the digits lies on that darker surface (then it is the page in a deep
+    shadow, not a desk: locate.Found.off_paper), the sheet alone is cut out and read the same way: it then fills the working image, so that a page
     seen from afar is seen in more detail, and the desk's grain is out of the picture; a sheet cut
     out smaller than a photo (a card or a note seen from afar) is enlarged to SHEET_SIZE, so that it is
     read as a photo, not as a drawing. (A --debug picture then shows the sheet.) If that is not sure
@@ -367,7 +368,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     if reading["status"] == "ok" and any(d["box"][2] * d["box"][3] >= large for d in reading["digits"]) \
             and _the_note_itself(reading, locate.note_corners(found)):
         reading = reading | {"text": None, "status": "unsure", "guess": reading["text"]}
-    if reading["status"] != "ok":
+    if reading["status"] != "ok" and not found.off_paper:  # writing in the "desk" beside: the page in shadow
         reading = _read_closer(model, image, locate.sheet_box(found), single, min_confidence, top, debug) or reading
     if reading["status"] != "ok":
         reading = _read_note(model, image, locate.note_corners(found), single, min_confidence, top, debug) or reading

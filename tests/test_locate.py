@@ -1075,6 +1075,22 @@ def test_a_thin_mark_between_two_surfaces_is_an_edge_not_a_stroke():
     assert locate.two_surfaces(page.transpose(1, 0, 2).copy(), (50, 147, 200, 6))
 
 
+def test_a_digit_in_a_deep_shadow_beside_the_number_leaves_it_unsure(model, digits):
+    """A shadow so deep that the paper under it is taken for the desk rejects the digit in it ("off the
+    paper"); the digit beside it, on the lit paper, is then not the whole number."""
+    img = np.full((900, 1200, 3), (236, 234, 228), np.float32)
+    for k, (d, _) in enumerate(digits[:2]):
+        write(img, d, 400 + 130 * k, 350, 150, (30, 40, 120))
+    shade = np.zeros((900, 1200), np.float32)
+    shade[:, 525:] = 1
+    img *= (1 - 0.7 * cv2.GaussianBlur(shade, (0, 0), 3))[..., None]
+    blob = jpeg(img, 2.0, 0)
+    found = locate.find_digits(predict.open_image(blob, size=locate.WORK_SIZE))
+    assert len(found.digits) == 1 and any(m.reason == locate.OFF_PAPER for m in found.rejected)
+    assert found.off_paper and not found.whole
+    assert reading(model, blob)["status"] != "ok"
+
+
 def test_a_notes_dark_border_on_a_desk_is_not_taken_for_the_digit(mnist):
     """A pink sticky note on a wooden desk, seen from afar with a small "7" on it (scene 6 of
     mnistlab/scenes.py's small-digit kind, held-out split): the dark strip along the note's right
