@@ -339,12 +339,13 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     is wider than a sticky note or a page seen from afar, and mixes the desk into the paper's colour.
     If that is not sure either and the photo shows a sheet on a darker desk (locate.sheet_box), and no
     digit-sized mark beside the digits lies on that darker surface (then it is the page in a deep
-    shadow, not a desk: locate.Found.off_paper), the sheet alone is cut out and read the same way: it then fills the working image, so that a page
-    seen from afar is seen in more detail, and the desk's grain is out of the picture; a sheet cut
-    out smaller than a photo (a card or a note seen from afar) is enlarged to SHEET_SIZE, so that it is
-    read as a photo, not as a drawing. (A --debug picture then shows the sheet.) If that is not sure
-    either and the photo shows a note or sheet of even colour lying whole in it (locate.note_corners:
-    darker than its desk, or on a checked cloth, as well as light on dark), the note alone is read,
+    shadow, not a desk: locate.Found.off_paper), the sheet alone is cut out and read the same way: it
+    then fills the working image, so that a page seen from afar is seen in more detail, and the desk's
+    grain is out of the picture; a sheet cut out smaller than a photo (a card or a note seen from afar)
+    is enlarged to SHEET_SIZE, so that it is read as a photo, not as a drawing. (A --debug picture then
+    shows the sheet.) If that is not sure either and the photo shows a note or sheet of even colour
+    lying whole in it (locate.note_corners: darker than its desk, or on a checked cloth, as well as
+    light on dark), the note alone is read,
     turned into an upright rectangle (see `_read_note`). Each further reading is given only when it is
     sure, and the sheet's or note's only when its digits are no smaller than the whole photo's
     smallest (MIN_HEIGHT of it).
@@ -521,11 +522,11 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
     digits, inputs, boxes, chosen, marks = [], [], [], [], []
     unread = False  # a line of which no digit was read: the reading is not all there is
     for k, line in enumerate(lines):
-        read = _read_line(model, found, line, single, min_confidence, top)
-        unread |= not read[0]
-        for d in read[0] if len(lines) > 1 else ():
+        got = _read_line(model, found, line, single, min_confidence, top)
+        unread |= not got[0]
+        for d in got[0] if len(lines) > 1 else ():
             d["line"] = k
-        for out, part in zip((digits, inputs, boxes, chosen, marks), read):
+        for out, part in zip((digits, inputs, boxes, chosen, marks), got):
             out += part
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
@@ -566,7 +567,7 @@ def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: boo
     else:
         path = _apart_ends(_best_path(pieces, units, scores), units, probs, min_confidence)
     classes = model.meta["classes"]
-    digits, inputs, boxes, chosen, read = [], [], [], [], []
+    digits, inputs, boxes, chosen, taken = [], [], [], [], []
     used = set()
     for u in path:
         i, j, unit = units[u]
@@ -577,10 +578,10 @@ def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: boo
         inputs.append(crops[u])
         boxes.append(unit.box)
         chosen.append(probs[u])
-        read.append(unit)
+        taken.append(unit)
     found.rejected += [replace(m, reason="left out" if not single else "not the digit")
                        for m in pieces if id(m) not in used]
-    return digits, inputs, boxes, chosen, read
+    return digits, inputs, boxes, chosen, taken
 
 
 NEXT_TO = 0.15  # a rejected mark whose ink comes this part of a digit's height from the digit's may belong to it

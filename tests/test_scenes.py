@@ -49,7 +49,8 @@ def test_every_condition(sources, condition):
         starts = np.cumsum([0] + [len(line) for line in lines])
         rows = [s.boxes[a:b] for a, b in zip(starts[:-1], starts[1:])]
         assert all([b[0] for b in row] == sorted(b[0] for b in row) for row in rows)
-        assert all(np.mean([b[1] for b in upper]) < np.mean([b[1] for b in lower]) for upper, lower in zip(rows, rows[1:]))
+        assert all(np.mean([b[1] for b in upper]) < np.mean([b[1] for b in lower])
+                   for upper, lower in zip(rows, rows[1:]))
         grey = np.asarray(upright.convert("L"), np.float32)
         for x, y, w, h in s.boxes:
             assert np.ptp(grey[y:y + h, x:x + w]) > 30
