@@ -1595,6 +1595,16 @@ def rest_of(digit: Mark, mark: Mark) -> bool:
         and mark.strength >= 0.5 * digit.strength
 
 
+def runs_into(found: Found) -> bool:
+    """Whether the first or last digit of the line read has ink within half its height of a mark
+    rejected as too large or as a paper's edge: a digit written against the edge, or against the
+    false ink that the wide paper window leaves along a note's edge on a darker desk, is one component
+    with it and is rejected with it, so that the number may go on there."""
+    large = [m for m in found.rejected if m.labels and (m.reason == "too large" or m.reason in EDGES)]
+    return any(m.h > 1.5 * d.h and box_apart(d, m) <= 0.5 * d.h and ink_apart(found.labels, d, m) <= 0.5 * d.h
+               for m in large for d in found.digits[:1] + found.digits[-1:])
+
+
 def next_digit(digits: list[Mark], mark: Mark) -> bool:
     """Whether `mark`, which was not read (cut by the picture's edge, too faint), is another digit of the
     line `digits`: as large as half a digit, level with one of them and no further from it than a digit

@@ -487,10 +487,21 @@ def _read_looks(model, image: Image.Image, single: bool, min_confidence: float, 
     """`read` with the wide paper window, and for a photo not read surely, again with the narrow one,
     and last faintly against the paper just around each pixel (locate.near_look: faint writing, or a
     digit beside a shadow's sharp edge, or a pen's shadow joined to the ink); and what each look
-    found, the wide window's first."""
+    found, the wide window's first. A sure reading whose line runs into a mark rejected as too large
+    or as the paper's edge (locate.runs_into: a digit against it goes with it) is looked at with the
+    narrow window too, and that look's reading given instead when it is sure and holds the first one
+    with more digits ("3" of "31", the "1" against a note's edge)."""
     found = locate.find_digits(image)
     looks = [found]
     reading = read_found(model, found, single, min_confidence, top, debug)
+    if reading["status"] == "ok" and found.photo and locate.runs_into(found):
+        looks.append(locate.find_digits(image, locate.NARROW_WINDOW))
+        seen = {} if debug is not None else None
+        again = read_found(model, looks[-1], single, min_confidence, top, seen)
+        if again["status"] == "ok" and len(again["text"]) > len(reading["text"]) and reading["text"] in again["text"]:
+            if debug is not None:
+                debug.update(seen)
+            return again, looks
     if reading["status"] == "ok" or not found.photo:
         return reading, looks
     for look in (lambda: locate.find_digits(image, locate.NARROW_WINDOW), lambda: locate.near_look(found)):

@@ -1091,6 +1091,22 @@ def test_a_digit_in_a_deep_shadow_beside_the_number_leaves_it_unsure(model, digi
     assert reading(model, blob)["status"] != "ok"
 
 
+def test_a_digit_against_a_notes_edge_is_not_left_out_of_its_number(model, mnist):
+    """"31" on an orange note on a paler desk (scene 22 of mnistlab/scenes.py's number kind, held-out
+    split): the paper's colour over the wide window leaves false ink along the note's edge, the "1"
+    touches it and was rejected with it as the edge, and the "3" alone was read surely. The line's
+    last digit runs into that large mark (locate.runs_into), so the narrow window looks too, and finds
+    both digits; its longer reading, which holds the first, is given."""
+    image = predict.open_image(scene_of(mnist, "number", 22, "holdout").jpeg, size=locate.WORK_SIZE)
+    found = locate.find_digits(image)
+    assert len(found.digits) == 1 and locate.runs_into(found)
+    assert len(locate.find_digits(image, locate.NARROW_WINDOW).digits) == 2
+    assert predict.read(model, image)["text"] == "31"
+    # A number written clear of the note's edge does not run into it.
+    clear = locate.find_digits(predict.open_image(scene_of(mnist, "number", 3, "holdout").jpeg, size=locate.WORK_SIZE))
+    assert len(clear.digits) >= 2 and not locate.runs_into(clear)
+
+
 def test_a_notes_dark_border_on_a_desk_is_not_taken_for_the_digit(mnist):
     """A pink sticky note on a wooden desk, seen from afar with a small "7" on it (scene 6 of
     mnistlab/scenes.py's small-digit kind, held-out split): the dark strip along the note's right
