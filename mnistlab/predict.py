@@ -494,21 +494,18 @@ def _read_looks(model, image: Image.Image, single: bool, min_confidence: float, 
     found = locate.find_digits(image)
     looks = [found]
     reading = read_found(model, found, single, min_confidence, top, debug)
-    if reading["status"] == "ok" and found.photo and locate.runs_into(found):
-        looks.append(locate.find_digits(image, locate.NARROW_WINDOW))
-        seen = {} if debug is not None else None
-        again = read_found(model, looks[-1], single, min_confidence, top, seen)
-        if again["status"] == "ok" and len(again["text"]) > len(reading["text"]) and reading["text"] in again["text"]:
-            if debug is not None:
-                debug.update(seen)
-            return again, looks
-    if reading["status"] == "ok" or not found.photo:
+    narrow = lambda: locate.find_digits(image, locate.NARROW_WINDOW)  # noqa: E731
+    if not found.photo or reading["status"] == "ok" and not locate.runs_into(found):
         return reading, looks
-    for look in (lambda: locate.find_digits(image, locate.NARROW_WINDOW), lambda: locate.near_look(found)):
+    if reading["status"] == "ok":  # only a longer reading that holds this one is given
+        tries, better = (narrow,), lambda r: len(r["text"]) > len(reading["text"]) and reading["text"] in r["text"]
+    else:
+        tries, better = (narrow, lambda: locate.near_look(found)), lambda r: True
+    for look in tries:
         seen = {} if debug is not None else None
         looks.append(look())
         again = read_found(model, looks[-1], single, min_confidence, top, seen)
-        if again["status"] == "ok":
+        if again["status"] == "ok" and better(again):
             if debug is not None:
                 debug.update(seen)
             return again, looks
