@@ -102,6 +102,13 @@ def judge(kind: str, truth: str | None, reading: dict) -> str:
     return "right" if kind in READS and reading.get("text") == truth else "wrong"
 
 
+def reader_of(model) -> str:
+    """What the run's line reader (lines.py) is, in words."""
+    if model.lines is None:
+        return "without a line reader"
+    return f"with its line reader ({model.lines.meta.get('steps', '?')} steps)"
+
+
 def run_condition(model, condition: str, digits: DigitSource, count: int, single: bool) -> list[dict]:
     """Read `count` scenes of one condition; one record per scene."""
     records = []
@@ -240,7 +247,7 @@ def main():
         " and `serve` do) and `predict.read`. *read*: status ok and the text"
         " exactly the truth; *confident wrong*: status ok and any other text (for blank and junk scenes, any ok);"
         " *abstain*: status no_digit or unsure; *errors*: exceptions. Times are end to end, decoding included,"
-        f" one image at a time. Model: `{args.run}`.",
+        f" one image at a time. Model: `{args.run}`, {reader_of(model)}.",
         "",
         *lines,
     ])

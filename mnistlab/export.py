@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint
+from . import checkpoint, lines
 from .data import default_cache_dir
 from .errors import MnistlabError
 from .files import write_bytes
@@ -101,12 +101,12 @@ def export(source, fmt: str = "onnx", out=None, data=None, check_images: int = 1
 
 
 class OnnxModel:
-    """An exported .onnx model through onnxruntime, with the same `meta` and `probabilities(digits)` as
-    predict.TorchModel."""
+    """An exported .onnx model through onnxruntime, with the same `meta`, `probabilities(digits)` and
+    `lines` as predict.TorchModel."""
 
     backend = "onnxruntime"
 
-    def __init__(self, source, threads: int | None = None):
+    def __init__(self, source, threads: int | None = None, run=None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -123,6 +123,8 @@ class OnnxModel:
         except Exception as e:  # onnxruntime raises its own types for missing, corrupt and invalid files
             name = "ONNX model" if isinstance(source, bytes) else source
             raise MnistlabError(f"{name}: cannot load ONNX model ({str(e).strip().splitlines()[0]})") from None
+        # The line reader of its run (lines.py; on PyTorch), or the one beside an .onnx file in a run folder.
+        self.lines = lines.load(run) if run is not None else None if isinstance(source, bytes) else lines.load(source)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """logits and probabilities for pixels (N, 1, 28, 28) float32 in [0, 1]."""
@@ -150,7 +152,7 @@ def open_model(source, backend: str = "pytorch", threads: int | None = None):
     if backend == "auto":
         backend, _ = choose_backend(source)
         if backend == "onnxruntime":
-            return OnnxModel(onnx_for(source), threads)
+            return OnnxModel(onnx_for(source), threads, run=source)
     if backend == "pytorch":
         return TorchModel(source)
     onnx_path = checkpoint.resolve(source).parent / FORMATS["onnx"]
@@ -158,7 +160,7 @@ def open_model(source, backend: str = "pytorch", threads: int | None = None):
         raise MnistlabError(f"{onnx_path}: not exported yet; run `mnistlab export {source}` first")
     if onnx_path.stat().st_mtime < checkpoint.resolve(source).stat().st_mtime:
         raise MnistlabError(f"{onnx_path} is older than its checkpoint; run `mnistlab export {source}` again")
-    return OnnxModel(onnx_path, threads)
+    return OnnxModel(onnx_path, threads, run=source)
 
 
 BACKENDS = ("auto", "pytorch", "onnxruntime")

@@ -92,6 +92,10 @@ def run(config: TrainConfig | None = None, out=None, data=None, data_dir=None, r
             else:
                 say(f"target validation accuracy {cfg.target_accuracy:.2%} not reached in {len(history)} epochs")
         calibrate(out, data, console)
+        if cfg.line_reader:
+            from .lines import train_for_run
+
+            train_for_run(out, data, cfg, say)
         metrics = None
         if evaluate:
             from .evaluate import evaluate as evaluate_model

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import locate
+from . import lines, locate
 from .checkpoint import load_model
 from .errors import MnistlabError
 from .models import logits_of, pixels
@@ -175,27 +175,12 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
 def normalise(g: np.ndarray, min_contrast: float = MIN_CONTRAST) -> np.ndarray | None:
     """Float ink (H, W), white on black -> uint8 (28, 28) in MNIST's convention, or None if it is
     blank (no ink reaches `min_contrast`)."""
-    if g.size == 0 or g.max() < min_contrast:
+    g = _cleaned(g, min_contrast)
+    if g is None:
         return None
-    g = g.copy()
-    g[g < 0.15 * g.max()] = 0  # paper texture and JPEG noise
-    x, y, w, h = cv2.boundingRect((g > 0.25 * g.max()).view(np.uint8))
-    g = g[y:y + h, x:x + w]
-
-    # Work at a fixed size: bring strokes towards MNIST's ~1/8 of the digit's height.
-    scale = WORK_SIZE / max(g.shape)
-    g = _resize(g, max(1, round(g.shape[0] * scale)), max(1, round(g.shape[1] * scale)), Image.BILINEAR).clip(0, None)
-    width = stroke_width(g > 0.5 * g.max())
-    target = WORK_SIZE / 8
-    if width < 0.5 * target:  # a pen on a big canvas; 7 of MNIST's first 2,000 test digits are this thin
-        size = int(target - width) | 1
-        g = np.pad(g, size // 2)  # room to grow: a thin "1" is only a few pixels wide
-        g = cv2.dilate(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
-    elif width > 2 * target:  # a felt-tip marker: strokes so thick that the holes close up
-        size = min(int(width - target), round(target)) | 1
-        g = cv2.erode(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
-        if g.max() <= 0:
-            return None
+    g = _even_strokes(g, WORK_SIZE / max(g.shape))
+    if g is None:
+        return None
 
     # Longer side to 20 pixels, anti-aliased, full contrast.
     scale = 20 / max(g.shape)
@@ -216,28 +201,93 @@ def normalise(g: np.ndarray, min_contrast: float = MIN_CONTRAST) -> np.ndarray |
     return out.round().clip(0, 255).astype(np.uint8)
 
 
+def line_input(g: np.ndarray, min_contrast: float = MIN_CONTRAST) -> tuple[np.ndarray, float, float] | None:
+    """Float ink (H, W) of a run of digits, white on black -> uint8 (28, W') as lines.LineReader reads
+    it (MNIST's convention for a line: the ink 20 pixels high from row 4 and column 4, strokes as
+    thick as MNIST's), with the column of `g` where the ink begins and the pixels of the line per
+    pixel of `g`; None if it is blank."""
+    g = _cleaned(g, min_contrast, keep_offset=True)
+    if g is None:
+        return None
+    g, left = g
+    zoom = 20 / g.shape[0]
+    g = _even_strokes(g, WORK_SIZE / g.shape[0], pad=False)  # (a thin stroke at the border grows inwards only)
+    if g is None:
+        return None
+    small = _resize(g, 20, max(1, round(g.shape[1] * 20 / g.shape[0]))).clip(0, None)
+    if small.max() <= 0:
+        return None
+    out = np.zeros((28, small.shape[1] + 8), np.float32)
+    out[4:24, 4:-4] = small * (255 / small.max())
+    return out.round().clip(0, 255).astype(np.uint8), left, zoom
+
+
+def _cleaned(g: np.ndarray, min_contrast: float, keep_offset: bool = False):
+    """The ink without paper texture and JPEG noise, cut to its box (and, with `keep_offset`, the column
+    where the box begins); None if no ink reaches `min_contrast`."""
+    if g.size == 0 or g.max() < min_contrast:
+        return None
+    g = g.copy()
+    g[g < 0.15 * g.max()] = 0  # paper texture and JPEG noise
+    x, y, w, h = cv2.boundingRect((g > 0.25 * g.max()).view(np.uint8))
+    g = g[y:y + h, x:x + w]
+    return (g, x) if keep_offset else g
+
+
+def _even_strokes(g: np.ndarray, scale: float, pad: bool = True) -> np.ndarray | None:
+    """`g` scaled by `scale` to the working size, its strokes brought towards MNIST's ~1/8 of a digit's
+    height: a pen on a big canvas thickened, a felt-tip marker thinned (None if nothing is left)."""
+    g = _resize(g, max(1, round(g.shape[0] * scale)), max(1, round(g.shape[1] * scale)), Image.BILINEAR).clip(0, None)
+    width = stroke_width(g > 0.5 * g.max())
+    target = WORK_SIZE / 8
+    if width < 0.5 * target:  # a pen on a big canvas; 7 of MNIST's first 2,000 test digits are this thin
+        size = int(target - width) | 1
+        if pad:
+            g = np.pad(g, size // 2)  # room to grow: a thin "1" is only a few pixels wide
+        g = cv2.dilate(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    elif width > 2 * target:  # a felt-tip marker: strokes so thick that the holes close up
+        size = min(int(width - target), round(target)) | 1
+        g = cv2.erode(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+        if g.max() <= 0:
+            return None
+    return g
+
+
 def mark_input(found: locate.Found, mark: locate.Mark) -> np.ndarray | None:
-    """A mark that locate found, as the model reads it (locate has judged its ink already), turned
-    upright with its paper when the paper is tilted by more than TILT degrees."""
+    """A mark that locate found, as the model reads it (locate has judged its ink already)."""
+    return normalise(upright_ink(found, mark), locate.FAINT.pixel)
+
+
+def upright_ink(found: locate.Found, mark: locate.Mark) -> np.ndarray:
+    """A mark's ink, turned upright with its paper when the paper is tilted by more than TILT degrees."""
+    return _upright(found, mark)[0]
+
+
+def _upright(found: locate.Found, mark: locate.Mark) -> tuple[np.ndarray, np.ndarray]:
+    """upright_ink, and the affine map (2, 3) from its pixels back to those of the mark's box."""
     ink = found.crop(mark)
     tilt = found.tilt
-    if abs(tilt) > TILT:
-        pad = max(ink.shape) // 2
-        ink = np.pad(ink, pad)
-        turn = cv2.getRotationMatrix2D(((ink.shape[1] - 1) / 2, (ink.shape[0] - 1) / 2), tilt, 1.0)
-        ink = cv2.warpAffine(ink, turn, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_LINEAR)
-    return normalise(ink, locate.FAINT.pixel)
+    if abs(tilt) <= TILT:
+        return ink, np.float32([[1, 0, 0], [0, 1, 0]])
+    pad = max(ink.shape) // 2
+    ink = np.pad(ink, pad)
+    turn = cv2.getRotationMatrix2D(((ink.shape[1] - 1) / 2, (ink.shape[0] - 1) / 2), tilt, 1.0)
+    back = cv2.invertAffineTransform(turn)
+    back[:, 2] -= pad
+    return cv2.warpAffine(ink, turn, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_LINEAR), back
 
 
 class TorchModel:
-    """A checkpoint's model as `predict` and `serve` use it: `meta` (the checkpoint's description) and
-    `probabilities(digits)`. export.OnnxModel offers the same two through onnxruntime."""
+    """A checkpoint's model as `predict` and `serve` use it: `meta` (the checkpoint's description),
+    `probabilities(digits)` and `lines`, the line reader saved in its run folder (lines.py) or None.
+    export.OnnxModel offers the same through onnxruntime."""
 
     backend = "pytorch"
 
     def __init__(self, path, device="cpu"):
         self.model, self.meta = load_model(path, device)
         self.device = device
+        self.lines = lines.load(path)
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) float32 for preprocessed digits (N, 28, 28) uint8."""
@@ -281,13 +331,81 @@ SKIP = np.log(0.3)  # the score of leaving out a small mark (a speck, a stray st
 WIDE = 1.3  # a mark wider than this part of its height may be touching digits: it is sliced
 WHOLE = 2.0  # a sliced mark up to this many times wider than tall may be one digit as it is
 CUT = np.log(0.5)  # the score of each digit read from a part of a sliced mark
+SEQUENCE = 1.0  # a mark at least as wide as tall may be digits written into each other (a slanted "8" is 0.9)
+AGREE = 0.75  # an unsure digit the line reader may make sure must be read with this probability at least
 # The reasons a piece of a digit is not read (locate, and read_found's own): beside a "1", see _piece_beside.
 PIECES = ("too faint", "too small", "smaller than the digits", "off the line of digits", "left out", "not the digit")
 
 
-def _pieces(found: locate.Found, marks: list[locate.Mark]) -> list[locate.Mark]:
-    """The marks left to right, each one wider than a digit sliced where its ink is thinnest."""
-    return [piece for m in marks for piece in (locate.slices(found, m) if m.box[2] > WIDE * m.h else [m])]
+def _pieces(found: locate.Found, marks: list[locate.Mark]) -> tuple[list[locate.Mark], list[tuple]]:
+    """The marks left to right, each one wider than a digit sliced where its ink is thinnest; and
+    for each mark (i, j, mark): its pieces i..j."""
+    pieces, spans = [], []
+    for m in marks:
+        part = locate.slices(found, m) if m.box[2] > WIDE * m.h else [m]
+        spans.append((len(pieces), len(pieces) + len(part) - 1, m))
+        pieces += part
+    return pieces, spans
+
+
+def _sequences(model, found: locate.Found, spans: list[tuple]) -> list[tuple[int, int, locate.Mark, list[dict]]]:
+    """The marks at least SEQUENCE times as wide as tall (and no wider than a run of lines.MAX_DIGITS
+    digits could be), read whole as a run of digits by the model's line reader (lines.LineReader;
+    none without one): for each that it reads as two digits or more, (i, j, mark, digits): its pieces
+    i..j, and each digit's "digit", "probabilities" (over the classes, at the line's column where the
+    reader is surest of it, scaled down to the whole text's), "box" (working pixels: the mark's
+    columns cut halfway between the digits' columns), "input" (28x28 of the line around its column)
+    and "p", the probability of the whole text (lines.sequence_probability)."""
+    reader = getattr(model, "lines", None)
+    wide = [(i, j, m) for i, j, m in spans if SEQUENCE * m.h <= m.box[2] <= 2 * lines.MAX_DIGITS * m.h]
+    if reader is None or not wide:
+        return []
+    inks = [_upright(found, m) for _, _, m in wide]
+    inputs = [line_input(ink, locate.FAINT.pixel) for ink, _ in inks]
+    kept = [(span, ink, li) for span, ink, li in zip(wide, inks, inputs) if li is not None]
+    if not kept:
+        return []
+    width = max(li[0].shape[1] for _, _, li in kept)
+    batch = np.zeros((len(kept), 1, 28, width), np.float32)
+    for b, (_, _, (line, _, _)) in enumerate(kept):
+        batch[b, 0, :, :line.shape[1]] = line / 255
+    log_probs = reader.log_probabilities(batch)  # (T, B, 11)
+    out = []
+    for b, ((i, j, m), (ink, back), (line, left, zoom)) in enumerate(kept):
+        lp = log_probs[:line.shape[1] // 2, b:b + 1]
+        (digits, where, _), = lines.decode(lp)
+        if len(digits) < 2:
+            continue
+        p = lines.sequence_probability(lp, digits)
+        # Column t of the reader's output is pixels 2t..2t+1 of the line, whose column 4 is `left` of the
+        # ink. CTC emits a digit anywhere over it, mostly late: the columns are moved together so that
+        # their mean is the ink's centre of mass.
+        cols = np.array([left + (2 * t + 1 - 4) / zoom for t in where])
+        columns = ink.sum(axis=0)
+        cols += (columns * np.arange(len(columns))).sum() / columns.sum() - cols.mean()
+        inked = np.nonzero(columns)[0]
+        bounds = [inked[0], *((cols[:-1] + cols[1:]) / 2), inked[-1] + 1]
+        bounds = np.clip(np.round(bounds).astype(int), inked[0], inked[-1] + 1)
+        rows = np.nonzero(ink.sum(axis=1))[0]
+        middle = (rows[0] + rows[-1]) / 2
+        x, y, w, h = m.box
+        cuts = np.clip([round(back[0, 0] * c + back[0, 1] * middle + back[0, 2]) for c in bounds], 0, w)
+        crop = found.crop(m)
+        padded = np.pad(line, ((0, 0), (14, 14)))
+        row = []
+        for k, (d, t) in enumerate(zip(digits, where)):
+            a, c = cuts[k], max(cuts[k + 1], cuts[k] + 1)
+            inked_rows = np.nonzero(crop[:, a:c].sum(axis=1) > 0)[0]
+            top, tall = (int(inked_rows[0]), int(inked_rows[-1] + 1 - inked_rows[0])) if len(inked_rows) else (0, h)
+            # A digit is as sure as the whole text is: the reader can be sure of every digit it
+            # reads yet leave one out (on lines of validation digits, P(text) >= 0.9 is right 99.7%
+            # of the time, every digit's own >= 0.9 only 94%).
+            probs = np.exp(lp[t, 0, 1:].numpy())
+            probs *= min(1.0, max(p, NOT_A_DIGIT) / probs.max())  # digits, if not which: unsure, not no digit
+            row.append({"digit": d, "probabilities": probs, "p": p,
+                        "box": (x + int(a), y + top, int(c - a), tall), "input": padded[:, 2 * t + 1:2 * t + 29]})
+        out.append((i, j, m, row))
+    return out
 
 
 def _units(pieces: list[locate.Mark]) -> list[tuple[int, int, locate.Mark]]:
@@ -521,6 +639,9 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
     small mark left out) is classified in one batch; the way whose digits the model is surest of
     wins (dynamic programming along the line). A model trained with outlier exposure (the robust
     recipe) is unsure of pieces and pairs of digits, which is what makes the right way stand out.
+    With a line reader in the model's run folder (lines.py), a mark at least SEQUENCE times as wide
+    as tall is also read whole, as a run of digits, one more way to read its pieces: digits written
+    into each other, which no cut parts, are read so.
 
     Other lines of digits on the page (found.more_lines: rows of numbers) are read the same way, each
     alone; the lines go top to bottom, each digit with its "line" (0 for the first), and the text has
@@ -554,7 +675,7 @@ def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: boo
                top: int) -> tuple[list[dict], list, list, list, list[locate.Mark]]:
     """read_found's reading of one line of marks: its digits, their inputs, boxes (working pixels),
     probabilities and marks. Its pieces left unread join found.rejected ("left out")."""
-    pieces = marks if single else _pieces(found, marks)
+    pieces, spans = ([m for m in marks], []) if single else _pieces(found, marks)
     units = _units(pieces)
     crops = [mark_input(found, unit) for _, _, unit in units]
     readable = [c is not None for c in crops]
@@ -568,6 +689,23 @@ def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: boo
 
     scores = [float(np.log(p.max() + 1e-9)) - 2 * max(0.0, u.box[2] / u.h - 1) + (CUT if cut(i, j) else 0.0)
               if ok else -np.inf for p, ok, (i, j, u) in zip(probs, readable, units)]
+    # A wide mark read whole by the line reader is one more way to read its pieces: several digits at
+    # once, scored by the probability of its whole text.
+    sequences, read_by_cuts = {}, len(units)
+    for i, j, m, row in _sequences(model, found, spans):
+        if j > i and _sure_by_cuts(pieces, units[:read_by_cuts], scores, probs, i, j, min_confidence):
+            continue  # the line reader is for the marks that cutting and classifying cannot read surely
+        # The digit model sure that the mark is one digit, the line reader that it is several: unsure.
+        whole = max((probs[u].max() for u, unit in enumerate(units[:read_by_cuts])
+                     if unit[:2] == (i, j) and readable[u]), default=0.0)
+        if whole >= min_confidence:
+            for d in row:
+                d["probabilities"] = d["probabilities"] * min(1.0, (1 - whole) / d["probabilities"].max())
+                d["p"] = min(d["p"], 1 - whole)
+        sequences[len(units)] = row
+        units.append((i, j, m))
+        scores.append(float(np.log(row[0]["p"] + 1e-9)) + (len(row) - 1) * CUT)  # as if cut between its digits
+        probs = np.concatenate([probs, min((d["probabilities"] for d in row), key=np.max)[None]])
     if single:  # one digit: the surest unit that holds the largest mark
         largest = max(range(len(pieces)), key=lambda i: pieces[i].box[2] * pieces[i].box[3], default=None)
         holding = [u for u, (i, j, _) in enumerate(units) if readable[u] and i <= largest <= j]
@@ -580,16 +718,45 @@ def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: boo
     for u in path:
         i, j, unit = units[u]
         used.update(id(m) for m in pieces[i:j + 1])
-        ranking = ranked(probs[u], classes, top)
-        digits.append({"digit": ranking[0]["class"], "confidence": ranking[0]["probability"],
-                       "box": found.original_box(unit.box), "top": ranking})
-        inputs.append(crops[u])
-        boxes.append(unit.box)
-        chosen.append(probs[u])
-        taken.append(unit)
+        read_as = [(probs[u], crops[u], unit)] if u not in sequences else [
+            (d["probabilities"], d["input"], replace(unit, box=d["box"])) for d in sequences[u]]
+        for p, crop, mark in read_as:
+            ranking = ranked(p, classes, top)
+            digits.append({"digit": ranking[0]["class"], "confidence": ranking[0]["probability"],
+                           "box": found.original_box(mark.box), "top": ranking})
+            inputs.append(crop)
+            boxes.append(mark.box)
+            chosen.append(p)
+            taken.append(mark)
     found.rejected += [replace(m, reason="left out" if not single else "not the digit")
                        for m in pieces if id(m) not in used]
+    if not single and len(digits) > 1 and any(d["confidence"] < min_confidence for d in digits):
+        _agreed(model, found, digits, taken, min_confidence)
     return digits, inputs, boxes, chosen, taken
+
+
+def _agreed(model, found: locate.Found, digits: list[dict], marks: list[locate.Mark], min_confidence: float):
+    """A number read with some digits unsure (each still read with AGREE at least), read again whole by
+    the model's line reader (lines.py): when its best reading is the same text and it gives that text
+    a probability of `min_confidence` or more, the digits are as sure as that ("line_reader": the
+    probability). Two readers that learnt differently (one digit at a time after the photo reader's
+    cut-outs, and whole lines of digits) seldom agree on the same wrong number. Not for one digit
+    alone: on the tuning scenes, the two agreed as often on a wrong single digit (a scribble's "1", a
+    far "8" taken for a "6") as they made a right one sure."""
+    reader = getattr(model, "lines", None)
+    if reader is None or not all(d["digit"].isdigit() and len(d["digit"]) == 1 for d in digits):
+        return
+    line = line_input(upright_ink(found, locate.join(marks)), locate.FAINT.pixel)
+    if line is None:
+        return
+    log_probs = reader.log_probabilities((line[0] / np.float32(255))[None, None])[:line[0].shape[1] // 2]
+    text = [int(d["digit"]) for d in digits]
+    (best, _, _), = lines.decode(log_probs)
+    p = lines.sequence_probability(log_probs, text) if best == text else 0.0
+    if p >= min_confidence and min(d["confidence"] for d in digits) >= AGREE:
+        for d in digits:
+            if d["confidence"] < p:
+                d["confidence"] = d["line_reader"] = round(p, 6)
 
 
 NEXT_TO = 0.15  # a rejected mark whose ink comes this part of a digit's height from the digit's may belong to it
@@ -655,6 +822,16 @@ def _digit_left_out(found: locate.Found, box) -> bool:
         if m.reason == "left out" and level and gap <= 0.5 * h and mh >= 0.5 * h and m.strength >= 0.5 * darkest:
             return True
     return False
+
+
+def _sure_by_cuts(pieces: list[locate.Mark], units: list[tuple], scores: list[float], probs: np.ndarray, i: int,
+                  j: int, min_confidence: float) -> bool:
+    """Whether the best way of reading pieces i..j (a sliced mark) as cut digits reads every digit
+    with `min_confidence`."""
+    inner = [u for u, (a, b, _) in enumerate(units) if i <= a and b <= j]
+    path = _best_path(pieces[i:j + 1], [(a - i, b - i, m) for a, b, m in (units[u] for u in inner)],
+                      [scores[u] for u in inner])
+    return bool(path) and all(probs[inner[u]].max() >= min_confidence for u in path)
 
 
 def _best_path(pieces: list[locate.Mark], units: list[tuple], scores: list[float]) -> list[int]:

@@ -34,11 +34,12 @@ RECIPES = {
         "for people's own images: 12 epochs of bn-cnn with balanced's training, plus thicker and thinner strokes, "
         "random light (brighter and foggy pages), salt-and-pepper noise, printed digits, digits cut out of 3,000 "
         "synthetic photos as the photo reader sees them, and non-digits it learns to be unsure of (outlier "
-        "exposure); calibrated on photos of the validation digits too",
+        "exposure); calibrated on photos of the validation digits too; then a line reader for digits written into "
+        "each other (6,000 steps)",
         dict(model="bn-cnn", model_args={"width": 32}, epochs=12, batch_size=64, optimizer="sgd", lr=0.2,
              weight_decay=5e-4, schedule="onecycle", warmup=0.2, label_smoothing=0.1, ema=0.999,
              rotate=8, scale=0.08, translate=2, stroke=0.3, light=0.8, noise=0.2, printed=0.05, outliers=0.2,
-             photos=3000, precision="auto"),
+             photos=3000, line_reader=6000, precision="auto"),
     ),
     "best": Recipe(
         "the most accurate single model: bn-cnn, affine and elastic augmentation, EMA, bf16, 30 epochs",

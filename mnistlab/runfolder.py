@@ -22,6 +22,7 @@ DATA = "data.json"  # the data overview (explore.py)
 ROBUSTNESS = "robustness.json"
 MODEL = "model.safetensors"  # the kept weights and their description (checkpoint.py)
 STATE = "state.safetensors"  # what --resume needs
+LINES = "lines.safetensors"  # the line reader (lines.py)
 PROBS = "probs.npy"
 REPORT = "report.html"
 CURVES = "curves.png"
@@ -32,7 +33,7 @@ LOCK = ".mnistlab.lock"
 ARTEFACTS = {CONFIG, HISTORY, METRICS, DATA, ROBUSTNESS, MODEL, STATE, PROBS, REPORT, CURVES, AUGMENTED,
              "class_counts.png", "samples.png", "mean_images.png", "pixel_histogram.png", "confusion_matrix.png",
              "roc.png", "misclassified.png", "reliability.png", "robustness.png", "corruptions.png", "model.onnx",
-             "model.pt2"}
+             "model.pt2", LINES}
 # Files whose presence makes a folder a run folder (config.json alone is too common a name).
 MARKERS = (HISTORY, METRICS, DATA, MODEL, STATE, ROBUSTNESS)
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
