@@ -294,9 +294,9 @@ def load(run) -> LineReader | None:
     return reader.eval()
 
 
-def train_for_run(out, data, cfg, say=lambda *a: None) -> dict:
+def train_for_run(out, data, cfg, say=lambda *a: None, measure: int = 2000) -> dict:
     """Train the line reader of a run on its training split's digits (the digit model's split), measure
-    it on lines of its validation digits, and save it in the run folder beside the digit model."""
+    it on `measure` lines of its validation digits, and save it in the run folder beside the digit model."""
     from .data import split_indices
     from .train import pick_device, precision
 
@@ -313,7 +313,7 @@ def train_for_run(out, data, cfg, say=lambda *a: None) -> dict:
     reader = train_reader(data.train_images[train_idx], data.train_labels[train_idx], cfg.line_reader, seed=cfg.seed,
                           bf16=bf16, clutter=clutter, log=say)
     seconds = time.perf_counter() - start
-    measured = accuracy(reader, data.train_images[val_idx], data.train_labels[val_idx])
+    measured = accuracy(reader, data.train_images[val_idx], data.train_labels[val_idx], measure)
     save(Path(out) / FILE, reader, {"args": ARGS, "steps": cfg.line_reader, "seed": cfg.seed,
                                     "train_seconds": round(seconds, 1), "validation": measured})
     say(f"line reader: {cfg.line_reader} steps in {seconds:.0f} s; lines of validation digits read exactly "

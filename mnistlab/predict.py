@@ -175,10 +175,10 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
 def normalise(g: np.ndarray, min_contrast: float = MIN_CONTRAST) -> np.ndarray | None:
     """Float ink (H, W), white on black -> uint8 (28, 28) in MNIST's convention, or None if it is
     blank (no ink reaches `min_contrast`)."""
-    g = _cleaned(g, min_contrast)
-    if g is None:
+    cleaned = _cleaned(g, min_contrast)
+    if cleaned is None:
         return None
-    g = _even_strokes(g, WORK_SIZE / max(g.shape))
+    g = _even_strokes(cleaned[0], WORK_SIZE / max(cleaned[0].shape))
     if g is None:
         return None
 
@@ -206,10 +206,10 @@ def line_input(g: np.ndarray, min_contrast: float = MIN_CONTRAST) -> tuple[np.nd
     it (MNIST's convention for a line: the ink 20 pixels high from row 4 and column 4, strokes as
     thick as MNIST's), with the column of `g` where the ink begins and the pixels of the line per
     pixel of `g`; None if it is blank."""
-    g = _cleaned(g, min_contrast, keep_offset=True)
-    if g is None:
+    cleaned = _cleaned(g, min_contrast)
+    if cleaned is None:
         return None
-    g, left = g
+    g, left = cleaned
     zoom = 20 / g.shape[0]
     g = _even_strokes(g, WORK_SIZE / g.shape[0], pad=False)  # (a thin stroke at the border grows inwards only)
     if g is None:
@@ -222,16 +222,16 @@ def line_input(g: np.ndarray, min_contrast: float = MIN_CONTRAST) -> tuple[np.nd
     return out.round().clip(0, 255).astype(np.uint8), left, zoom
 
 
-def _cleaned(g: np.ndarray, min_contrast: float, keep_offset: bool = False):
-    """The ink without paper texture and JPEG noise, cut to its box (and, with `keep_offset`, the column
-    where the box begins); None if no ink reaches `min_contrast`."""
+def _cleaned(g: np.ndarray, min_contrast: float) -> tuple[np.ndarray, int] | None:
+    """The ink without paper texture and JPEG noise, cut to its box, and the column where the box
+    begins; None if no ink reaches `min_contrast`."""
     if g.size == 0 or g.max() < min_contrast:
         return None
     g = g.copy()
     g[g < 0.15 * g.max()] = 0  # paper texture and JPEG noise
     x, y, w, h = cv2.boundingRect((g > 0.25 * g.max()).view(np.uint8))
     g = g[y:y + h, x:x + w]
-    return (g, x) if keep_offset else g
+    return g, x
 
 
 def _even_strokes(g: np.ndarray, scale: float, pad: bool = True) -> np.ndarray | None:
@@ -255,16 +255,12 @@ def _even_strokes(g: np.ndarray, scale: float, pad: bool = True) -> np.ndarray |
 
 def mark_input(found: locate.Found, mark: locate.Mark) -> np.ndarray | None:
     """A mark that locate found, as the model reads it (locate has judged its ink already)."""
-    return normalise(upright_ink(found, mark), locate.FAINT.pixel)
+    return normalise(upright_ink(found, mark)[0], locate.FAINT.pixel)
 
 
-def upright_ink(found: locate.Found, mark: locate.Mark) -> np.ndarray:
-    """A mark's ink, turned upright with its paper when the paper is tilted by more than TILT degrees."""
-    return _upright(found, mark)[0]
-
-
-def _upright(found: locate.Found, mark: locate.Mark) -> tuple[np.ndarray, np.ndarray]:
-    """upright_ink, and the affine map (2, 3) from its pixels back to those of the mark's box."""
+def upright_ink(found: locate.Found, mark: locate.Mark) -> tuple[np.ndarray, np.ndarray]:
+    """A mark's ink, turned upright with its paper when the paper is tilted by more than TILT degrees,
+    and the affine map (2, 3) from its pixels back to those of the mark's box."""
     ink = found.crop(mark)
     tilt = found.tilt
     if abs(tilt) <= TILT:
@@ -360,7 +356,7 @@ def _sequences(model, found: locate.Found, spans: list[tuple]) -> list[tuple[int
     wide = [(i, j, m) for i, j, m in spans if SEQUENCE * m.h <= m.box[2] <= 2 * lines.MAX_DIGITS * m.h]
     if reader is None or not wide:
         return []
-    inks = [_upright(found, m) for _, _, m in wide]
+    inks = [upright_ink(found, m) for _, _, m in wide]
     inputs = [line_input(ink, locate.FAINT.pixel) for ink, _ in inks]
     kept = [(span, ink, li) for span, ink, li in zip(wide, inks, inputs) if li is not None]
     if not kept:
@@ -646,20 +642,20 @@ def read_found(model, found: locate.Found, single: bool = False, min_confidence:
     Other lines of digits on the page (found.more_lines: rows of numbers) are read the same way, each
     alone; the lines go top to bottom, each digit with its "line" (0 for the first), and the text has
     a line break between lines. With `single`, the line with the most writing alone is read."""
-    lines = sorted([found.digits, *found.more_lines], key=_middle_height) if found.more_lines and not single \
+    rows = sorted([found.digits, *found.more_lines], key=_middle_height) if found.more_lines and not single \
         else [found.digits]
     digits, inputs, boxes, chosen, marks = [], [], [], [], []
     unread = False  # a line of which no digit was read: the reading is not all there is
-    for k, line in enumerate(lines):
+    for k, line in enumerate(rows):
         got = _read_line(model, found, line, single, min_confidence, top)
         unread |= not got[0]
-        for d in got[0] if len(lines) > 1 else ():
+        for d in got[0] if len(rows) > 1 else ():
             d["line"] = k
         for out, part in zip((digits, inputs, boxes, chosen, marks), got):
             out += part
     if debug is not None:
         debug.update(found=found, inputs=inputs, boxes=boxes, probabilities=chosen)
-    broken = (unread and len(lines) > 1) or any(
+    broken = (unread and len(rows) > 1) or any(
         ((d["digit"] == "1" or found.faint) and _piece_beside(found, box)) or _digit_left_out(found, box)
         for d, box in zip(digits, boxes))
     if not broken and all(d["confidence"] >= min_confidence for d in digits):  # else unsure already
@@ -746,7 +742,7 @@ def _agreed(model, found: locate.Found, digits: list[dict], marks: list[locate.M
     reader = getattr(model, "lines", None)
     if reader is None or not all(d["digit"].isdigit() and len(d["digit"]) == 1 for d in digits):
         return
-    line = line_input(upright_ink(found, locate.join(marks)), locate.FAINT.pixel)
+    line = line_input(upright_ink(found, locate.join(marks))[0], locate.FAINT.pixel)
     if line is None:
         return
     log_probs = reader.log_probabilities((line[0] / np.float32(255))[None, None])[:line[0].shape[1] // 2]

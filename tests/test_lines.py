@@ -72,7 +72,7 @@ def test_a_run_keeps_its_line_reader_and_a_damaged_one_is_an_error(tmp_path, mni
     shutil.copytree(trained_run, run)
     assert predict.TorchModel(run).lines is None  # a run without one reads as before
     cfg = TrainConfig(line_reader=20, val_fraction=0.1)
-    measured = lines.train_for_run(run, mnist, cfg)
+    measured = lines.train_for_run(run, mnist, cfg, measure=200)
     assert set(measured) == {"lines", "exact", "sure", "exact_when_sure"}
     reader = predict.TorchModel(run).lines
     assert isinstance(reader, lines.LineReader) and not reader.training
