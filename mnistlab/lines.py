@@ -114,14 +114,14 @@ def synthesize(images: torch.Tensor, labels: torch.Tensor, batch: int, generator
     side = torch.where(torch.rand(batch, generator=g) < 0.5, torch.zeros_like(k), k - 1)  # first or last
     junk = blank[:, None] & present | ((torch.arange(MAX_DIGITS)[None] == side[:, None])
                                         & (torch.rand(batch, 1, generator=g) < beside) & (k[:, None] > 1))
-    rows = junk.reshape(-1)
-    if rows.any():
-        count = int(rows.sum())
-        made = torch.cat([maker(digits[rows], g) for maker in (outliers.scribble, outliers.letter, outliers.smudge)])
+    swapped = junk.reshape(-1)
+    if swapped.any():
+        count = int(swapped.sum())
+        made = torch.cat([maker(digits[swapped], g) for maker in (outliers.scribble, outliers.letter, outliers.smudge)])
         if clutter is not None and len(clutter):
             chosen = clutter[torch.randint(len(clutter), (3 * count,), generator=g)]
             made = torch.cat([made, chosen.float()[:, None] / 255])
-        digits[rows] = made[torch.randperm(len(made), generator=g)[:count]].float()
+        digits[swapped] = made[torch.randperm(len(made), generator=g)[:count]].float()
     # The text: the digits present, the non-digits left out, in order.
     kept = present & ~junk
     order = torch.argsort((~kept).int(), dim=1, stable=True)
@@ -131,7 +131,7 @@ def synthesize(images: torch.Tensor, labels: torch.Tensor, batch: int, generator
     u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(*shape, generator=g)  # noqa: E731
     scale = u(0.75, 1.1, batch, MAX_DIGITS)
     stretch = u(0.8, 1.25, batch, MAX_DIGITS) * torch.where(k[:, None] == 1, u(1.0, 1.5, batch, 1), torch.ones(1))
-    shear = u(-0.3, 0.3, batch, 1).expand(batch, MAX_DIGITS)
+    shear = u(-0.3, 0.3, batch)  # of the whole line
     left, right = (c.reshape(batch, MAX_DIGITS) for c in _ink_columns(digits))
     sx = scale * stretch
     touching = torch.rand(batch, 1, generator=g) < 0.5
@@ -157,14 +157,14 @@ def synthesize(images: torch.Tensor, labels: torch.Tensor, batch: int, generator
     line = placed.amax(1, keepdim=True)  # (B, 1, tall, wide)
 
     # MNIST's convention for the line: its ink 20 pixels high from row 4, from column 4, slanted a little.
-    rows, cols = line.amax(3)[:, 0] > 0.2, line.amax(2)[:, 0] > 0.2  # (B, 28), (B, wide)
+    rows, cols = line.amax(3)[:, 0] > 0.2, line.amax(2)[:, 0] > 0.2  # (B, tall), (B, wide)
     top = torch.where(rows, torch.arange(tall).float(), torch.full((tall,), 99.0)).amin(1)
     bottom = torch.where(rows, torch.arange(tall).float(), torch.full((tall,), -1.0)).amax(1)
     first = torch.where(cols, torch.arange(wide).float(), torch.full((wide,), 1e4)).amin(1)
     zoom = 20 / (bottom - top + 1).clamp_min(1)
     theta = torch.zeros(batch, 2, 3)
     theta[:, 0, 0] = WIDTH / (wide * zoom)
-    theta[:, 0, 1] = shear[:, 0] * HEIGHT / (wide * zoom)
+    theta[:, 0, 1] = shear * HEIGHT / (wide * zoom)
     theta[:, 0, 2] = (first - 4 / zoom + WIDTH / (2 * zoom)) * 2 / wide - 1
     theta[:, 1, 1] = HEIGHT / (tall * zoom)
     theta[:, 1, 2] = (top - 4 / zoom + HEIGHT / (2 * zoom)) * 2 / tall - 1
