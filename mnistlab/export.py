@@ -124,7 +124,8 @@ class OnnxModel:
             name = "ONNX model" if isinstance(source, bytes) else source
             raise MnistlabError(f"{name}: cannot load ONNX model ({str(e).strip().splitlines()[0]})") from None
         # The line reader of its run (lines.py; on PyTorch), or the one beside an .onnx file in a run folder.
-        self.lines = lines.load(run) if run is not None else None if isinstance(source, bytes) else lines.load(source)
+        beside = run if run is not None else None if isinstance(source, bytes) else source
+        self.lines = lines.load(beside) if beside is not None else None
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """logits and probabilities for pixels (N, 1, 28, 28) float32 in [0, 1]."""

@@ -687,10 +687,10 @@ def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: boo
               if ok else -np.inf for p, ok, (i, j, u) in zip(probs, readable, units)]
     # A wide mark read whole by the line reader is one more way to read its pieces: several digits at
     # once, scored by the probability of its whole text.
+    # The line reader is for the marks that cutting and classifying cannot read surely.
+    unsure = [(i, j, m) for i, j, m in spans if not _sure_by_cuts(pieces, units, scores, probs, i, j, min_confidence)]
     sequences, read_by_cuts = {}, len(units)
-    for i, j, m, row in _sequences(model, found, spans):
-        if j > i and _sure_by_cuts(pieces, units[:read_by_cuts], scores, probs, i, j, min_confidence):
-            continue  # the line reader is for the marks that cutting and classifying cannot read surely
+    for i, j, m, row in _sequences(model, found, unsure):
         # The digit model sure that the mark is one digit, the line reader that it is several: unsure.
         whole = max((probs[u].max() for u, unit in enumerate(units[:read_by_cuts])
                      if unit[:2] == (i, j) and readable[u]), default=0.0)
@@ -822,8 +822,8 @@ def _digit_left_out(found: locate.Found, box) -> bool:
 
 def _sure_by_cuts(pieces: list[locate.Mark], units: list[tuple], scores: list[float], probs: np.ndarray, i: int,
                   j: int, min_confidence: float) -> bool:
-    """Whether the best way of reading pieces i..j (a sliced mark) as cut digits reads every digit
-    with `min_confidence`."""
+    """Whether the best way of reading pieces i..j (a mark, whole or sliced) as digits, each alone or
+    cut, reads every digit with `min_confidence`."""
     inner = [u for u, (a, b, _) in enumerate(units) if i <= a and b <= j]
     path = _best_path(pieces[i:j + 1], [(a - i, b - i, m) for a, b, m in (units[u] for u in inner)],
                       [scores[u] for u in inner])
