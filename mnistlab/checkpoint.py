@@ -61,9 +61,10 @@ def digest(tensors: dict, meta: dict | None = None) -> str:
     return h.hexdigest()
 
 
-def _save(path, tensors: dict, meta: dict):
+def save_tensors(path, tensors: dict, meta: dict, fmt: str = FORMAT):
+    """Tensors and their description `meta` (marked as `fmt`) with their SHA-256, written atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {"format": FORMAT, **{k: v for k, v in meta.items() if k not in ("format", "sha256")}}
+    meta = {"format": fmt, **{k: v for k, v in meta.items() if k not in ("format", "sha256")}}
     meta["sha256"] = digest(tensors, meta)
     write_bytes(path, safetensors_bytes(tensors, metadata={"mnistlab": json.dumps(meta)}))
 
@@ -129,7 +130,7 @@ def model_meta(model: Classifier, name: str, args: dict, classes, dataset: str, 
 
 
 def save_model(path, model: Classifier, meta: dict):
-    _save(path, model.net.state_dict(), meta)
+    save_tensors(path, model.net.state_dict(), meta)
 
 
 def resolve(path) -> Path:
@@ -211,7 +212,7 @@ def save_state(path, model: Classifier, optimizer: torch.optim.Optimizer, extra:
                 scalars[f"{i}.{k}"] = v
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"optimizer": {"param_groups": opt["param_groups"], "scalars": scalars}, **info}
-    _save(path, tensors, meta)
+    save_tensors(path, tensors, meta)
 
 
 def load_state(path, model: Classifier, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

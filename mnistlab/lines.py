@@ -24,13 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from . import outliers
-from .checkpoint import digest
+from .checkpoint import digest, save_tensors
 from .errors import MnistlabError
-from .files import write_bytes
 from .runfolder import LINES
 
 HEIGHT = 28  # pixels: a line's height in MNIST's convention, its ink 20 of them
@@ -266,11 +264,8 @@ def accuracy(model: LineReader, images: torch.Tensor, labels: torch.Tensor, coun
 
 
 def save(path, reader: LineReader, meta: dict):
-    """The reader's weights with `meta` and their SHA-256 (checkpoint.digest), written atomically."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in reader.state_dict().items()}
-    meta = {"format": FORMAT, **meta}
-    meta["sha256"] = digest(tensors, meta)
-    write_bytes(path, safetensors_bytes(tensors, metadata={"mnistlab": json.dumps(meta)}))
+    """The reader's weights with `meta` and their SHA-256 (as checkpoint.py writes a model), atomically."""
+    save_tensors(path, reader.state_dict(), meta, FORMAT)
 
 
 def load(run) -> LineReader | None:

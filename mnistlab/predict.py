@@ -671,7 +671,7 @@ def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: boo
                top: int) -> tuple[list[dict], list, list, list, list[locate.Mark]]:
     """read_found's reading of one line of marks: its digits, their inputs, boxes (working pixels),
     probabilities and marks. Its pieces left unread join found.rejected ("left out")."""
-    pieces, spans = ([m for m in marks], []) if single else _pieces(found, marks)
+    pieces, spans = (list(marks), []) if single else _pieces(found, marks)
     units = _units(pieces)
     crops = [mark_input(found, unit) for _, _, unit in units]
     readable = [c is not None for c in crops]
@@ -685,9 +685,8 @@ def _read_line(model, found: locate.Found, marks: list[locate.Mark], single: boo
 
     scores = [float(np.log(p.max() + 1e-9)) - 2 * max(0.0, u.box[2] / u.h - 1) + (CUT if cut(i, j) else 0.0)
               if ok else -np.inf for p, ok, (i, j, u) in zip(probs, readable, units)]
-    # A wide mark read whole by the line reader is one more way to read its pieces: several digits at
-    # once, scored by the probability of its whole text.
-    # The line reader is for the marks that cutting and classifying cannot read surely.
+    # A wide mark that cutting and classifying cannot read surely, read whole by the line reader, is one
+    # more way to read its pieces: several digits at once, scored by the probability of its whole text.
     unsure = [(i, j, m) for i, j, m in spans if not _sure_by_cuts(pieces, units, scores, probs, i, j, min_confidence)]
     sequences, read_by_cuts = {}, len(units)
     for i, j, m, row in _sequences(model, found, unsure):
