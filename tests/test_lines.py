@@ -145,3 +145,21 @@ def test_the_sampling_grid_is_affine_grids():
     theta = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
     expected = F.affine_grid(theta, [5, 1, 44, 240], align_corners=False)
     assert torch.allclose(lines._grid(theta, 44, 240), expected, atol=1e-5)
+
+
+def test_the_line_reader_makes_an_unsure_number_sure_only_when_it_reads_the_same(mnist, trained_run):
+    """predict._agreed: digits read unsure (at AGREE or more) are as sure as the line reader is of the
+    same text; another text, or digits read too unsure, are left as they were."""
+    image = predict.open_image(touching_pair(mnist), size=locate.WORK_SIZE)
+    found = locate.find_digits(image)
+    model = predict.TorchModel(trained_run)
+
+    def digits(*confidences):
+        return [{"digit": d, "confidence": c} for d, c in zip("31", confidences)]
+
+    for text, given, sure in (("31", (0.8, 0.95), True), ("37", (0.8, 0.95), False), ("31", (0.5, 0.95), False)):
+        model.lines = Reader(text, 0.99)
+        read = digits(*given)
+        predict._agreed(model, found, read, found.digits, 0.9)
+        assert all(d["confidence"] >= 0.9 for d in read) is sure
+        assert ("line_reader" in read[0]) is sure
