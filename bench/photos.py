@@ -106,7 +106,9 @@ def reader_of(model) -> str:
     """What the run's line reader (lines.py) is, in words."""
     if model.lines is None:
         return "without a line reader"
-    return f"with its line reader ({model.lines.meta.get('steps', '?')} steps)"
+    photo_lines = model.lines.meta.get("photo_lines")
+    cut = f", {photo_lines:,} of its lines cut out of photos" if photo_lines else ""
+    return f"with its line reader ({model.lines.meta.get('steps', '?')} steps{cut})"
 
 
 def run_condition(model, condition: str, digits: DigitSource, count: int, single: bool) -> list[dict]:

@@ -154,7 +154,8 @@ class TrainConfig:
                              "probabilities, so that the model is unsure of them (0.2 in the robust recipe)",
                              min=0, max=1)
     line_reader: int = option(0, "then train a line reader (lines.py) for this many steps, to read digits written "
-                              "into each other in photos as a whole (6000 in the robust recipe; 0: none)", int,
+                              "into each other in photos as a whole, with `photos` also on lines cut out of as many "
+                              "photos of numbers (6000 in the robust recipe; 0: none)", int,
                               min=0, max=1_000_000)
     precision: str = option("fp32", "fp32; bf16 (autocast: faster on CPUs with AVX512-BF16 or AMX, about 10x "
                             "slower on those without); or auto: bf16 where the CPU runs it natively, else fp32",

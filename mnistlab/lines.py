@@ -13,7 +13,10 @@ varying size along a drifting baseline, apart or pushed into each other; now and
 non-digits whose text is empty, or a non-digit at one end of the line left out of its text
 (scribbles, letters, blots, and the clutter the photo reader cut out of the robust recipe's training
 photos), so that the reader does not find digits in them. A line is read in MNIST's convention
-(`predict.line_input`): white ink on black, the ink 20 of 28 pixels high.
+(`predict.line_input`): white ink on black, the ink 20 of 28 pixels high. With the robust recipe's
+photos, PHOTO_SHARE of each batch is lines cut out of synthetic photos of numbers as the photo reader
+cuts them (photocrops.scene_lines): digits pushed into each other by a real hand's spacing, thinned,
+blurred and broken by the camera and the clean-up, which the made lines do not show.
 """
 
 import json
@@ -38,6 +41,7 @@ MAX_DIGITS = 6
 FILE = LINES  # the reader's weights in a run folder, beside the digit model's
 FORMAT = "mnistlab-lines/1"
 ARGS = {"width": 32, "hidden": 96}
+PHOTO_SHARE = 0.4  # of each training batch: lines cut out of photos, when there are any
 
 
 class LineReader(nn.Module):
@@ -210,20 +214,28 @@ def sequence_probability(log_probs: torch.Tensor, digits: list[int]) -> float:
 
 
 def train_reader(images: torch.Tensor, labels: torch.Tensor, steps: int = 6000, batch: int = 64, seed: int = 0,
-                 lr: float = 2e-3, bf16: bool = False, clutter: torch.Tensor | None = None, log=print) -> LineReader:
+                 lr: float = 2e-3, bf16: bool = False, clutter: torch.Tensor | None = None,
+                 photo_lines: tuple[torch.Tensor, torch.Tensor] | None = None, log=print) -> LineReader:
     """A LineReader trained on lines of `images` (N, 28, 28) uint8 and their `labels` (and non-digits,
     `clutter` among them: see synthesize), one fresh batch of lines per step (AdamW, one-cycle
-    schedule). Channels-last, and bf16 autocast if asked: 1.6x and 2.6x faster steps than plain fp32
-    on a 2-core AMD EPYC with AVX512-BF16 (one thread)."""
+    schedule), PHOTO_SHARE of it drawn from `photo_lines` when given: (lines uint8 (M, 28, WIDTH),
+    texts (M, MAX_DIGITS)) as photocrops.make cuts them out. Channels-last, and bf16 autocast if asked:
+    1.6x and 2.6x faster steps than plain fp32 on a 2-core AMD EPYC with AVX512-BF16 (one thread)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = LineReader(**ARGS).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.15)
+    photos = round(PHOTO_SHARE * batch) if photo_lines is not None and len(photo_lines[0]) else 0
     start, total = time.perf_counter(), 0.0
     model.train()
     for step in range(steps):
-        x, target, lengths = synthesize(images, labels, batch, g, clutter)
+        x, target, lengths = synthesize(images, labels, batch - photos, g, clutter)
+        if photos:
+            pick = torch.randint(len(photo_lines[0]), (photos,), generator=g)
+            texts = photo_lines[1][pick]
+            x = torch.cat([x, photo_lines[0][pick, None].float() / 255])
+            target, lengths = torch.cat([target, texts]), torch.cat([lengths, (texts > 0).sum(1)])
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             log_probs = model(x.contiguous(memory_format=torch.channels_last)).float()
         frames = torch.full((batch,), log_probs.shape[0], dtype=torch.long)
@@ -297,19 +309,23 @@ def train_for_run(out, data, cfg, say=lambda *a: None, measure: int = 2000) -> d
 
     train_idx, val_idx = split_indices(data.train_labels, cfg.val_fraction, cfg.seed, cfg.stratify)
     bf16 = precision(cfg.precision, pick_device("cpu"))[0] == "bf16"  # the line reader trains on the CPU
-    clutter = None
-    if cfg.photos:  # what the photo reader cut out beside the digits of the photos the digit model saw
-        from . import photocrops
+    clutter = photo_lines = None
+    if cfg.photos:  # what the photo reader cut out beside the digits of the photos the digit model saw,
+        from . import photocrops  # and the lines it cut out of as many photos of numbers
 
-        crops, kinds = photocrops.cached(data.train_images[train_idx].numpy(), data.train_labels[train_idx].numpy(),
-                                         cfg.photos, cfg.seed)
+        images, labels = data.train_images[train_idx].numpy(), data.train_labels[train_idx].numpy()
+        crops, kinds = photocrops.cached(images, labels, cfg.photos, cfg.seed)
         clutter = torch.from_numpy(crops[kinds < 0])
+        cut = photocrops.cached(images, labels, cfg.photos, cfg.seed, cut_lines=True)
+        photo_lines = tuple(map(torch.from_numpy, cut))
+        say(f"line reader: {len(photo_lines[0]):,} lines cut out of {cfg.photos:,} photos of numbers")
     start = time.perf_counter()
     reader = train_reader(data.train_images[train_idx], data.train_labels[train_idx], cfg.line_reader, seed=cfg.seed,
-                          bf16=bf16, clutter=clutter, log=say)
+                          bf16=bf16, clutter=clutter, photo_lines=photo_lines, log=say)
     seconds = time.perf_counter() - start
     measured = accuracy(reader, data.train_images[val_idx], data.train_labels[val_idx], measure)
     save(Path(out) / FILE, reader, {"args": ARGS, "steps": cfg.line_reader, "seed": cfg.seed,
+                                    "photo_lines": len(photo_lines[0]) if photo_lines else 0,
                                     "train_seconds": round(seconds, 1), "validation": measured})
     say(f"line reader: {cfg.line_reader} steps in {seconds:.0f} s; lines of validation digits read exactly "
         f"{measured['exact']:.1%}, {measured['sure']:.1%} of them sure, and {measured['exact_when_sure']:.2%} "

@@ -8,6 +8,10 @@ remains of a ruling, a scribble) is a non-digit. Trained beside MNIST (the robus
 the model learns what a digit looks like after a photo and the reader's clean-up, thin or broken
 strokes and blur included, and to be unsure of the reader's clutter (outlier exposure).
 
+The line reader (lines.py) learns from photos the same way (`scene_lines`): each run of marks on a
+line of a number's photo that the reader would read whole, cut out as predict.line_input cuts it,
+labelled with the digits of the scene that it covers.
+
 A scene takes about 0.15 s to make and read on one core, so the crops are made in one process per
 core and kept in the user cache, named by everything they depend on.
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import files, locate, predict, scenes
+from . import files, lines, locate, predict, scenes
 from .data import default_cache_dir
 
 VERSION = 4  # of the recipe below: part of the cache's name (4: no rings among the non-digits)
@@ -31,11 +35,13 @@ WEIGHT = {"digit": 1.0, "number": 2.0, "blank": 1.0, "junk": 1.5}
 # Every kind of photo but the 12 MP one (slow to make), the drawing page's canvas (MNIST's own look) and
 # a page of several numbers (its lines' digits are those of numbers).
 CONDITIONS = [c for c in scenes.CONDITIONS if c not in ("phone-12mp", "canvas", "number-lines")]
+LINE_CONDITIONS = [c for c in scenes.CONDITIONS if scenes.KINDS[c] in ("number", "lines")]  # for scene_lines
 MAX_CLUTTER = 3  # marks the reader rejected, taken as non-digits per scene at most
 PER_WORKER = 50  # scenes per process at least: a process takes about 2 s to start
 MAKERS = (scenes, locate, predict)  # the code that makes the crops: the photos and the reader that reads them
 
 _source: scenes.DigitSource | None = None  # each worker's training digits
+_lines = False  # and whether it cuts out lines (scene_lines) rather than digits (scene_crops)
 
 
 def _overlap(a, b) -> int:
@@ -101,52 +107,94 @@ def scene_crops(condition: str, seed: int, source: scenes.DigitSource) -> list[t
     return pairs
 
 
-def _start(images: np.ndarray, labels: np.ndarray):
-    global _source
+def scene_lines(condition: str, seed: int, source: scenes.DigitSource) -> list[tuple[np.ndarray, str]]:
+    """The (line reader's input uint8 (28, W), text) pairs of one scene of a number or a page of them:
+    every run of up to MAX_DIGITS neighbouring marks on a line found that the reader would read whole
+    (at least predict.SEQUENCE times as wide as tall; wide enough for lines.WIDTH), with the digits
+    of the scene that it covers. A run that covers part of a digit (a piece of it), or digits of two
+    lines (a page's lines joined by a long stroke), has no one text and is left out."""
+    scene = scenes.make_scene(condition, seed, source)
+    found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
+    digits = (scene.text or "").replace("\n", "")
+    pairs = []
+    for line in [found.digits, *found.more_lines]:
+        for i in range(len(line)):
+            for j in range(i, min(len(line), i + lines.MAX_DIGITS)):
+                run = locate.join(line[i:j + 1])
+                if not predict.SEQUENCE * run.h <= run.box[2] <= 2 * lines.MAX_DIGITS * run.h:
+                    continue
+                box = found.original_box(run.box)
+                covers = [_overlap(t, box) / max(1, t[2] * t[3]) for t in scene.boxes]
+                inside = [k for k, c in enumerate(covers) if c >= 0.7]
+                middles = [scene.boxes[k][1] + scene.boxes[k][3] / 2 for k in inside]
+                if any(0.15 < c < 0.7 for c in covers) or len(inside) > lines.MAX_DIGITS or inside and \
+                        max(middles) - min(middles) > 0.5 * np.median([scene.boxes[k][3] for k in inside]):
+                    continue
+                line_input = predict.line_input(predict.upright_ink(found, run)[0], locate.FAINT.pixel)
+                if line_input is not None and line_input[0].shape[1] <= lines.WIDTH:
+                    pairs.append((line_input[0], "".join(digits[k] for k in inside)))
+    return pairs
+
+
+def _start(images: np.ndarray, labels: np.ndarray, cut_lines: bool = False):
+    global _source, _lines
     cv2.setNumThreads(1)
-    _source = scenes.DigitSource(images, labels, "train")
+    _source, _lines = scenes.DigitSource(images, labels, "train"), cut_lines
 
 
-def _crops_of(task: tuple[str, int]) -> list[tuple[np.ndarray, int]]:
+def _crops_of(task: tuple[str, int]) -> list[tuple[np.ndarray, int | str]]:
     try:
-        return scene_crops(*task, _source)
+        return (scene_lines if _lines else scene_crops)(*task, _source)
     except scenes.NoRoom:  # a scene that cannot be laid out adds no crops
         return []
 
 
-def plan(count: int, seed: int) -> list[tuple[str, int]]:
-    """The (condition, seed) of each of `count` scenes: conditions drawn by WEIGHT of their kind."""
-    weights = np.array([WEIGHT[scenes.KINDS[c]] for c in CONDITIONS])
-    rng = np.random.default_rng([seed, VERSION])
-    chosen = rng.choice(len(CONDITIONS), size=count, p=weights / weights.sum())
-    return [(CONDITIONS[c], seed * 1_000_003 + i) for i, c in enumerate(chosen)]
+def plan(count: int, seed: int, cut_lines: bool = False) -> list[tuple[str, int]]:
+    """The (condition, seed) of each of `count` scenes: conditions drawn by WEIGHT of their kind, or
+    for lines, evenly among the LINE_CONDITIONS."""
+    conditions = LINE_CONDITIONS if cut_lines else CONDITIONS
+    weights = np.array([1.0 if cut_lines else WEIGHT[scenes.KINDS[c]] for c in conditions])
+    rng = np.random.default_rng([seed, VERSION] + [1] * cut_lines)
+    chosen = rng.choice(len(conditions), size=count, p=weights / weights.sum())
+    return [(conditions[c], seed * 1_000_003 + i) for i, c in enumerate(chosen)]
 
 
 def make(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0,
-         workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+         workers: int | None = None, cut_lines: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Crops from `count` scenes written with `images` (uint8 (N, 28, 28)) and their `labels`:
-    (crops uint8 (M, 28, 28), labels int64 (M,), -1 for a non-digit). The same for the same inputs."""
-    todo = plan(count, seed)
+    (crops uint8 (M, 28, 28), labels int64 (M,), -1 for a non-digit). The same for the same inputs.
+    With `cut_lines`, the lines of scenes of numbers (scene_lines): (lines uint8 (M, 28, lines.WIDTH),
+    their ink from column 0, and texts int64 (M, lines.MAX_DIGITS): class d + 1, 0 past the end)."""
+    todo = plan(count, seed, cut_lines)
     workers = max(1, min(workers or (os.cpu_count() or 1), count // PER_WORKER if workers is None else count))
     if workers == 1:
-        _start(images, labels)
+        _start(images, labels, cut_lines)
         parts = list(map(_crops_of, todo))
     else:  # in the plan's order, however many workers; spawned, since a fork of a process with
         # threads (PyTorch's, a test runner's) can inherit a lock held by another thread and hang
         with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=_start,
-                                 initargs=(images, labels)) as pool:
+                                 initargs=(images, labels, cut_lines)) as pool:
             parts = list(pool.map(_crops_of, todo, chunksize=max(1, count // (8 * workers))))
     pairs = [p for part in parts for p in part]
+    if cut_lines:
+        inputs = np.zeros((len(pairs), 28, lines.WIDTH), np.uint8)
+        texts = np.zeros((len(pairs), lines.MAX_DIGITS), np.int64)
+        for k, (line, text) in enumerate(pairs):
+            inputs[k, :, :line.shape[1]] = line
+            texts[k, :len(text)] = [int(d) + 1 for d in text]
+        return inputs, texts
     crops = np.stack([c for c, _ in pairs]) if pairs else np.zeros((0, 28, 28), np.uint8)
     return crops, np.array([y for _, y in pairs], np.int64)
 
 
-def cached(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def cached(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0,
+           cut_lines: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """`make`, kept in the user cache (~/.cache/mnistlab/photo-crops/) under a name made of everything
-    the crops depend on: the images and labels, the count, the seed, this recipe's VERSION and the code
-    of the MAKERS (a change to the reader changes which marks it reads, so it makes new crops)."""
+    the crops depend on: the images and labels, the count, the seed, this recipe's VERSION, whether it
+    cuts out lines, and the code of the MAKERS (a change to the reader changes which marks it reads, so
+    it makes new crops)."""
     key = hashlib.sha256(np.ascontiguousarray(images).tobytes() + np.ascontiguousarray(labels).tobytes())
-    key.update(f"{count}/{seed}/{VERSION}".encode())
+    key.update(f"{count}/{seed}/{VERSION}".encode() + b"/lines" * cut_lines)
     for module in MAKERS:
         key.update(Path(module.__file__).read_bytes())
     path = default_cache_dir() / "photo-crops" / f"{key.hexdigest()[:24]}.npz"
@@ -155,7 +203,7 @@ def cached(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0) ->
             return saved["crops"], saved["labels"]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # not made yet, or damaged: made again
         pass
-    crops, ys = make(images, labels, count, seed)
+    crops, ys = make(images, labels, count, seed, cut_lines=cut_lines)
     with files.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, crops=crops, labels=ys)

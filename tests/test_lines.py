@@ -67,6 +67,21 @@ def test_the_reader_learns_lines_with_ctc(mnist):
     assert after < 0.3 * before, (before, after)
 
 
+def test_the_reader_learns_from_lines_cut_out_of_photos_too(mnist):
+    """With photo lines, PHOTO_SHARE of each batch is theirs: a reader trained on a handful of them
+    (here: one line of "2" then "7", repeated) learns to read that line."""
+    two, seven = (mnist.train_images[mnist.train_labels == d][0].numpy() for d in (2, 7))
+    line = np.zeros((28, lines.WIDTH), np.uint8)
+    line[:, 4:32], line[:, 32:60] = two, seven
+    photo_lines = (torch.from_numpy(line)[None].repeat(4, 1, 1), torch.tensor([[3, 8, 0, 0, 0, 0]]).repeat(4, 1))
+    torch.manual_seed(0)
+    reader = lines.train_reader(mnist.train_images[:2000], mnist.train_labels[:2000], steps=80, batch=32,
+                                photo_lines=photo_lines, log=None)
+    with torch.no_grad():
+        (digits, _, _), = lines.decode(reader(torch.from_numpy(line)[None, None].float() / 255))
+    assert digits == [2, 7]
+
+
 def test_a_run_keeps_its_line_reader_and_a_damaged_one_is_an_error(tmp_path, mnist, trained_run):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

@@ -56,6 +56,28 @@ def test_a_written_digit_comes_back_with_its_label(training):
     assert read >= 4
 
 
+def test_a_written_number_comes_back_as_lines_with_its_digits(training):
+    """Scenes of numbers: every line cut out for the line reader is its input (28 pixels high, the ink
+    from column 4), and its text is a run of the number's digits in order (all of them when the line
+    found holds the whole number)."""
+    from mnistlab import lines
+
+    source = scenes.DigitSource(*training, "train")
+    whole = 0
+    for seed in range(4):
+        scene = scenes.make_scene("number", seed, source)
+        pairs = photocrops.scene_lines("number", seed, source)
+        for line, text in pairs:
+            assert line.dtype == np.uint8 and line.shape[0] == 28 and line.shape[1] <= lines.WIDTH
+            assert line[:, 4:8].max() > 0 and line[:, :3].max() == 0
+            assert text in scene.text  # a run of its digits, left to right
+        whole += any(text == scene.text for _, text in pairs)
+    assert whole >= 2
+    inputs, texts = photocrops.make(*training, 4, seed=0, workers=1, cut_lines=True)
+    assert inputs.shape[1:] == (28, lines.WIDTH) and texts.shape == (len(inputs), lines.MAX_DIGITS)
+    assert len(inputs) >= 4 and (texts[:, 1:][texts[:, :-1] == 0] == 0).all() and texts.max() <= 10
+
+
 def test_crops_do_not_depend_on_the_number_of_processes(training):
     one = photocrops.make(*training, 10, seed=3, workers=1)
     two = photocrops.make(*training, 10, seed=3, workers=2)
