@@ -328,6 +328,7 @@ WIDE = 1.3  # a mark wider than this part of its height may be touching digits: 
 WHOLE = 2.0  # a sliced mark up to this many times wider than tall may be one digit as it is
 CUT = np.log(0.5)  # the score of each digit read from a part of a sliced mark
 SEQUENCE = 1.0  # a mark at least as wide as tall may be digits written into each other (a slanted "8" is 0.9)
+SHORT = 0.65  # a digit of the line reader's reading of a mark is at least this part as tall as its tallest
 AGREE = 0.75  # an unsure digit the line reader may make sure must be read with this probability at least
 # The reasons a piece of a digit is not read (locate, and read_found's own): beside a "1", see _piece_beside.
 PIECES = ("too faint", "too small", "smaller than the digits", "off the line of digits", "left out", "not the digit")
@@ -388,11 +389,19 @@ def _sequences(model, found: locate.Found, spans: list[tuple]) -> list[tuple[int
         cuts = np.clip([round(back[0, 0] * c + back[0, 1] * middle + back[0, 2]) for c in bounds], 0, w)
         crop = found.crop(m)
         padded = np.pad(line, ((0, 0), (14, 14)))
+        spans = []
+        for k in range(len(digits)):
+            a, c = cuts[k], max(cuts[k + 1], cuts[k] + 1)
+            inked_rows = np.nonzero(crop[:, a:c].sum(axis=1) > 0)[0]
+            spans.append((int(inked_rows[0]), int(inked_rows[-1] + 1 - inked_rows[0])) if len(inked_rows) else (0, h))
+        # The digits of a number are about as tall as each other: a much shorter one is part of its
+        # neighbour (the hook at the start of a "7", read "57").
+        if min(tall for _, tall in spans) < SHORT * max(tall for _, tall in spans):
+            continue
         row = []
         for k, (d, t) in enumerate(zip(digits, where)):
             a, c = cuts[k], max(cuts[k + 1], cuts[k] + 1)
-            inked_rows = np.nonzero(crop[:, a:c].sum(axis=1) > 0)[0]
-            top, tall = (int(inked_rows[0]), int(inked_rows[-1] + 1 - inked_rows[0])) if len(inked_rows) else (0, h)
+            top, tall = spans[k]
             # A digit is as sure as the whole text is: the reader can be sure of every digit it
             # reads yet leave one out (on lines of validation digits, P(text) >= 0.9 is right 99.7%
             # of the time, every digit's own >= 0.9 only 94%).

@@ -156,6 +156,27 @@ def test_a_wide_mark_is_read_whole_by_the_line_reader(trained_run, mnist):
     assert unsure["status"] == "unsure"
 
 
+def test_a_reading_with_a_digit_far_shorter_than_the_others_is_not_the_readers(trained_run, monkeypatch):
+    """A wide "7" that begins with a short hook, read "57" by a line reader sure of it: the "5" (the
+    hook) is far shorter than the "7", so the reader's reading is not one of the ways to read the mark
+    (the digits of a number are about as tall as each other). Without that rule, it is."""
+    img = np.full((600, 800, 3), 245, np.uint8)
+    cv2.polylines(img, [np.int32([[260, 240], [250, 200], [500, 190], [420, 420]])], False, (40, 40, 40), 9,
+                  cv2.LINE_AA)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=92)
+    image = predict.open_image(buf.getvalue(), size=locate.WORK_SIZE)
+    found = locate.find_digits(image)
+    (mark,) = found.digits
+    assert mark.box[2] >= predict.SEQUENCE * mark.h
+    model = predict.TorchModel(trained_run)
+    model.lines = Reader("57", 0.99)
+    assert predict._sequences(model, found, [(0, 0, mark)]) == []
+    monkeypatch.setattr(predict, "SHORT", 0.0)
+    ((_, _, _, row),) = predict._sequences(model, found, [(0, 0, mark)])
+    assert [d["digit"] for d in row] == [5, 7]
+
+
 def test_the_sampling_grid_is_affine_grids():
     theta = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
     expected = F.affine_grid(theta, [5, 1, 44, 240], align_corners=False)
