@@ -206,5 +206,5 @@ def cached(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0,
     crops, ys = make(images, labels, count, seed, cut_lines=cut_lines)
     with files.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, crops=crops, labels=ys)
+            np.savez_compressed(f, crops=crops, labels=ys)
     return crops, ys
