@@ -100,6 +100,17 @@ def test_a_run_keeps_its_line_reader_and_a_damaged_one_is_an_error(tmp_path, mni
         predict.TorchModel(run)
 
 
+def test_with_photos_the_run_reader_learns_from_their_lines_too(tmp_path, mnist, trained_run, monkeypatch):
+    """With --photos, train_for_run also cuts lines out of as many photos of numbers (kept in the user
+    cache beside the digit crops) and its file says how many it learnt from."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    lines.train_for_run(run, mnist, TrainConfig(line_reader=5, photos=6, val_fraction=0.1), measure=50)
+    assert predict.TorchModel(run).lines.meta["photo_lines"] >= 6
+    assert len(list((tmp_path / "cache" / "mnistlab" / "photo-crops").glob("*.npz"))) == 2
+
+
 class Reader:
     """A stand-in for a trained LineReader that reads every line as `text`, each digit surest in the
     middle of its share of the line, with probability `sure` there (its blanks elsewhere sure)."""
