@@ -107,32 +107,42 @@ def scene_crops(condition: str, seed: int, source: scenes.DigitSource) -> list[t
     return pairs
 
 
+def line_text(box, truth: list, digits: str) -> str | None:
+    """The text of a run of marks with this box (x, y, w, h), from the scene's truth boxes and their
+    `digits`: the digits whose boxes it covers (0.7 of one or more), left to right; None when it covers
+    part of a digit (0.15 to 0.7 of it: a piece), more than lines.MAX_DIGITS, or digits of two lines
+    (their middles apart by more than half their height: a page's lines joined by a long stroke)."""
+    covers = [_overlap(t, box) / max(1, t[2] * t[3]) for t in truth]
+    inside = [k for k, c in enumerate(covers) if c >= 0.7]
+    if any(0.15 < c < 0.7 for c in covers) or len(inside) > lines.MAX_DIGITS:
+        return None
+    middles = [truth[k][1] + truth[k][3] / 2 for k in inside]
+    if inside and max(middles) - min(middles) > 0.5 * np.median([truth[k][3] for k in inside]):
+        return None
+    return "".join(digits[k] for k in inside)
+
+
 def scene_lines(condition: str, seed: int, source: scenes.DigitSource) -> list[tuple[np.ndarray, str]]:
     """The (line reader's input uint8 (28, W), text) pairs of one scene of a number or a page of them:
     every run of up to MAX_DIGITS neighbouring marks on a line found that the reader would read whole
-    (at least predict.SEQUENCE times as wide as tall; wide enough for lines.WIDTH), with the digits
-    of the scene that it covers. A run that covers part of a digit (a piece of it), or digits of two
-    lines (a page's lines joined by a long stroke), has no one text and is left out."""
+    (at least predict.SEQUENCE times as wide as tall; no wider than lines.WIDTH once cut out), with the
+    digits of the scene that it covers (line_text; a run with no one text is left out)."""
     scene = scenes.make_scene(condition, seed, source)
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
     digits = (scene.text or "").replace("\n", "")
     pairs = []
-    for line in [found.digits, *found.more_lines]:
-        for i in range(len(line)):
-            for j in range(i, min(len(line), i + lines.MAX_DIGITS)):
-                run = locate.join(line[i:j + 1])
+    for marks in [found.digits, *found.more_lines]:
+        for i in range(len(marks)):
+            for j in range(i, min(len(marks), i + lines.MAX_DIGITS)):
+                run = locate.join(marks[i:j + 1])
                 if not predict.SEQUENCE * run.h <= run.box[2] <= 2 * lines.MAX_DIGITS * run.h:
                     continue
-                box = found.original_box(run.box)
-                covers = [_overlap(t, box) / max(1, t[2] * t[3]) for t in scene.boxes]
-                inside = [k for k, c in enumerate(covers) if c >= 0.7]
-                middles = [scene.boxes[k][1] + scene.boxes[k][3] / 2 for k in inside]
-                if any(0.15 < c < 0.7 for c in covers) or len(inside) > lines.MAX_DIGITS or inside and \
-                        max(middles) - min(middles) > 0.5 * np.median([scene.boxes[k][3] for k in inside]):
+                text = line_text(found.original_box(run.box), scene.boxes, digits)
+                if text is None:
                     continue
-                line_input = predict.line_input(predict.upright_ink(found, run)[0], locate.FAINT.pixel)
-                if line_input is not None and line_input[0].shape[1] <= lines.WIDTH:
-                    pairs.append((line_input[0], "".join(digits[k] for k in inside)))
+                cut = predict.line_input(predict.upright_ink(found, run)[0], locate.FAINT.pixel)
+                if cut is not None and cut[0].shape[1] <= lines.WIDTH:
+                    pairs.append((cut[0], text))
     return pairs
 
 

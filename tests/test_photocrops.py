@@ -56,6 +56,15 @@ def test_a_written_digit_comes_back_with_its_label(training):
     assert read >= 4
 
 
+def test_a_run_of_marks_is_labelled_by_the_digits_it_covers():
+    truth, digits = [(100, 100, 40, 60), (150, 100, 40, 60), (200, 105, 40, 60), (100, 200, 40, 60)], "3715"
+    assert photocrops.line_text((95, 95, 100, 70), truth, digits) == "37"
+    assert photocrops.line_text((95, 95, 150, 75), truth, digits) == "371"
+    assert photocrops.line_text((500, 95, 100, 70), truth, digits) == ""  # clutter: no digit
+    assert photocrops.line_text((95, 95, 75, 70), truth, digits) is None  # part of the "7"
+    assert photocrops.line_text((95, 95, 50, 170), truth, digits) is None  # the "3" and the "5" below it
+
+
 def test_a_written_number_comes_back_as_lines_with_its_digits(training):
     """Scenes of numbers: every line cut out for the line reader is its input (28 pixels high, the ink
     from column 4), and its text is a run of the number's digits in order (all of them when the line
