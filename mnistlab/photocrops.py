@@ -174,7 +174,8 @@ def make(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0,
     """Crops from `count` scenes written with `images` (uint8 (N, 28, 28)) and their `labels`:
     (crops uint8 (M, 28, 28), labels int64 (M,), -1 for a non-digit). The same for the same inputs.
     With `cut_lines`, the lines of scenes of numbers (scene_lines): (lines uint8 (M, 28, lines.WIDTH),
-    their ink from column 0, and texts int64 (M, lines.MAX_DIGITS): class d + 1, 0 past the end)."""
+    each from column 0 and black after its end, and texts int64 (M, lines.MAX_DIGITS): class d + 1, 0
+    past the end)."""
     todo = plan(count, seed, cut_lines)
     workers = max(1, min(workers or (os.cpu_count() or 1), count // PER_WORKER if workers is None else count))
     if workers == 1:

@@ -389,19 +389,15 @@ def _sequences(model, found: locate.Found, spans: list[tuple]) -> list[tuple[int
         cuts = np.clip([round(back[0, 0] * c + back[0, 1] * middle + back[0, 2]) for c in bounds], 0, w)
         crop = found.crop(m)
         padded = np.pad(line, ((0, 0), (14, 14)))
-        spans = []
-        for k in range(len(digits)):
-            a, c = cuts[k], max(cuts[k + 1], cuts[k] + 1)
-            inked_rows = np.nonzero(crop[:, a:c].sum(axis=1) > 0)[0]
-            spans.append((int(inked_rows[0]), int(inked_rows[-1] + 1 - inked_rows[0])) if len(inked_rows) else (0, h))
+        parts = [(cuts[k], max(cuts[k + 1], cuts[k] + 1)) for k in range(len(digits))]  # each digit's columns
+        inked_rows = [np.nonzero(crop[:, a:c].sum(axis=1) > 0)[0] for a, c in parts]
+        tops = [(int(r[0]), int(r[-1] + 1 - r[0])) if len(r) else (0, h) for r in inked_rows]  # (top, height)
         # The digits of a number are about as tall as each other: a much shorter one is part of its
         # neighbour (the hook at the start of a "7", read "57").
-        if min(tall for _, tall in spans) < SHORT * max(tall for _, tall in spans):
+        if min(tall for _, tall in tops) < SHORT * max(tall for _, tall in tops):
             continue
         row = []
-        for k, (d, t) in enumerate(zip(digits, where)):
-            a, c = cuts[k], max(cuts[k + 1], cuts[k] + 1)
-            top, tall = spans[k]
+        for (d, t), (a, c), (top, tall) in zip(zip(digits, where), parts, tops):
             # A digit is as sure as the whole text is: the reader can be sure of every digit it
             # reads yet leave one out (on lines of validation digits, P(text) >= 0.9 is right 99.7%
             # of the time, every digit's own >= 0.9 only 94%).
