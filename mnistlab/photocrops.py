@@ -125,7 +125,7 @@ def line_text(box, truth: list, digits: str) -> str | None:
 def scene_lines(condition: str, seed: int, source: scenes.DigitSource) -> list[tuple[np.ndarray, str]]:
     """The (line reader's input uint8 (28, W), text) pairs of one scene of a number or a page of them:
     every run of up to MAX_DIGITS neighbouring marks on a line found that the reader would read whole
-    (at least predict.SEQUENCE times as wide as tall; no wider than lines.WIDTH once cut out), with the
+    (predict.read_whole; no wider than lines.WIDTH once cut out), with the
     digits of the scene that it covers (line_text; a run with no one text is left out)."""
     scene = scenes.make_scene(condition, seed, source)
     found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
@@ -135,7 +135,7 @@ def scene_lines(condition: str, seed: int, source: scenes.DigitSource) -> list[t
         for i in range(len(marks)):
             for j in range(i, min(len(marks), i + lines.MAX_DIGITS)):
                 run = locate.join(marks[i:j + 1])
-                if not predict.SEQUENCE * run.h <= run.box[2] <= 2 * lines.MAX_DIGITS * run.h:
+                if not predict.read_whole(run):
                     continue
                 text = line_text(found.original_box(run.box), scene.boxes, digits)
                 if text is None:

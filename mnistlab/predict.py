@@ -345,16 +345,21 @@ def _pieces(found: locate.Found, marks: list[locate.Mark]) -> tuple[list[locate.
     return pieces, spans
 
 
+def read_whole(mark: locate.Mark) -> bool:
+    """Whether the line reader reads a mark whole (_sequences; photocrops cuts its lines by the same rule):
+    at least SEQUENCE times as wide as tall, and no wider than a run of lines.MAX_DIGITS digits could be."""
+    return SEQUENCE * mark.h <= mark.box[2] <= 2 * lines.MAX_DIGITS * mark.h
+
+
 def _sequences(model, found: locate.Found, spans: list[tuple]) -> list[tuple[int, int, locate.Mark, list[dict]]]:
-    """The marks at least SEQUENCE times as wide as tall (and no wider than a run of lines.MAX_DIGITS
-    digits could be), read whole as a run of digits by the model's line reader (lines.LineReader;
-    none without one): for each that it reads as two digits or more, (i, j, mark, digits): its pieces
-    i..j, and each digit's "digit", "probabilities" (over the classes, at the line's column where the
-    reader is surest of it, scaled down to the whole text's), "box" (working pixels: the mark's
-    columns cut halfway between the digits' columns), "input" (28x28 of the line around its column)
-    and "p", the probability of the whole text (lines.sequence_probability)."""
+    """The marks that the line reader reads whole (read_whole), read as a run of digits by the model's
+    line reader (lines.LineReader; none without one): for each that it reads as two digits or more,
+    (i, j, mark, digits): its pieces i..j, and each digit's "digit", "probabilities" (over the classes,
+    at the line's column where the reader is surest of it, scaled down to the whole text's), "box"
+    (working pixels: the mark's columns cut halfway between the digits' columns), "input" (28x28 of the
+    line around its column) and "p", the probability of the whole text (lines.sequence_probability)."""
     reader = getattr(model, "lines", None)
-    wide = [(i, j, m) for i, j, m in spans if SEQUENCE * m.h <= m.box[2] <= 2 * lines.MAX_DIGITS * m.h]
+    wide = [(i, j, m) for i, j, m in spans if read_whole(m)]
     if reader is None or not wide:
         return []
     inks = [upright_ink(found, m) for _, _, m in wide]
