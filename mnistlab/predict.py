@@ -484,7 +484,9 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     digit seen from afar, or written lightly, may be too few pixels of the working image to be read at
     all. Its closer reading is given only when it is sure and one digit (a "1" that the closer look
     breaks in two is no "11", nor the mark and its neighbour a number), and no piece of a ruling or grid
-    line that the first look took out (locate.along_a_line)."""
+    line that the first look took out (locate.along_a_line). No closer reading is given whose part cuts
+    through writing beside its digits (`_cut_beside`: the part ends in a number whose other digits the
+    part left out, "9" of "925")."""
     image = _photo_crop(image)
     reading, looks = _read_looks(model, image, single, min_confidence, top, debug)
     found = looks[0]
@@ -531,20 +533,53 @@ def _read_closer(model, image: Image.Image, box, single: bool, min_confidence: f
                  debug: dict | None, accept=lambda reading: True) -> dict | None:
     """`read`'s reading of the part `box` (x0, y0, x1, y1) of the image, enlarged to SHEET_SIZE if it
     is smaller than a photo, with the digits' boxes in the whole image's pixels; None unless it is
-    sure, `accept`s it, and its digits are no smaller than the whole image's smallest (MIN_HEIGHT of it)."""
+    sure, `accept`s it, its digits are no smaller than the whole image's smallest (MIN_HEIGHT of it), and
+    the part does not cut the writing beside them (`_cut_beside`)."""
     if box is None:
         return None
     seen = {} if debug is not None else None
-    part = image.crop(box)
-    # A part cut out small (a note seen from afar) would be taken for a drawing: it is enlarged.
-    grow = SHEET_SIZE / max(part.size) if max(part.size) <= locate.PHOTO else 1.0
-    if grow > 1:
-        part = part.resize((round(part.width * grow), round(part.height * grow)), Image.BICUBIC)
-    closer, _ = _read_looks(model, part, single, min_confidence, top, seen)
+    part, grow = _part(image, box)
+    closer, looks = _read_looks(model, part, single, min_confidence, top, seen)
+    if any(_cut_beside(look, box, image.size) for look in looks):
+        return None
     for d in closer["digits"]:
         x, y, w, h = (v / grow for v in d["box"])
         d["box"] = [round(x) + box[0], round(y) + box[1], max(1, round(w)), max(1, round(h))]
     return _given(closer, image, seen, debug) if accept(closer) else None
+
+
+def _part(image: Image.Image, box) -> tuple[Image.Image, float]:
+    """The part `box` (x0, y0, x1, y1) of the image as a closer look reads it, and how much it was
+    enlarged: a part cut out small (a note seen from afar) would be taken for a drawing, so it is
+    enlarged to SHEET_SIZE."""
+    part = image.crop(box)
+    grow = SHEET_SIZE / max(part.size) if max(part.size) <= locate.PHOTO else 1.0
+    if grow > 1:
+        part = part.resize((round(part.width * grow), round(part.height * grow)), Image.BICUBIC)
+    return part, grow
+
+
+CUT_LINES = ("part of a ruling", "part of a longer line", "a line, not a digit")  # not a cut digit
+
+
+def _cut_beside(found: locate.Found, box, size) -> bool:
+    """Whether a look at the part `box` (x0, y0, x1, y1) of an image of `size` found a mark cut by the
+    part's left or right side, where the image goes on, beside a digit read: level with it, at least a
+    third as tall and half as dark, and no further from it than it is tall. The part, not the photo, cut
+    the writing there: a number's next digit, whatever its piece was taken for but a piece of a line.
+    (Smaller pieces do not count: a ruling's stub left at the side can be as dark as the ink. So a digit
+    cut where little of it is inside, such as the tips of a "3"'s arcs, goes unseen.)"""
+    w = found.rgb.shape[1]
+    for m in found.rejected:
+        x, y, mw, mh = m.box
+        if m.reason in CUT_LINES or not (x == 0 < box[0] or x + mw == w and box[2] < size[0]):
+            continue
+        for d in found.digits:
+            dx, dy, dw, dh = d.box
+            level = min(dy + dh, y + mh) - max(dy, y) > 0.5 * mh
+            if level and max(x - (dx + dw), dx - (x + mw)) <= dh and mh >= 0.3 * dh and m.strength >= 0.5 * d.strength:
+                return True
+    return False
 
 
 def _given(reading: dict, image: Image.Image, seen: dict | None, debug: dict | None) -> dict | None:

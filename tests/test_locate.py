@@ -606,6 +606,23 @@ def test_a_digit_of_any_size_read_unsure_is_looked_at_closer(model, digits, monk
     assert around, looked
 
 
+def test_a_closer_look_whose_part_cuts_the_number_sees_the_cut(digits):
+    """A part of a photo whose side cuts through the number's last digit (the part ends there, not the
+    photo) has ink cut by that side beside the digits (predict._cut_beside: a closer look at it gives no
+    reading); a part that holds the whole number, or one that ends where the photo ends, has not."""
+    image = predict.open_image(photo([d for d, _ in digits[5:8]], seed=5, shadow=False), size=locate.WORK_SIZE)
+    found = locate.find_digits(image)
+    assert len(found.digits) == 3, [d.box for d in found.digits]
+    x, _, w, _ = (round(v * found.scale) for v in found.digits[-1].box)
+
+    def cut(box, size=image.size):
+        return predict._cut_beside(locate.find_digits(predict._part(image, box)[0]), box, size)
+
+    assert [cut((300, 250, x + round(f * w), 650)) for f in (0.5, 0.6, 0.75)] == [True] * 3
+    assert not cut((300, 250, x + w + 150, 650))
+    assert not cut((300, 250, x + round(0.6 * w), 650), size=(x + round(0.6 * w), 900))  # the photo's own edge
+
+
 def test_a_close_up_of_a_digit_is_read_whole(model, digits):
     """A digit that fills most of the picture, its strokes wider than a tenth of it: the paper under the
     strokes is not taken for ink-coloured paper, so the digit is not broken into faint pieces."""
