@@ -559,7 +559,8 @@ def _part(image: Image.Image, box) -> tuple[Image.Image, float]:
     return part, grow
 
 
-CUT_LINES = ("part of a ruling", "part of a longer line", "a line, not a digit")  # not a cut digit
+# Marks that are no piece of a cut digit: pieces of lines, and marks too large (rulings joined, enlarged)
+NOT_CUT_DIGITS = ("part of a ruling", "part of a longer line", "a line, not a digit", "too large")
 
 
 def _cut_beside(found: locate.Found, box, size) -> bool:
@@ -567,13 +568,13 @@ def _cut_beside(found: locate.Found, box, size) -> bool:
     part's left or right side, where the image goes on, beside a digit read: level with it, at least a
     third as tall and 0.75 as strong (a digit's own ink; a note's border or a desk's pattern cut by the
     side is lighter), and no further from it than it is tall. The part, not the photo, cut
-    the writing there: a number's next digit, whatever its piece was taken for but a piece of a line.
+    the writing there: a number's next digit, whatever its piece was taken for but a piece of a line or a mark too large.
     (Smaller pieces do not count: a ruling's stub left at the side can be as dark as the ink. So a digit
     cut where little of it is inside, such as the tips of a "3"'s arcs, goes unseen.)"""
     w = found.rgb.shape[1]
     for m in found.rejected:
         x, y, mw, mh = m.box
-        if m.reason in CUT_LINES or not (x == 0 < box[0] or x + mw == w and box[2] < size[0]):
+        if m.reason in NOT_CUT_DIGITS or not (x == 0 < box[0] or x + mw == w and box[2] < size[0]):
             continue
         for d in found.digits:
             dx, dy, dw, dh = d.box
