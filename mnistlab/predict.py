@@ -565,12 +565,12 @@ NOT_CUT_DIGITS = ("part of a ruling", "part of a longer line", "a line, not a di
 
 def _cut_beside(found: locate.Found, box, size) -> bool:
     """Whether a look at the part `box` (x0, y0, x1, y1) of an image of `size` found a mark cut by the
-    part's left or right side, where the image goes on, beside a digit read: level with it, at least a
-    third as tall and 0.75 as strong (a digit's own ink; a note's border or a desk's pattern cut by the
-    side is lighter), and no further from it than it is tall. The part, not the photo, cut
-    the writing there: a number's next digit, whatever its piece was taken for but a piece of a line or a mark too large.
-    (Smaller pieces do not count: a ruling's stub left at the side can be as dark as the ink. So a digit
-    cut where little of it is inside, such as the tips of a "3"'s arcs, goes unseen.)"""
+    part's left or right side, where the image goes on, beside a digit read: level with it, no further
+    from it than it is tall, at least a third as tall and 0.75 as strong (a digit's own ink; a note's
+    border or a desk's pattern cut by the side is lighter), and no piece of a line or mark too large.
+    Then the part, not the photo, cut the writing there: a number's next digit. (Smaller pieces do not
+    count, as a ruling's stub at the side can be as dark as the ink; so a digit of which little is
+    inside the part, such as the tips of a "3"'s arcs, goes unseen.)"""
     w = found.rgb.shape[1]
     for m in found.rejected:
         x, y, mw, mh = m.box
@@ -579,7 +579,8 @@ def _cut_beside(found: locate.Found, box, size) -> bool:
         for d in found.digits:
             dx, dy, dw, dh = d.box
             level = min(dy + dh, y + mh) - max(dy, y) > 0.5 * mh
-            if level and max(x - (dx + dw), dx - (x + mw)) <= dh and mh >= 0.3 * dh and m.strength >= 0.75 * d.strength:
+            near = max(x - (dx + dw), dx - (x + mw)) <= dh
+            if level and near and mh >= 0.3 * dh and m.strength >= 0.75 * d.strength:
                 return True
     return False
 
