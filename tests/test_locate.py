@@ -606,10 +606,11 @@ def test_a_digit_of_any_size_read_unsure_is_looked_at_closer(model, digits, monk
     assert around, looked
 
 
-def test_a_closer_look_whose_part_cuts_the_number_sees_the_cut(digits):
+def test_a_closer_look_whose_part_cuts_the_number_sees_the_cut(model, digits, monkeypatch):
     """A part of a photo whose side cuts through the number's last digit (the part ends there, not the
-    photo) has ink cut by that side beside the digits (predict._cut_beside: a closer look at it gives no
-    reading); a part that holds the whole number, or one that ends where the photo ends, has not."""
+    photo) has ink cut by that side beside the digits (predict._cut_beside); a part that holds the whole
+    number, or one that ends where the photo ends, has not. A closer look gives no reading of a part
+    whose side cut the writing."""
     image = predict.open_image(photo([d for d, _ in digits[5:8]], seed=5, shadow=False), size=locate.WORK_SIZE)
     found = locate.find_digits(image)
     assert len(found.digits) == 3, [d.box for d in found.digits]
@@ -621,6 +622,10 @@ def test_a_closer_look_whose_part_cuts_the_number_sees_the_cut(digits):
     assert [cut((300, 250, x + round(f * w), 650)) for f in (0.5, 0.6, 0.75)] == [True] * 3
     assert not cut((300, 250, x + w + 150, 650))
     assert not cut((300, 250, x + round(0.6 * w), 650), size=(x + round(0.6 * w), 900))  # the photo's own edge
+    whole, args = (300, 250, x + w + 150, 650), (False, 0.0, 3, None)  # any digit found is read "surely"
+    assert predict._read_closer(model, image, whole, *args) is not None
+    monkeypatch.setattr(predict, "_cut_beside", lambda *a: True)
+    assert predict._read_closer(model, image, whole, *args) is None
 
 
 def test_a_close_up_of_a_digit_is_read_whole(model, digits):
