@@ -22,9 +22,7 @@ uneven light, often with the desk around it. `find_digits` turns it into one ink
    finds is read like the rest, and only a confident reading is claimed. If that is not read either,
    predict.read's last look takes the ink that is also darker than the paper just around it (a
    closing NEAR pixels wide): beside a shadow's sharp edge the wide window's paper is wrong, the
-   shadow's dark side is ink and its grain looks several times as coarse. When no look read any
-   digit, `stroke_look` averages the ink along short lines in eight directions first: a pencil's thin
-   stroke, which the grain breaks into specks pixel by pixel, adds up along its length.
+   shadow's dark side is ink and its grain looks several times as coarse.
 4. Remove what people draw around their digits: a closed loop holding them (a form's box, a circled
    answer) goes first. Then remove long straight lines (rulings, grid squares, margins, page and note
    edges) found by the probabilistic Hough transform along their middle, then bridge the strokes
@@ -51,7 +49,7 @@ Everything is in OpenCV; `Found` keeps what a --debug picture needs.
 """
 
 from dataclasses import dataclass, field
-from functools import cached_property, reduce
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -77,7 +75,6 @@ STAIN = 0.05  # a ring whose line is thinner than this part of its size, and bro
 BROKEN = 0.1  # a small mark this part of a digit's height from its ink is a broken-off piece of it
 CREASE = "faint and straight: a crease or grain?"  # the reason a faint lone stroke is not read
 CUP = "a thin brown ring: a cup's stain?"
-SHORT_STROKES = "too short for its strokes to be followed"  # stroke_look: a streak of grain, or a piece
 PALE = "far paler than the writing: the page's other side?"
 # The reasons of a mark rejected as lying on the paper's edge:
 EDGES = ("across an edge of the paper", "along an edge of the paper", "between two surfaces: an edge?")
@@ -166,7 +163,6 @@ class Found:
     on_edge: bool = False  # a digit-sized mark beside the line's digits lay on the paper's edge
     off_paper: bool = False  # a digit-sized mark beside the line's digits lay on a surface as dark as a desk
     faint: bool = False  # found by the second look alone: nothing stood out clearly
-    solid: bool = False  # the digits' crops are their strokes at full strength (stroke_look: the ink is blurred)
     paper: np.ndarray | None = None  # a photo's paper colour (RGB) at 1/POOL of the working size
     colour: np.ndarray | None = None  # a photo's ink per colour channel (ink_map's), for `near_look`
     noise: np.ndarray | None = None  # and the paper's grain, on the same scale
@@ -223,8 +219,7 @@ class Found:
         own = part == labels[0] if len(labels) == 1 else np.isin(part, labels)
         own = self._without_cut_fragments(own, x, y, labels)
         own = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # keep the soft edges
-        ink = self.mask[y:y + h, x:x + w] * np.uint8(255) if self.solid else self.ink[y:y + h, x:x + w]
-        return np.where(own, ink, 0).astype(np.float32)
+        return np.where(own, self.ink[y:y + h, x:x + w], 0).astype(np.float32)
 
     def _without_cut_fragments(self, own: np.ndarray, x: int, y: int, labels: list[int]) -> np.ndarray:
         """`own` without the small pieces at a side where its ink goes on beyond the box (a slice of
@@ -919,67 +914,6 @@ def near_look(found: Found) -> Found:
     near = _look(found.rgb, found.scale, ink, colour, noise, found.paper, LAST, found.sharpness)
     near.faint = True
     return _without_stains(near, [m for m in found.rejected if m.reason == CUP])
-
-
-STROKE = Contrast(pixel=8, mark=12, clarity=5, relative=0.0)  # stroke_look's, on ink averaged along strokes
-STROKE_LENGTH = 9  # pixels of the working image along which stroke_look averages the ink
-THIN = 0.3  # stroke_look: strokes at most this part of their mark's height wide (thicker, holes close up)
-
-
-def _line_kernels(length: int = STROKE_LENGTH, turns: int = 8) -> list[np.ndarray]:
-    """Kernels that average along a line of `length` pixels, one per direction (`turns` of a half turn)."""
-    kernels, c = [], length // 2
-    for t in np.arange(turns) * np.pi / turns:
-        k = np.zeros((length, length), np.float32)
-        for s in np.linspace(-c, c, 4 * length):
-            k[int(round(c + s * np.sin(t))), int(round(c + s * np.cos(t)))] = 1
-        kernels.append(k / k.sum())
-    return kernels
-
-
-LINE_KERNELS = _line_kernels()
-
-
-def stroke_look(found: Found) -> Found:
-    """predict.read's look for thin, faint strokes (a pencil's, a fine pen's from afar), which the
-    paper's grain breaks into specks pixel by pixel: the ink averaged along a short line in each of
-    eight directions, the largest kept, so that a stroke adds up along its length and the grain does
-    not; then found as in the other looks. The averaged ink is blurred along the strokes, so each
-    mark's crop is its strokes found, at full strength (`solid`; MNIST's strokes are solid too). It reuses
-    `found`'s maps. Averaging makes streaks of grain and blobs of smudges: marks shorter than twice
-    the averaging or with strokes thicker than THIN of their height are rejected."""
-    if found.colour is None:  # a strip or a dot, too small to hold a digit: find_digits did not look
-        return found
-    ink = found.ink.astype(np.float32)
-    along = reduce(cv2.max, (cv2.filter2D(ink, -1, k, borderType=cv2.BORDER_REPLICATE) for k in LINE_KERNELS))
-    h, w = ink.shape
-    lift, noise = local_noise(along)  # the averaged map's own floor and grain, tile by tile
-    lift = cv2.resize(lift.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
-    along = np.clip(along - lift, 0, 255).round().astype(np.uint8)
-    look = _look(found.rgb, found.scale, along, found.colour, noise, found.paper, STROKE, found.sharpness)
-    look.solid = look.faint = True
-    lines = []
-    for line in [look.digits, *look.more_lines]:
-        for d in line:
-            x, y, bw, bh = d.box
-            if bh < 2 * STROKE_LENGTH:
-                d.reason = SHORT_STROKES
-            elif stroke_width(np.pad(np.isin(look.labels[y:y + bh, x:x + bw], d.labels), 1)) > THIN * bh:
-                d.reason = "strokes too thick for their height: a smudge?"
-        look.rejected += [d for d in line if d.reason]
-        lines += [kept] if (kept := [d for d in line if not d.reason]) else []
-    look.digits, look.more_lines = (lines[0], lines[1:]) if lines else ([], [])
-    return _without_stains(look, [m for m in found.rejected if m.reason == CUP])
-
-
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of a binary ink mask: area / half the boundary (a stroke has two edges)."""
-    m8 = mask.astype(np.uint8)
-    area = cv2.countNonZero(m8)
-    # Inner pixels: ink with ink above, below, left and right (outside the image counts as ink).
-    inner = cv2.countNonZero(cv2.erode(m8, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))))
-    return 2 * area / max(area - inner, 1)
 
 
 def _without_stains(look: Found, stains: list[Mark]) -> Found:

@@ -158,6 +158,15 @@ def _resize(a: np.ndarray, height: int, width: int, method=Image.LANCZOS) -> np.
     return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((width, height), method, reducing_gap=2.0))
 
 
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a binary ink mask: area / half the boundary (a stroke has two edges)."""
+    m8 = mask.astype(np.uint8)
+    area = cv2.countNonZero(m8)
+    # Inner pixels: ink with ink above, below, left and right (outside the image counts as ink).
+    inner = cv2.countNonZero(cv2.erode(m8, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))))
+    return 2 * area / max(area - inner, 1)
+
+
 def to_mnist(image: Image.Image) -> np.ndarray | None:
     """A whole image as one digit -> uint8 (28, 28) in MNIST's convention, or None if there is no ink."""
     return normalise(greyscale_ink(image))
@@ -229,7 +238,7 @@ def _even_strokes(g: np.ndarray, scale: float, pad: bool = True) -> np.ndarray |
     """`g` scaled by `scale` to the working size, its strokes brought towards MNIST's ~1/8 of a digit's
     height: a pen on a big canvas thickened, a felt-tip marker thinned (None if nothing is left)."""
     g = _resize(g, max(1, round(g.shape[0] * scale)), max(1, round(g.shape[1] * scale)), Image.BILINEAR).clip(0, None)
-    width = locate.stroke_width(g > 0.5 * g.max())
+    width = stroke_width(g > 0.5 * g.max())
     target = WORK_SIZE / 8
     if width < 0.5 * target:  # a pen on a big canvas; 7 of MNIST's first 2,000 test digits are this thin
         size = int(target - width) | 1
@@ -322,8 +331,7 @@ SEQUENCE = 1.0  # a mark at least as wide as tall may be digits written into eac
 SHORT = 0.65  # a digit of the line reader's reading of a mark is at least this part as tall as its tallest
 AGREE = 0.75  # an unsure digit the line reader may make sure must be read with this probability at least
 # The reasons a piece of a digit is not read (locate, and read_found's own): beside a "1", see _piece_beside.
-PIECES = ("too faint", "too small", "smaller than the digits", "off the line of digits", "left out", "not the digit",
-          locate.SHORT_STROKES)
+PIECES = ("too faint", "too small", "smaller than the digits", "off the line of digits", "left out", "not the digit")
 
 
 def _pieces(found: locate.Found, marks: list[locate.Mark]) -> tuple[list[locate.Mark], list[tuple]]:
@@ -478,9 +486,7 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
     breaks in two is no "11", nor the mark and its neighbour a number), and no piece of a ruling or grid
     line that the first look took out (locate.along_a_line). No closer reading is given whose part cuts
     through writing beside its digits (`_cut_beside`: the part ends in a number whose other digits the
-    part left out, "9" of "925"). Last of all, a photo in which no look read any digit is looked at for
-    thin, faint strokes (locate.stroke_look: a pencil's, which the paper's grain breaks into specks
-    pixel by pixel), and that reading is given when it is sure."""
+    part left out, "9" of "925")."""
     image = _photo_crop(image)
     reading, looks = _read_looks(model, image, single, min_confidence, top, debug)
     found = looks[0]
@@ -502,10 +508,6 @@ def read(model, image: Image.Image, single: bool = False, min_confidence: float 
         lone = lambda r: len(r["digits"]) == 1 and not locate.along_a_line(found, r["digits"][0]["box"])  # noqa: E731
         one = (_read_closer(model, image, box, single, min_confidence, top, debug, accept=lone) for box in boxes)
         reading = next(filter(None, one), reading)
-    if reading["status"] == "no_digit" and found.photo:  # last, thin faint strokes that no look could join
-        seen = {} if debug is not None else None
-        strokes = read_found(model, locate.stroke_look(found), single, min_confidence, top, seen)
-        reading = _given(strokes, image, seen, debug) or reading
     scale = image.info.get(locate.DRAFT_SCALE, 1.0)  # a JPEG decoded at a fraction of its size: its own pixels
     for d in reading["digits"]:
         d["box"] = [round(v * scale) for v in d["box"]]

@@ -628,36 +628,6 @@ def test_a_closer_look_whose_part_cuts_the_number_sees_the_cut(model, digits, mo
     assert predict._read_closer(model, image, whole, *args) is None
 
 
-def test_a_faint_pencil_digit_is_found_by_following_its_strokes(model, mnist, monkeypatch):
-    """Pencil on paper: the grain breaks its thin strokes into specks, and no look finds more than a
-    piece of the digit. Averaged along short lines (locate.stroke_look), the strokes add up and the
-    digit is found whole, and read. On a blank page and beside a blurred scribble, the speckle and the
-    smudge that the averaging makes are no digits."""
-    def iou(a, b):
-        ax, ay, aw, ah = a
-        bx, by, bw, bh = b
-        inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
-        return inter / (aw * ah + bw * bh - inter)
-
-    for seed in (9, 38):
-        scene = scene_of(mnist, "pencil", seed)
-        found = locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE))
-        for look in (found, locate.near_look(found)):
-            assert all(iou(look.original_box(d.box), scene.boxes[0]) < 0.5 for d in look.digits)
-        strokes = locate.stroke_look(found)
-        assert [iou(strokes.original_box(d.box), scene.boxes[0]) > 0.5 for d in strokes.digits] == [True]
-    for seed in (9, 14):  # 14: the first look found it, but read its specks as no digit
-        scene = scene_of(mnist, "pencil", seed)
-        assert reading(model, scene.jpeg)["text"] == scene.text
-    blank, junk = scene_of(mnist, "blank", 15), scene_of(mnist, "junk", 27)
-    for scene, reason in ((blank, locate.SHORT_STROKES),
-                          (junk, "strokes too thick for their height: a smudge?")):
-        strokes = locate.stroke_look(locate.find_digits(predict.open_image(scene.jpeg, size=locate.WORK_SIZE)))
-        assert not strokes.digits and reason in [m.reason for m in strokes.rejected]
-    monkeypatch.setattr(locate, "stroke_look", lambda found: found)  # the last look left out: no reading
-    assert reading(model, scene_of(mnist, "pencil", 9).jpeg)["status"] != "ok"
-
-
 def test_a_close_up_of_a_digit_is_read_whole(model, digits):
     """A digit that fills most of the picture, its strokes wider than a tenth of it: the paper under the
     strokes is not taken for ink-coloured paper, so the digit is not broken into faint pieces."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab import locate, predict
+from mnistlab import predict
 from mnistlab.cli import main
 from mnistlab.errors import MnistlabError
 
@@ -190,8 +190,8 @@ def test_thin_pen_strokes_get_mnist_stroke_width(mnist):
         return predict.to_mnist(image) > 128
 
     seven = drawn([(120, 100), (290, 100), (180, 330)])
-    reference = np.median([locate.stroke_width(mnist.test_images[i].numpy() > 128) for i in range(500)])
-    assert abs(locate.stroke_width(seven) - reference) < 0.8
+    reference = np.median([predict.stroke_width(mnist.test_images[i].numpy() > 128) for i in range(500)])
+    assert abs(predict.stroke_width(seven) - reference) < 0.8
     one = drawn([(200, 60), (204, 340)])
     rows = one.any(1).sum()
     assert rows >= 19 and one.sum() / rows >= 1.8  # at least two pixels wide on average, not a hairline
