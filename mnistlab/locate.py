@@ -1128,6 +1128,10 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
         else:
             marks.append(mark)
 
+    judged = [m for m in found.rejected if m.labels] + marks  # every mark of this mask, judged one by one
+    for m in marks:
+        if along_the_grain(m, [other for other in judged if other is not m], labels, lines):
+            m.reason = "a streak along the surface's grain"
     for m, column in zip(marks, in_a_column(marks)):  # before they are joined: a binding's holes are stacked too
         if column:
             m.reason = "one of a column of like marks: a binding?"
@@ -1501,11 +1505,48 @@ def elongation(mark: Mark, labels: np.ndarray) -> float:
     """How many times longer than wide a mark's ink is, in whatever direction it runs (the ratio of
     the spreads of its pixels along their principal axes): a straight stroke's is its length over
     its width, a digit's with a curve or a corner much less."""
-    ys, xs = _pixels(mark, labels)
-    if len(ys) < 3:
-        return 1.0
-    small, large = np.linalg.eigvalsh(np.cov(np.stack([xs, ys]).astype(np.float64)))
-    return float(np.sqrt(large / max(small, 1e-6)))
+    return axis(mark, labels)[1]
+
+
+def axis(mark: Mark, labels: np.ndarray) -> tuple[float, float]:
+    """The direction of a mark's principal axis (degrees, 0 to 180, clockwise from the picture's x axis)
+    and its elongation, from its ink's second moments."""
+    x, y, w, h = mark.box
+    part = labels[y:y + h, x:x + w]
+    own = part == mark.labels[0] if len(mark.labels) == 1 else np.isin(part, mark.labels)
+    m = cv2.moments(own.view(np.uint8), binaryImage=True)
+    if m["m00"] < 3:
+        return 0.0, 1.0
+    spread = np.hypot((m["mu20"] - m["mu02"]) / 2, m["mu11"])
+    large, small = (m["mu20"] + m["mu02"]) / 2 + spread, (m["mu20"] + m["mu02"]) / 2 - spread
+    direction = np.degrees(0.5 * np.arctan2(2 * m["mu11"], m["mu20"] - m["mu02"])) % 180
+    return float(direction), float(np.sqrt(large / max(small, 1e-6)))
+
+
+def _apart(a, b) -> np.ndarray:
+    """Degrees between directions a and b (0 to 180 each): 0 to 90."""
+    return np.abs((np.asarray(a) - b + 90) % 180 - 90)
+
+
+def along_the_grain(mark: Mark, others: list[Mark], labels: np.ndarray, lines: list, least: int = 6) -> bool:
+    """Whether a straight mark (a "1", or a streak) runs along the grain of the surface around it: of the
+    `others` marks (too faint or not) within twice its length of it, at least `least` are straight too
+    and most of them run its way (within 12 degrees). The grain of wood or of a woven cloth is a field of
+    streaks that run one way, its darkest streaks among them; a pen's stroke stands out alone, and the
+    specks of paper's grain point every way. A mark that runs along one of the `lines` found is left to
+    them: a grid's lines and the "1" written between them run the same way."""
+    angle, long = axis(mark, labels)
+    if long < 4:
+        return False
+    if lines:
+        ruled = np.degrees(np.arctan2([y2 - y1 for _, y1, _, y2 in lines], [x2 - x1 for x1, _, x2, _ in lines])) % 180
+        if (_apart(ruled, angle) <= 5).any():
+            return False
+    x, y, w, h = mark.box
+    cx, cy, r = x + w / 2, y + h / 2, 2 * max(w, h)
+    near = [m for m in others if abs(m.box[0] + m.box[2] / 2 - cx) <= r and abs(m.box[1] + m.box[3] / 2 - cy) <= r]
+    streaks = [a for a, e in (axis(m, labels) for m in near) if e >= 3]
+    return len(streaks) >= least and float(np.mean(_apart(streaks, angle) <= 12)) >= 0.6
 
 
 def _holds_marks(mark: Mark, labels: np.ndarray, least: int = 2) -> bool:
