@@ -1130,7 +1130,7 @@ def _digits_in(mask: np.ndarray, lines: list, rgb: np.ndarray, scale: float, ink
 
     judged = [m for m in found.rejected if m.labels] + marks  # every mark of this mask, judged one by one
     for m in marks:
-        if along_the_grain(m, [other for other in judged if other is not m], labels, lines):
+        if along_the_grain(m, judged, labels, lines):
             m.reason = "a streak along the surface's grain"
     for m, column in zip(marks, in_a_column(marks)):  # before they are joined: a binding's holes are stacked too
         if column:
@@ -1530,11 +1530,11 @@ def _apart(a, b) -> np.ndarray:
 
 def along_the_grain(mark: Mark, others: list[Mark], labels: np.ndarray, lines: list, least: int = 6) -> bool:
     """Whether a straight mark (a "1", or a streak) runs along the grain of the surface around it: of the
-    `others` marks (too faint or not) within twice its length of it, at least `least` are straight too
-    and most of them run its way (within 12 degrees). The grain of wood or of a woven cloth is a field of
-    streaks that run one way, its darkest streaks among them; a pen's stroke stands out alone, and the
-    specks of paper's grain point every way. A mark that runs along one of the `lines` found is left to
-    them: a grid's lines and the "1" written between them run the same way."""
+    `others` marks of its look (too faint or not) within twice its length of it, at least `least` are
+    straight too and most of them run its way (within 12 degrees). The grain of wood or of a woven cloth
+    is a field of streaks that run one way, its darkest streaks among them; a pen's stroke stands out
+    alone, and the specks of paper's grain point every way. A mark that runs along one of the `lines`
+    found is left to them: a grid's lines and the "1" written between them run the same way."""
     angle, long = axis(mark, labels)
     if long < 4:
         return False
@@ -1544,7 +1544,8 @@ def along_the_grain(mark: Mark, others: list[Mark], labels: np.ndarray, lines: l
             return False
     x, y, w, h = mark.box
     cx, cy, r = x + w / 2, y + h / 2, 2 * max(w, h)
-    near = [m for m in others if abs(m.box[0] + m.box[2] / 2 - cx) <= r and abs(m.box[1] + m.box[3] / 2 - cy) <= r]
+    near = [m for m in others
+            if m is not mark and abs(m.box[0] + m.box[2] / 2 - cx) <= r and abs(m.box[1] + m.box[3] / 2 - cy) <= r]
     streaks = [a for a, e in (axis(m, labels) for m in near) if e >= 3]
     return len(streaks) >= least and float(np.mean(_apart(streaks, angle) <= 12)) >= 0.6
 
